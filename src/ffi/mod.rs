@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+//! The C ABI the kernel links against.
+//!
+//! Every function returns 0 or a negative [`Error`] code, so the glue can
+//! `WARN_ON_ONCE(ret)` and fail cleanly. The glue supplies the hardware as
+//! the `gmem_kmap_hw_*` functions below and passes the current CPU, because
+//! the core knows nothing of Linux. The header `include/gmem_kmap_core.h` is
+//! generated from this file by cbindgen.
+
+use x86_64::VirtAddr;
+use x86_64::structures::paging::{PhysFrame, Size4KiB};
+
+use crate::error::{Error, Result};
+use crate::geometry::Layout;
+use crate::hw::{DirectMapHardware, SlotHardware};
+use crate::pte::{Pte, PteTemplate, frame_from_pfn};
+use crate::reinsert::Reinsert;
+use crate::slot_stack::SlotStack;
+use crate::window::Window;
+
+mod init_once;
+use init_once::InitOnce;
+
+unsafe extern "C" {
+    fn gmem_kmap_hw_set_pte(addr: u64, pte: u64);
+    fn gmem_kmap_hw_clear_pte(addr: u64);
+    fn gmem_kmap_hw_read_pte(addr: u64) -> u64;
+    fn gmem_kmap_hw_flush_local(addr: u64);
+    fn gmem_kmap_hw_direct_map_set(pfn: u64, present: bool);
+    fn gmem_kmap_hw_flush_all(pfn: u64);
+}
+
+/// The hardware as the kernel glue provides it.
+struct KernelHw;
+
+impl SlotHardware for KernelHw {
+    fn set_pte(&mut self, addr: VirtAddr, pte: Pte) {
+        // SAFETY: the glue's callbacks accept any window slot address, which
+        // is all the core passes.
+        unsafe { gmem_kmap_hw_set_pte(addr.as_u64(), pte.bits()) }
+    }
+
+    fn clear_pte(&mut self, addr: VirtAddr) {
+        // SAFETY: as above, `addr` is a window slot.
+        unsafe { gmem_kmap_hw_clear_pte(addr.as_u64()) }
+    }
+
+    fn read_pte(&self, addr: VirtAddr) -> Pte {
+        // SAFETY: as above, `addr` is a window slot.
+        Pte::from_bits(unsafe { gmem_kmap_hw_read_pte(addr.as_u64()) })
+    }
+
+    fn flush_local(&mut self, addr: VirtAddr) {
+        // SAFETY: flushing any kernel address from the local TLB is harmless.
+        unsafe { gmem_kmap_hw_flush_local(addr.as_u64()) }
+    }
+}
+
+impl DirectMapHardware for KernelHw {
+    fn direct_map_present(&mut self, frame: PhysFrame<Size4KiB>) {
+        // SAFETY: the glue only re-inserts frames of its own (guest_memfd)
+        // pages, and the core only passes frames the caller handed in.
+        unsafe { gmem_kmap_hw_direct_map_set(pfn_of(frame), true) }
+    }
+
+    fn direct_map_absent(&mut self, frame: PhysFrame<Size4KiB>) {
+        // SAFETY: as above.
+        unsafe { gmem_kmap_hw_direct_map_set(pfn_of(frame), false) }
+    }
+
+    fn flush_all(&mut self, frame: PhysFrame<Size4KiB>) {
+        // SAFETY: flushing a kernel address everywhere is harmless.
+        unsafe { gmem_kmap_hw_flush_all(pfn_of(frame)) }
+    }
+}
+
+fn pfn_of(frame: PhysFrame<Size4KiB>) -> u64 {
+    frame.start_address().as_u64() >> 12
+}
+
+/// The window, set once at boot by [`gmem_kmap_init`].
+static WINDOW: InitOnce<Window> = InitOnce::new();
+
+fn window() -> Result<&'static Window> {
+    WINDOW.get().ok_or(Error::NotInitialized)
+}
+
+fn status(result: Result<()>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(err) => err.code(),
+    }
+}
+
+/// Turns a C pointer into a reference, refusing null.
+///
+/// # Safety
+/// A non-null `ptr` must be valid for writes and not otherwise referenced
+/// for the duration of the call.
+unsafe fn from_c<'a, T>(ptr: *mut T) -> Result<&'a mut T> {
+    // SAFETY: the caller guarantees validity and exclusivity when non-null.
+    unsafe { ptr.as_mut() }.ok_or(Error::NullPointer)
+}
+
+/// Sets up the window: `nr_cpus` CPUs' slots from `base`, mapped with
+/// `page_kernel` on a machine with `phys_bits` of physical address.
+///
+/// Call once at boot, before any other function. A second call with the same
+/// values succeeds; with different ones it fails and changes nothing.
+#[unsafe(no_mangle)]
+pub extern "C" fn gmem_kmap_init(base: u64, nr_cpus: u32, page_kernel: u64, phys_bits: u8) -> i32 {
+    status(init(base, nr_cpus, page_kernel, phys_bits))
+}
+
+fn init(base: u64, nr_cpus: u32, page_kernel: u64, phys_bits: u8) -> Result<()> {
+    let base = VirtAddr::try_new(base).map_err(|_| Error::BadLayout)?;
+    let layout = Layout::new(base, nr_cpus)?;
+    let template = PteTemplate::new(page_kernel, phys_bits)?;
+    let wanted = Window::new(layout, template);
+    if *WINDOW.get_or_set(wanted) != wanted {
+        return Err(Error::AlreadyInitialized);
+    }
+    Ok(())
+}
+
+/// Maps page frame `pfn` at the next slot of `cpu` for the task owning
+/// `ctrl`, and stores the slot address in `*addr`.
+///
+/// # Safety
+/// `ctrl` and `addr` are null or valid and exclusively the caller's for the
+/// call; the caller runs on `cpu` with preemption disabled.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gmem_kmap_map(
+    ctrl: *mut SlotStack,
+    cpu: u32,
+    pfn: u64,
+    addr: *mut u64,
+) -> i32 {
+    // SAFETY: forwarded from this function's contract.
+    status(unsafe { map(ctrl, cpu, pfn, addr) })
+}
+
+/// # Safety
+/// As [`gmem_kmap_map`].
+unsafe fn map(ctrl: *mut SlotStack, cpu: u32, pfn: u64, addr: *mut u64) -> Result<()> {
+    let window = window()?;
+    // SAFETY: forwarded from the caller.
+    let (stack, out) = unsafe { (from_c(ctrl)?, from_c(addr)?) };
+    let slot = window.map(&mut KernelHw, stack, cpu, frame_from_pfn(pfn)?)?;
+    *out = slot.as_u64();
+    Ok(())
+}
+
+/// Unmaps the slot containing `addr`, the task's most recent mapping on `cpu`.
+///
+/// # Safety
+/// `ctrl` is null or valid and exclusively the caller's for the call; the
+/// caller runs on `cpu` with preemption disabled.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gmem_kmap_unmap(ctrl: *mut SlotStack, cpu: u32, addr: u64) -> i32 {
+    let unmap = || -> Result<()> {
+        let window = window()?;
+        // SAFETY: forwarded from the caller.
+        let stack = unsafe { from_c(ctrl)? };
+        let addr = VirtAddr::try_new(addr).map_err(|_| Error::NotASlot)?;
+        window.unmap(&mut KernelHw, stack, cpu, addr)
+    };
+    status(unmap())
+}
+
+/// Clears the slots of the task owning `ctrl` as it is switched out on `cpu`.
+///
+/// # Safety
+/// `ctrl` is null or valid for the call; called from the context switch.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gmem_kmap_sched_out(ctrl: *mut SlotStack, cpu: u32) -> i32 {
+    let sched_out = || -> Result<()> {
+        let window = window()?;
+        // SAFETY: forwarded from the caller.
+        let stack = unsafe { from_c(ctrl)? };
+        window.sched_out(&mut KernelHw, stack, cpu)
+    };
+    status(sched_out())
+}
+
+/// Re-installs the slots of the task owning `ctrl` as it is switched in on `cpu`.
+///
+/// # Safety
+/// `ctrl` is null or valid for the call; called from the context switch.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gmem_kmap_sched_in(ctrl: *mut SlotStack, cpu: u32) -> i32 {
+    let sched_in = || -> Result<()> {
+        let window = window()?;
+        // SAFETY: forwarded from the caller.
+        let stack = unsafe { from_c(ctrl)? };
+        window.sched_in(&mut KernelHw, stack, cpu)
+    };
+    status(sched_in())
+}
+
+/// Empties a child's copy of its parent's control block at fork; fails if
+/// the parent held slots.
+///
+/// # Safety
+/// `ctrl` is null or valid and exclusively the caller's for the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gmem_kmap_fork(ctrl: *mut SlotStack) -> i32 {
+    // SAFETY: forwarded from the caller.
+    status(unsafe { from_c(ctrl) }.and_then(SlotStack::reset_for_fork))
+}
+
+/// Releases whatever the exiting task owning `ctrl` still holds on `cpu`;
+/// fails if it held anything.
+///
+/// # Safety
+/// `ctrl` is null or valid and exclusively the caller's for the call; the
+/// caller runs on `cpu` with preemption disabled.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gmem_kmap_exit(ctrl: *mut SlotStack, cpu: u32) -> i32 {
+    let exit = || -> Result<()> {
+        let window = window()?;
+        // SAFETY: forwarded from the caller.
+        let stack = unsafe { from_c(ctrl)? };
+        window.release_at_exit(&mut KernelHw, stack, cpu)
+    };
+    status(exit())
+}
+
+/// Stores the address of slot `idx` of `cpu` in `*addr`.
+///
+/// # Safety
+/// `addr` is null or valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gmem_kmap_slot_addr(cpu: u32, idx: u32, addr: *mut u64) -> i32 {
+    let slot_addr = || -> Result<()> {
+        let window = window()?;
+        // SAFETY: forwarded from the caller.
+        let out = unsafe { from_c(addr)? };
+        *out = window.slot_addr(cpu, idx as usize)?.as_u64();
+        Ok(())
+    };
+    status(slot_addr())
+}
+
+/// Re-insertion: makes page frame `pfn` present in the direct map if
+/// `*users` is 0, and counts one more user.
+///
+/// # Safety
+/// `users` is null or valid, and the caller serializes all users of `pfn`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gmem_reinsert_map(pfn: u64, users: *mut u32) -> i32 {
+    let map = || -> Result<()> {
+        let reinsert = Reinsert::new(*window()?.template());
+        // SAFETY: forwarded from the caller.
+        let users = unsafe { from_c(users)? };
+        reinsert.map(&mut KernelHw, frame_from_pfn(pfn)?, users)
+    };
+    status(map())
+}
+
+/// Re-insertion: counts one user fewer; the last removes `pfn` from the
+/// direct map and flushes it on every CPU.
+///
+/// # Safety
+/// As [`gmem_reinsert_map`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gmem_reinsert_unmap(pfn: u64, users: *mut u32) -> i32 {
+    let unmap = || -> Result<()> {
+        let reinsert = Reinsert::new(*window()?.template());
+        // SAFETY: forwarded from the caller.
+        let users = unsafe { from_c(users)? };
+        reinsert.unmap(&mut KernelHw, frame_from_pfn(pfn)?, users)
+    };
+    status(unmap())
+}

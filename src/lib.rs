@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+//! gmem-kmap: a kmap_local-style per-CPU window for pages that are not in the
+//! kernel's direct map.
+//!
+//! KVM must sometimes read or write guest_memfd pages that were removed from
+//! the direct map. Instead of re-inserting a page into the shared direct map
+//! (a change every CPU sees, undone with a kernel-wide TLB shootdown), the
+//! window maps it at a slot only the current CPU uses and undoes it with a
+//! local flush.
+//!
+//! - [`geometry`]: where each CPU's slots are.
+//! - [`pte`]: checked protection template and entries.
+//! - [`slot_stack`]: the per-task stack of live slots (C embeds it).
+//! - [`window`]: map / unmap / context-switch rules.
+//! - [`mapping`]: RAII guards for Rust users.
+//! - [`reinsert`]: the direct-map re-insertion strategy, for comparison.
+//! - [`hw`]: the only hardware the two strategies touch.
+//! - `ffi` (feature `ffi`): the C ABI the kernel links.
+//! - `sim` (feature `sim`, std): a simulated MMU/TLB for tests and benches.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+#[cfg(any(test, feature = "sim"))]
+extern crate std;
+
+pub mod error;
+pub mod geometry;
+pub mod hw;
+pub mod mapping;
+pub mod pte;
+pub mod reinsert;
+pub mod slot_stack;
+pub mod window;
+
+#[cfg(feature = "ffi")]
+pub mod ffi;
+#[cfg(feature = "sim")]
+pub mod sim;
+
+pub use error::{Error, Result};
+pub use geometry::{Layout, SLOTS_PER_CPU, SlotId};
+pub use hw::{DirectMapHardware, SlotHardware};
+pub use mapping::{LocalWindow, Mapping};
+pub use pte::{Pte, PteTemplate, frame_from_pfn};
+pub use reinsert::Reinsert;
+pub use slot_stack::SlotStack;
+pub use window::Window;

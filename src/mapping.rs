@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+//! Safe Rust use of the window: a guard per mapping, unmapped on drop.
+//!
+//! A [`Mapping`] mutably borrows the [`LocalWindow`] (or the mapping) it was
+//! made from, so a nested mapping must be dropped before its parent: the
+//! borrow checker enforces the LIFO rule that C callers must follow by hand.
+
+use core::mem::ManuallyDrop;
+
+use x86_64::VirtAddr;
+use x86_64::structures::paging::{PhysFrame, Size4KiB};
+
+use crate::error::Result;
+use crate::hw::SlotHardware;
+use crate::slot_stack::SlotStack;
+use crate::window::Window;
+
+/// One task's use of the window on the CPU it is pinned to.
+pub struct LocalWindow<'a, H: SlotHardware> {
+    window: &'a Window,
+    hw: &'a mut H,
+    stack: &'a mut SlotStack,
+    cpu: u32,
+}
+
+impl<'a, H: SlotHardware> LocalWindow<'a, H> {
+    /// The window as seen by the task owning `stack`, running on `cpu`.
+    pub fn new(window: &'a Window, hw: &'a mut H, stack: &'a mut SlotStack, cpu: u32) -> Self {
+        Self {
+            window,
+            hw,
+            stack,
+            cpu,
+        }
+    }
+
+    /// Maps `frame`; the returned guard unmaps it when dropped.
+    pub fn map(&mut self, frame: PhysFrame<Size4KiB>) -> Result<Mapping<'_, 'a, H>> {
+        let addr = self.window.map(self.hw, self.stack, self.cpu, frame)?;
+        Ok(Mapping { local: self, addr })
+    }
+
+    /// The hardware, for accesses through live mappings.
+    pub fn hw(&mut self) -> &mut H {
+        self.hw
+    }
+
+    /// Live slots of the task.
+    pub fn depth(&self) -> usize {
+        self.stack.depth()
+    }
+
+    fn unmap(&mut self, addr: VirtAddr) -> Result<()> {
+        self.window.unmap(self.hw, self.stack, self.cpu, addr)
+    }
+}
+
+/// A live mapping; dropping it unmaps the slot.
+pub struct Mapping<'m, 'a, H: SlotHardware> {
+    local: &'m mut LocalWindow<'a, H>,
+    addr: VirtAddr,
+}
+
+impl<'a, H: SlotHardware> Mapping<'_, 'a, H> {
+    /// The slot address the frame is mapped at.
+    pub fn addr(&self) -> VirtAddr {
+        self.addr
+    }
+
+    /// Maps another frame on top of this one.
+    pub fn map(&mut self, frame: PhysFrame<Size4KiB>) -> Result<Mapping<'_, 'a, H>> {
+        self.local.map(frame)
+    }
+
+    /// The hardware, for accesses through this mapping.
+    pub fn hw(&mut self) -> &mut H {
+        self.local.hw()
+    }
+
+    /// Unmaps now and reports what the core said.
+    pub fn unmap(self) -> Result<()> {
+        let mut this = ManuallyDrop::new(self);
+        let addr = this.addr;
+        this.local.unmap(addr)
+    }
+}
+
+impl<H: SlotHardware> Drop for Mapping<'_, '_, H> {
+    fn drop(&mut self) {
+        // Cannot fail: the borrow makes this the top slot, and the stack is
+        // reachable only through the borrowed `LocalWindow`.
+        let result = self.local.unmap(self.addr);
+        debug_assert!(result.is_ok(), "guarded unmap failed: {result:?}");
+    }
+}
