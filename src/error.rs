@@ -52,23 +52,25 @@ impl Error {
     }
 
     /// Every variant, for tests that check the codes are distinct.
-    pub const ALL: [Error; 15] = [
-        Error::NotInitialized,
-        Error::BadTemplate,
-        Error::BadPfn,
-        Error::BadCpu,
-        Error::BadLayout,
-        Error::DepthExceeded,
-        Error::NotTopOfStack,
-        Error::SlotNotMapped,
-        Error::NotASlot,
-        Error::SlotBusy,
-        Error::WrongCpu,
-        Error::StackNotEmpty,
-        Error::BadRefcount,
-        Error::AlreadyInitialized,
-        Error::NullPointer,
-    ];
+    pub const fn all() -> [Error; 15] {
+        [
+            Error::NotInitialized,
+            Error::BadTemplate,
+            Error::BadPfn,
+            Error::BadCpu,
+            Error::BadLayout,
+            Error::DepthExceeded,
+            Error::NotTopOfStack,
+            Error::SlotNotMapped,
+            Error::NotASlot,
+            Error::SlotBusy,
+            Error::WrongCpu,
+            Error::StackNotEmpty,
+            Error::BadRefcount,
+            Error::AlreadyInitialized,
+            Error::NullPointer,
+        ]
+    }
 }
 
 impl Error {

@@ -64,7 +64,7 @@ impl Layout {
         if nr_cpus == 0 || nr_cpus > MAX_CPUS {
             return Err(Error::BadLayout);
         }
-        if start < KERNEL_HALF || start % SLOT_SIZE != 0 {
+        if start < KERNEL_HALF || !start.is_multiple_of(SLOT_SIZE) {
             return Err(Error::BadLayout);
         }
         let size = u64::from(nr_cpus) * CPU_STRIDE;
@@ -156,7 +156,10 @@ mod tests {
         assert_eq!(l.slot_addr(4, 0), Err(Error::BadCpu));
         assert_eq!(l.slot_addr(0, SLOTS_PER_CPU), Err(Error::DepthExceeded));
         assert_eq!(l.slot_of(VirtAddr::new(BASE - 1)), Err(Error::NotASlot));
-        assert_eq!(l.slot_of(VirtAddr::new(BASE + l.size())), Err(Error::NotASlot));
+        assert_eq!(
+            l.slot_of(VirtAddr::new(BASE + l.size())),
+            Err(Error::NotASlot)
+        );
         assert_eq!(l.slot_of(VirtAddr::new(0x1000)), Err(Error::NotASlot));
     }
 
@@ -168,7 +171,10 @@ mod tests {
         assert_eq!(bad(BASE + 8, 1), Err(Error::BadLayout));
         assert_eq!(bad(0x7fff_0000_0000, 1), Err(Error::BadLayout));
         // Would wrap past the top of the address space.
-        assert_eq!(bad(u64::MAX - CPU_STRIDE + 1 - SLOT_SIZE, 2), Err(Error::BadLayout));
+        assert_eq!(
+            bad(u64::MAX - CPU_STRIDE + 1 - SLOT_SIZE, 2),
+            Err(Error::BadLayout)
+        );
         // Exactly reaching the top is fine.
         assert!(bad(u64::MAX - 2 * CPU_STRIDE + 1, 2).is_ok());
     }

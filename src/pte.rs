@@ -46,7 +46,6 @@ impl Pte {
     pub fn flags(self) -> PageTableFlags {
         PageTableFlags::from_bits_truncate(self.0)
     }
-
 }
 
 /// Frame-number bits of a PTE for a physical address width.
@@ -153,7 +152,10 @@ mod tests {
         // SME: the kernel narrows x86_phys_bits to 43 and sets bit 47.
         let sme = PAGE_KERNEL | 1 << 47;
         let t = PteTemplate::new(sme, 43).unwrap();
-        assert_eq!(t.pte(frame_from_pfn(1).unwrap()).unwrap().bits(), sme | 0x1000);
+        assert_eq!(
+            t.pte(frame_from_pfn(1).unwrap()).unwrap().bits(),
+            sme | 0x1000
+        );
         assert_eq!(PteTemplate::new(sme, 48), Err(Error::BadTemplate));
     }
 

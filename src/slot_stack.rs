@@ -5,6 +5,8 @@
 //! maps a page pushes onto the stack of the task it interrupted and pops
 //! before returning, exactly as kmap_local does.
 
+use core::mem::offset_of;
+
 use crate::error::{Error, Result};
 use crate::geometry::SLOTS_PER_CPU;
 use crate::pte::Pte;
@@ -97,6 +99,16 @@ impl SlotStack {
     /// Forgets every slot without touching the hardware.
     pub(crate) fn clear(&mut self) {
         *self = Self::new();
+    }
+
+    /// The offset of each field, for checking the C header's layout.
+    #[doc(hidden)]
+    pub const fn c_fields() -> [(&'static str, usize); 3] {
+        [
+            ("depth", offset_of!(SlotStack, depth)),
+            ("cpu", offset_of!(SlotStack, cpu)),
+            ("pteval", offset_of!(SlotStack, pteval)),
+        ]
     }
 
     /// Prepares a child's copy of its parent's stack at fork.

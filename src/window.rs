@@ -121,12 +121,7 @@ impl Window {
     /// A task that holds slots of another CPU has migrated: nothing is
     /// installed and [`Error::WrongCpu`] is returned. No flush is needed:
     /// the slots were not present, and x86 does not cache absent entries.
-    pub fn sched_in<H: SlotHardware>(
-        &self,
-        hw: &mut H,
-        stack: &SlotStack,
-        cpu: u32,
-    ) -> Result<()> {
+    pub fn sched_in<H: SlotHardware>(&self, hw: &mut H, stack: &SlotStack, cpu: u32) -> Result<()> {
         stack.check_cpu(cpu)?;
         for (idx, _) in stack.live() {
             if !hw.read_pte(self.layout.slot_addr(cpu, idx)?).is_none() {

@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+//! The C ABI end to end, with the simulator standing in for the kernel's
+//! hardware callbacks. One test: the window is process-global, and the
+//! "before init" checks must run before anything initializes it.
+
+use std::ptr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use gmem_kmap::ffi::*;
+use gmem_kmap::sim::{Machine, PAGE_KERNEL, PHYS_BITS, WINDOW_BASE};
+use gmem_kmap::{DirectMapHardware, Error, Pte, SLOTS_PER_CPU, SlotHardware, SlotStack};
+use x86_64::VirtAddr;
+
+const NR_CPUS: u32 = 2;
+
+static MACHINE: Mutex<Option<Machine>> = Mutex::new(None);
+/// The CPU the "kernel" is running on, as the callbacks see it.
+static CPU: AtomicU32 = AtomicU32::new(0);
+
+fn with_hw<R>(f: impl FnOnce(&mut gmem_kmap::sim::CpuHw<'_>) -> R) -> R {
+    let mut guard = MACHINE.lock().unwrap();
+    let machine = guard.as_mut().expect("machine set up");
+    f(&mut machine.cpu(CPU.load(Ordering::Relaxed)))
+}
+
+fn va(addr: u64) -> VirtAddr {
+    VirtAddr::new(addr)
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn gmem_kmap_hw_set_pte(addr: u64, pte: u64) {
+    with_hw(|hw| hw.set_pte(va(addr), Pte::from_bits(pte)))
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn gmem_kmap_hw_clear_pte(addr: u64) {
+    with_hw(|hw| hw.clear_pte(va(addr)))
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn gmem_kmap_hw_read_pte(addr: u64) -> u64 {
+    with_hw(|hw| hw.read_pte(va(addr)).bits())
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn gmem_kmap_hw_flush_local(addr: u64) {
+    with_hw(|hw| hw.flush_local(va(addr)))
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn gmem_kmap_hw_direct_map_set(pfn: u64, present: bool) {
+    let frame = gmem_kmap::frame_from_pfn(pfn).unwrap();
+    with_hw(|hw| {
+        if present {
+            hw.direct_map_present(frame)
+        } else {
+            hw.direct_map_absent(frame)
+        }
+    })
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn gmem_kmap_hw_flush_all(pfn: u64) {
+    with_hw(|hw| hw.flush_all(gmem_kmap::frame_from_pfn(pfn).unwrap()))
+}
+
+fn read_byte(cpu: u32, addr: u64) -> Option<u8> {
+    let mut b = [0];
+    let mut guard = MACHINE.lock().unwrap();
+    guard
+        .as_mut()
+        .unwrap()
+        .read(cpu, va(addr), &mut b)
+        .ok()
+        .map(|()| b[0])
+}
+
+fn code(e: Error) -> i32 {
+    e.code()
+}
+
+#[test]
+fn c_abi_end_to_end() {
+    let mut machine = Machine::new(NR_CPUS, 8);
+    for pfn in 0..8 {
+        let f = machine.frame(pfn);
+        machine.frame_bytes_mut(f)[0] = 0x10 + pfn as u8;
+    }
+    *MACHINE.lock().unwrap() = Some(machine);
+    let mut ctrl = SlotStack::new();
+    let mut addr = 0u64;
+    let mut users = 0u32;
+
+    // SAFETY: every pointer passed below is null on purpose or points
+    // to a live local that nothing else references during the call.
+    unsafe {
+        // Used before init: every entry point refuses.
+        let not_init = code(Error::NotInitialized);
+        assert_eq!(gmem_kmap_map(&mut ctrl, 0, 1, &mut addr), not_init);
+        assert_eq!(gmem_kmap_unmap(&mut ctrl, 0, WINDOW_BASE), not_init);
+        assert_eq!(gmem_kmap_sched_out(&mut ctrl, 0), not_init);
+        assert_eq!(gmem_kmap_sched_in(&mut ctrl, 0), not_init);
+        assert_eq!(gmem_kmap_exit(&mut ctrl, 0), not_init);
+        assert_eq!(gmem_kmap_slot_addr(0, 0, &mut addr), not_init);
+        assert_eq!(gmem_reinsert_map(1, &mut users), not_init);
+        assert_eq!(gmem_reinsert_unmap(1, &mut users), not_init);
+
+        // Bad configurations are refused and leave the window uninitialized.
+        let bad_template = code(Error::BadTemplate);
+        assert_eq!(
+            gmem_kmap_init(WINDOW_BASE, NR_CPUS, PAGE_KERNEL | 4, PHYS_BITS),
+            bad_template
+        );
+        assert_eq!(
+            gmem_kmap_init(WINDOW_BASE, NR_CPUS, PAGE_KERNEL, 60),
+            bad_template
+        );
+        let bad_layout = code(Error::BadLayout);
+        assert_eq!(
+            gmem_kmap_init(0x0000_9000_0000_0000, NR_CPUS, PAGE_KERNEL, PHYS_BITS),
+            bad_layout
+        );
+        assert_eq!(
+            gmem_kmap_init(WINDOW_BASE + 1, NR_CPUS, PAGE_KERNEL, PHYS_BITS),
+            bad_layout
+        );
+        assert_eq!(
+            gmem_kmap_init(WINDOW_BASE, 0, PAGE_KERNEL, PHYS_BITS),
+            bad_layout
+        );
+        assert_eq!(gmem_kmap_slot_addr(0, 0, &mut addr), not_init);
+
+        // Init once; again with the same values is fine, different is not.
+        assert_eq!(
+            gmem_kmap_init(WINDOW_BASE, NR_CPUS, PAGE_KERNEL, PHYS_BITS),
+            0
+        );
+        assert_eq!(
+            gmem_kmap_init(WINDOW_BASE, NR_CPUS, PAGE_KERNEL, PHYS_BITS),
+            0
+        );
+        assert_eq!(
+            gmem_kmap_init(WINDOW_BASE, NR_CPUS + 1, PAGE_KERNEL, PHYS_BITS),
+            code(Error::AlreadyInitialized)
+        );
+
+        // Null pointers.
+        let null = code(Error::NullPointer);
+        assert_eq!(gmem_kmap_map(ptr::null_mut(), 0, 1, &mut addr), null);
+        assert_eq!(gmem_kmap_map(&mut ctrl, 0, 1, ptr::null_mut()), null);
+        assert_eq!(gmem_kmap_unmap(ptr::null_mut(), 0, WINDOW_BASE), null);
+        assert_eq!(gmem_kmap_fork(ptr::null_mut()), null);
+        assert_eq!(gmem_reinsert_map(1, ptr::null_mut()), null);
+        assert!(ctrl.is_empty());
+
+        // Slot geometry as C sees it.
+        assert_eq!(gmem_kmap_slot_addr(1, 3, &mut addr), 0);
+        assert_eq!(addr, WINDOW_BASE + (SLOTS_PER_CPU as u64 + 3) * 4096);
+        assert_eq!(
+            gmem_kmap_slot_addr(NR_CPUS, 0, &mut addr),
+            code(Error::BadCpu)
+        );
+
+        // Map, read through the slot, nest, unmap in order.
+        CPU.store(1, Ordering::Relaxed);
+        let (mut a, mut b) = (0, 0);
+        assert_eq!(gmem_kmap_map(&mut ctrl, 1, 2, &mut a), 0);
+        assert_eq!(gmem_kmap_map(&mut ctrl, 1, 5, &mut b), 0);
+        assert_eq!(read_byte(1, a), Some(0x12));
+        assert_eq!(read_byte(1, b), Some(0x15));
+        assert!(read_byte(1, b + 4095).is_some(), "the whole page is mapped");
+        assert_eq!(gmem_kmap_unmap(&mut ctrl, 1, a), code(Error::NotTopOfStack));
+        assert_eq!(
+            gmem_kmap_unmap(&mut ctrl, 1, b + 100),
+            0,
+            "any offset in the slot"
+        );
+        assert_eq!(read_byte(1, b), None, "unmapped slot still reachable");
+        assert_eq!(
+            gmem_kmap_map(&mut ctrl, 1, 1 << 40, &mut b),
+            code(Error::BadPfn)
+        );
+        assert_eq!(gmem_kmap_unmap(&mut ctrl, 1, 0x1000), code(Error::NotASlot));
+        assert_eq!(
+            gmem_kmap_unmap(&mut ctrl, 1, 0xdead_0000_0000_0000),
+            code(Error::NotASlot)
+        );
+
+        // Context switch: out clears, in restores, another CPU is refused.
+        assert_eq!(gmem_kmap_sched_out(&mut ctrl, 1), 0);
+        assert_eq!(read_byte(1, a), None);
+        CPU.store(0, Ordering::Relaxed);
+        assert_eq!(gmem_kmap_sched_in(&mut ctrl, 0), code(Error::WrongCpu));
+        CPU.store(1, Ordering::Relaxed);
+        assert_eq!(gmem_kmap_sched_in(&mut ctrl, 1), 0);
+        assert_eq!(read_byte(1, a), Some(0x12));
+
+        // Fork copies nothing; exit with a live slot releases it and says so.
+        let mut child = ctrl.clone();
+        assert_eq!(gmem_kmap_fork(&mut child), code(Error::StackNotEmpty));
+        assert!(child.is_empty());
+        assert_eq!(gmem_kmap_exit(&mut ctrl, 1), code(Error::StackNotEmpty));
+        assert_eq!(read_byte(1, a), None);
+        assert_eq!(gmem_kmap_exit(&mut ctrl, 1), 0);
+        assert_eq!(gmem_kmap_fork(&mut child), 0);
+
+        // Re-insertion: present while used, absent and shot down after.
+        let direct = Machine::direct_map_addr(gmem_kmap::frame_from_pfn(3).unwrap()).as_u64();
+        assert_eq!(read_byte(0, direct), None);
+        assert_eq!(gmem_reinsert_map(3, &mut users), 0);
+        assert_eq!(gmem_reinsert_map(3, &mut users), 0);
+        assert_eq!(
+            (users, read_byte(0, direct), read_byte(1, direct)),
+            (2, Some(0x13), Some(0x13))
+        );
+        assert_eq!(gmem_reinsert_unmap(3, &mut users), 0);
+        assert_eq!(read_byte(0, direct), Some(0x13), "still one user");
+        assert_eq!(gmem_reinsert_unmap(3, &mut users), 0);
+        assert_eq!(
+            (users, read_byte(0, direct), read_byte(1, direct)),
+            (0, None, None)
+        );
+        assert_eq!(gmem_reinsert_unmap(3, &mut users), code(Error::BadRefcount));
+        assert_eq!(gmem_reinsert_map(1 << 40, &mut users), code(Error::BadPfn));
+    }
+    let counters = MACHINE.lock().unwrap().as_ref().unwrap().counters();
+    assert_eq!(
+        (counters.global_flushes, counters.ipis),
+        (1, u64::from(NR_CPUS) - 1)
+    );
+}

@@ -44,9 +44,9 @@ impl<T> InitOnce<T> {
 
     /// Sets the value if the cell is empty; returns the value it holds.
     pub(crate) fn get_or_set(&self, value: T) -> &T {
-        let claimed = self
-            .state
-            .compare_exchange(EMPTY, WRITING, Ordering::Acquire, Ordering::Acquire);
+        let claimed =
+            self.state
+                .compare_exchange(EMPTY, WRITING, Ordering::Acquire, Ordering::Acquire);
         if claimed.is_ok() {
             // SAFETY: the successful exchange makes this the only writer, and
             // no reader looks before READY.

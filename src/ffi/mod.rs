@@ -21,12 +21,21 @@ use crate::window::Window;
 mod init_once;
 use init_once::InitOnce;
 
+// Provided by the kernel glue; each acts for the CPU it is called on.
 unsafe extern "C" {
+    /// Writes `pte` into the kernel PTE that maps window slot `addr`.
     fn gmem_kmap_hw_set_pte(addr: u64, pte: u64);
+    /// Clears the kernel PTE that maps window slot `addr`, without a flush.
     fn gmem_kmap_hw_clear_pte(addr: u64);
+    /// Reads the kernel PTE that maps window slot `addr`.
     fn gmem_kmap_hw_read_pte(addr: u64) -> u64;
+    /// Flushes `addr` from the local TLB only (`flush_tlb_one_kernel`).
     fn gmem_kmap_hw_flush_local(addr: u64);
+    /// Makes the direct-map entry of page frame `pfn` present or absent,
+    /// without a flush (`set_direct_map_{default,invalid}_noflush`).
     fn gmem_kmap_hw_direct_map_set(pfn: u64, present: bool);
+    /// Flushes the direct-map address of `pfn` on every CPU
+    /// (`flush_tlb_kernel_range`).
     fn gmem_kmap_hw_flush_all(pfn: u64);
 }
 

@@ -60,12 +60,17 @@ impl SlotHardware for CpuHw<'_> {
 
 impl DirectMapHardware for CpuHw<'_> {
     fn direct_map_present(&mut self, frame: PhysFrame<Size4KiB>) {
-        let pte = self.machine.template().pte(frame).expect("frame of this machine");
+        let pte = self
+            .machine
+            .template()
+            .pte(frame)
+            .expect("frame of this machine");
         self.machine.write_pte(Machine::direct_map_addr(frame), pte);
     }
 
     fn direct_map_absent(&mut self, frame: PhysFrame<Size4KiB>) {
-        self.machine.write_pte(Machine::direct_map_addr(frame), Pte::NONE);
+        self.machine
+            .write_pte(Machine::direct_map_addr(frame), Pte::NONE);
     }
 
     fn flush_all(&mut self, frame: PhysFrame<Size4KiB>) {

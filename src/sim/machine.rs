@@ -56,7 +56,9 @@ impl Machine {
             template: PteTemplate::new(PAGE_KERNEL, PHYS_BITS).expect("PAGE_KERNEL is valid"),
             page_table: HashMap::new(),
             tlbs: (0..nr_cpus).map(|_| HashMap::new()).collect(),
-            memory: (0..nr_frames).map(|_| Box::new([0; PAGE as usize])).collect(),
+            memory: (0..nr_frames)
+                .map(|_| Box::new([0; PAGE as usize]))
+                .collect(),
             counters: Counters::default(),
         }
     }
@@ -115,7 +117,10 @@ impl Machine {
 
     /// The page-table entry mapping `addr`.
     pub fn pte(&self, addr: VirtAddr) -> Pte {
-        self.page_table.get(&page_of(addr)).copied().unwrap_or(Pte::NONE)
+        self.page_table
+            .get(&page_of(addr))
+            .copied()
+            .unwrap_or(Pte::NONE)
     }
 
     /// The translation `cpu`'s TLB holds for `addr`, if any.

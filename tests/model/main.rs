@@ -96,7 +96,8 @@ fn check(
 
 fn check_strategy(kind: Kind) -> Coverage {
     let shrink = Config::default().max_shrink_iters;
-    let cov = check(kind, Faults::default(), CASES, shrink).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+    let cov =
+        check(kind, Faults::default(), CASES, shrink).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
     eprintln!("{kind:?}: {cov:?}, 0 divergences");
     assert!(cov.steps >= STEPS_PER_RUN, "only {} steps", cov.steps);
     assert!(cov.maps > 0 && cov.reads > 0 && cov.depth_exceeded > 0 && cov.irq_nested > 0);

@@ -20,14 +20,41 @@ pub enum Strategy {
 /// exists when the step runs, so every generated step is meaningful.
 #[derive(Clone, Debug)]
 pub enum Op {
-    Map { cpu: u8, frame: u8 },
-    Unmap { cpu: u8 },
-    UnmapOutOfOrder { cpu: u8, pick: u8 },
-    IrqMapUnmap { cpu: u8, frame: u8, offset: u16 },
-    Switch { cpu: u8, pick: u8 },
-    Migrate { pick: u8, to: u8 },
-    Read { cpu: u8, pick: u8, offset: u16 },
-    Write { cpu: u8, pick: u8, offset: u16, value: u64 },
+    Map {
+        cpu: u8,
+        frame: u8,
+    },
+    Unmap {
+        cpu: u8,
+    },
+    UnmapOutOfOrder {
+        cpu: u8,
+        pick: u8,
+    },
+    IrqMapUnmap {
+        cpu: u8,
+        frame: u8,
+        offset: u16,
+    },
+    Switch {
+        cpu: u8,
+        pick: u8,
+    },
+    Migrate {
+        pick: u8,
+        to: u8,
+    },
+    Read {
+        cpu: u8,
+        pick: u8,
+        offset: u16,
+    },
+    Write {
+        cpu: u8,
+        pick: u8,
+        offset: u16,
+        value: u64,
+    },
 }
 
 /// How often each interesting outcome happened, so a run can prove it
@@ -145,13 +172,13 @@ impl System {
         self.machine.nr_cpus()
     }
 
-
     fn cpu(&self, sel: u8) -> u32 {
         u32::from(sel) % self.nr_cpus()
     }
 
     fn frame(&self, sel: u8) -> PhysFrame<Size4KiB> {
-        self.machine.frame(usize::from(sel) % self.machine.nr_frames())
+        self.machine
+            .frame(usize::from(sel) % self.machine.nr_frames())
     }
 
     pub fn step(&mut self, op: &Op) -> Check {
@@ -190,9 +217,17 @@ impl System {
             if self.strategy == Strategy::Window {
                 let before = self.tasks[t].stack.clone();
                 let mut hw = hw(&mut self.machine, self.faults, cpu);
-                let got = self.window.map(&mut hw, &mut self.tasks[t].stack, cpu, frame);
-                ensure!(got == Err(Error::DepthExceeded), "map at full depth: {got:?}");
-                ensure!(self.tasks[t].stack == before, "failed map changed the stack");
+                let got = self
+                    .window
+                    .map(&mut hw, &mut self.tasks[t].stack, cpu, frame);
+                ensure!(
+                    got == Err(Error::DepthExceeded),
+                    "map at full depth: {got:?}"
+                );
+                ensure!(
+                    self.tasks[t].stack == before,
+                    "failed map changed the stack"
+                );
             }
             return Ok(None);
         }
@@ -201,13 +236,20 @@ impl System {
             Strategy::Window => {
                 let want = self.window.slot_addr(cpu, depth).unwrap();
                 let mut hw = hw(&mut self.machine, self.faults, cpu);
-                let got = self.window.map(&mut hw, &mut self.tasks[t].stack, cpu, frame);
-                ensure!(got == Ok(want), "map on cpu {cpu} depth {depth}: {got:?}, want {want:?}");
+                let got = self
+                    .window
+                    .map(&mut hw, &mut self.tasks[t].stack, cpu, frame);
+                ensure!(
+                    got == Ok(want),
+                    "map on cpu {cpu} depth {depth}: {got:?}, want {want:?}"
+                );
                 want
             }
             Strategy::Reinsert => {
                 let mut hw = hw(&mut self.machine, self.faults, cpu);
-                let got = self.reinsert.map(&mut hw, frame, &mut self.users[pfn(frame)]);
+                let got = self
+                    .reinsert
+                    .map(&mut hw, frame, &mut self.users[pfn(frame)]);
                 ensure!(got == Ok(()), "re-insert map: {got:?}");
                 Machine::direct_map_addr(frame)
             }
@@ -222,7 +264,10 @@ impl System {
             if self.strategy == Strategy::Window {
                 let free = self.window.slot_addr(cpu, 0).unwrap();
                 let got = self.window_unmap(cpu, t, free);
-                ensure!(got == Err(Error::SlotNotMapped), "unmap of a free slot: {got:?}");
+                ensure!(
+                    got == Err(Error::SlotNotMapped),
+                    "unmap of a free slot: {got:?}"
+                );
             }
             return Ok(());
         };
@@ -234,11 +279,16 @@ impl System {
                 // The owning CPU can no longer reach the page there.
                 let mut word = [0; WORD];
                 let got = self.machine.read(cpu, addr, &mut word);
-                ensure!(got == Err(Fault::NotMapped(addr)), "slot readable after unmap: {got:?}");
+                ensure!(
+                    got == Err(Fault::NotMapped(addr)),
+                    "slot readable after unmap: {got:?}"
+                );
             }
             Strategy::Reinsert => {
                 let mut hw = hw(&mut self.machine, self.faults, cpu);
-                let got = self.reinsert.unmap(&mut hw, frame, &mut self.users[pfn(frame)]);
+                let got = self
+                    .reinsert
+                    .unmap(&mut hw, frame, &mut self.users[pfn(frame)]);
                 ensure!(got == Ok(()), "re-insert unmap: {got:?}");
                 self.tasks[t].held.pop();
                 if self.users[pfn(frame)] == 0 {
@@ -258,7 +308,8 @@ impl System {
 
     fn window_unmap(&mut self, cpu: u32, t: usize, addr: VirtAddr) -> Result<(), Error> {
         let mut hw = hw(&mut self.machine, self.faults, cpu);
-        self.window.unmap(&mut hw, &mut self.tasks[t].stack, cpu, addr)
+        self.window
+            .unmap(&mut hw, &mut self.tasks[t].stack, cpu, addr)
     }
 
     fn unmap_out_of_order(&mut self, cpu: u32, pick: u8) -> Check {
@@ -271,7 +322,10 @@ impl System {
                 let frame = self.machine.frame(f);
                 let mut hw = hw(&mut self.machine, self.faults, cpu);
                 let got = self.reinsert.unmap(&mut hw, frame, &mut 0);
-                ensure!(got == Err(Error::BadRefcount), "unmap with no user: {got:?}");
+                ensure!(
+                    got == Err(Error::BadRefcount),
+                    "unmap with no user: {got:?}"
+                );
             }
             return Ok(());
         }
@@ -282,8 +336,14 @@ impl System {
         let (addr, _) = self.tasks[t].held[usize::from(pick) % (held - 1)];
         let before = self.tasks[t].stack.clone();
         let got = self.window_unmap(cpu, t, addr);
-        ensure!(got == Err(Error::NotTopOfStack), "out-of-order unmap: {got:?}");
-        ensure!(self.tasks[t].stack == before, "failed unmap changed the stack");
+        ensure!(
+            got == Err(Error::NotTopOfStack),
+            "out-of-order unmap: {got:?}"
+        );
+        ensure!(
+            self.tasks[t].stack == before,
+            "failed unmap changed the stack"
+        );
         Ok(())
     }
 
@@ -303,7 +363,10 @@ impl System {
         let queue: Vec<usize> = (0..self.tasks.len())
             .filter(|&t| self.tasks[t].cpu == cpu)
             .collect();
-        let (prev, next) = (self.running[cpu as usize], queue[usize::from(pick) % queue.len()]);
+        let (prev, next) = (
+            self.running[cpu as usize],
+            queue[usize::from(pick) % queue.len()],
+        );
         if prev == next {
             return Ok(());
         }
@@ -339,7 +402,10 @@ impl System {
             self.coverage.migrations_refused += 1;
             let mut hw = hw(&mut self.machine, self.faults, to);
             let got = self.window.sched_in(&mut hw, &self.tasks[t].stack, to);
-            ensure!(got == Err(Error::WrongCpu), "sched_in on a foreign cpu: {got:?}");
+            ensure!(
+                got == Err(Error::WrongCpu),
+                "sched_in on a foreign cpu: {got:?}"
+            );
         }
         Ok(())
     }
@@ -362,21 +428,32 @@ impl System {
         }
         let (addr, frame) = held[usize::from(pick) % held.len()];
         let off = usize::from(offset) % (PAGE - WORD);
-        let got = self.machine.write(cpu, addr + off as u64, &value.to_le_bytes());
+        let got = self
+            .machine
+            .write(cpu, addr + off as u64, &value.to_le_bytes());
         ensure!(got.is_ok(), "write through {addr:?}: {got:?}");
         self.data[pfn(frame)][off..off + WORD].copy_from_slice(&value.to_le_bytes());
         Ok(())
     }
 
     /// Data read through a mapping equals the page's data.
-    fn check_read(&mut self, cpu: u32, addr: VirtAddr, frame: PhysFrame<Size4KiB>, offset: u16) -> Check {
+    fn check_read(
+        &mut self,
+        cpu: u32,
+        addr: VirtAddr,
+        frame: PhysFrame<Size4KiB>,
+        offset: u16,
+    ) -> Check {
         self.coverage.reads += 1;
         let off = usize::from(offset) % (PAGE - WORD);
         let mut word = [0; WORD];
         let got = self.machine.read(cpu, addr + off as u64, &mut word);
         ensure!(got.is_ok(), "read through {addr:?} on cpu {cpu}: {got:?}");
         let want = &self.data[pfn(frame)][off..off + WORD];
-        ensure!(word == want, "cpu {cpu} read {word:?} at {addr:?}+{off}, page {frame:?} holds {want:?}");
+        ensure!(
+            word == want,
+            "cpu {cpu} read {word:?} at {addr:?}+{off}, page {frame:?} holds {want:?}"
+        );
         Ok(())
     }
 
@@ -387,7 +464,10 @@ impl System {
         let mut word = [0; WORD];
         let reachable = self.machine.read(cpu, addr, &mut word).is_ok();
         let inserted = self.strategy == Strategy::Reinsert && self.users[pfn(frame)] > 0;
-        ensure!(reachable == inserted, "direct map of {frame:?} reachable={reachable}, inserted={inserted}");
+        ensure!(
+            reachable == inserted,
+            "direct map of {frame:?} reachable={reachable}, inserted={inserted}"
+        );
         Ok(())
     }
 
@@ -400,7 +480,12 @@ impl System {
 
     fn check_window(&self) -> Check {
         for task in &self.tasks {
-            ensure!(task.stack.depth() == task.held.len(), "stack depth {} != {}", task.stack.depth(), task.held.len());
+            ensure!(
+                task.stack.depth() == task.held.len(),
+                "stack depth {} != {}",
+                task.stack.depth(),
+                task.held.len()
+            );
         }
         let layout = self.window.layout();
         for cpu in 0..self.nr_cpus() {
@@ -411,41 +496,85 @@ impl System {
                 let pte = self.machine.pte(addr);
                 match held.get(idx) {
                     Some(&(a, frame)) => {
-                        ensure!(a == addr, "task holds {a:?} at depth {idx}, slot is {addr:?}");
-                        ensure!(pte == self.window.template().pte(frame).unwrap(), "slot {cpu}/{idx} maps {pte:?}, not {frame:?}");
+                        ensure!(
+                            a == addr,
+                            "task holds {a:?} at depth {idx}, slot is {addr:?}"
+                        );
+                        ensure!(
+                            pte == self.window.template().pte(frame).unwrap(),
+                            "slot {cpu}/{idx} maps {pte:?}, not {frame:?}"
+                        );
                     }
-                    None => ensure!(pte.is_none(), "free slot {cpu}/{idx} still present: {pte:?}"),
+                    None => ensure!(
+                        pte.is_none(),
+                        "free slot {cpu}/{idx} still present: {pte:?}"
+                    ),
                 }
             }
             // The TLB holds only this CPU's slots, never stale, never the direct map.
             for (va, pte) in self.machine.tlb_entries(cpu) {
                 let slot = layout.slot_of(va);
-                ensure!(slot.map(|s| s.cpu) == Ok(cpu), "cpu {cpu} caches {va:?} ({slot:?})");
-                ensure!(self.machine.pte(va) == pte, "cpu {cpu} caches a stale {va:?}: {pte:?}");
+                ensure!(
+                    slot.map(|s| s.cpu) == Ok(cpu),
+                    "cpu {cpu} caches {va:?} ({slot:?})"
+                );
+                ensure!(
+                    self.machine.pte(va) == pte,
+                    "cpu {cpu} caches a stale {va:?}: {pte:?}"
+                );
             }
         }
         let c = self.machine.counters();
-        ensure!(c.direct_map_writes == 0 && c.global_flushes == 0 && c.ipis == 0, "the window touched the direct map or other cpus: {c:?}");
+        ensure!(
+            c.direct_map_writes == 0 && c.global_flushes == 0 && c.ipis == 0,
+            "the window touched the direct map or other cpus: {c:?}"
+        );
         Ok(())
     }
 
     fn check_reinsert(&self) -> Check {
         for f in 0..self.machine.nr_frames() {
             let frame = self.machine.frame(f);
-            let holders = self.tasks.iter().flat_map(|t| &t.held).filter(|h| h.1 == frame).count();
-            ensure!(self.users[f] as usize == holders, "frame {f}: {} users, {holders} holders", self.users[f]);
+            let holders = self
+                .tasks
+                .iter()
+                .flat_map(|t| &t.held)
+                .filter(|h| h.1 == frame)
+                .count();
+            ensure!(
+                self.users[f] as usize == holders,
+                "frame {f}: {} users, {holders} holders",
+                self.users[f]
+            );
             let present = !self.machine.pte(Machine::direct_map_addr(frame)).is_none();
-            ensure!(present == (holders > 0), "frame {f} present={present} with {holders} holders");
+            ensure!(
+                present == (holders > 0),
+                "frame {f} present={present} with {holders} holders"
+            );
         }
         for cpu in 0..self.nr_cpus() {
             for (va, pte) in self.machine.tlb_entries(cpu) {
-                ensure!(self.machine.pte(va) == pte, "cpu {cpu} caches a stale {va:?}: {pte:?}");
+                ensure!(
+                    self.machine.pte(va) == pte,
+                    "cpu {cpu} caches a stale {va:?}: {pte:?}"
+                );
             }
         }
         let c = self.machine.counters();
-        ensure!(c.slot_pte_writes == 0 && c.local_flushes == 0, "re-insertion used the window: {c:?}");
-        ensure!(c.global_flushes == self.expected_global_flushes, "{} shootdowns, want {}", c.global_flushes, self.expected_global_flushes);
-        ensure!(c.ipis == c.global_flushes * u64::from(self.nr_cpus() - 1), "ipis {c:?}");
+        ensure!(
+            c.slot_pte_writes == 0 && c.local_flushes == 0,
+            "re-insertion used the window: {c:?}"
+        );
+        ensure!(
+            c.global_flushes == self.expected_global_flushes,
+            "{} shootdowns, want {}",
+            c.global_flushes,
+            self.expected_global_flushes
+        );
+        ensure!(
+            c.ipis == c.global_flushes * u64::from(self.nr_cpus() - 1),
+            "ipis {c:?}"
+        );
         Ok(())
     }
 }

@@ -1,1 +1,58 @@
-fn main() {}
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+//! Project tasks: `cargo xtask <task>`.
+
+mod bench_core;
+mod kobj;
+mod report;
+mod test;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  test         everything CI checks: fmt, clippy, host tests, the kernel object
+               and its symbol check; ends with `N passed, N failed`
+  kobj         build the core as the object the kernel links
+               (target/kobj/gmem_kmap_core.o) and check its symbols
+  header       regenerate include/gmem_kmap_core.h with cbindgen
+  bench-core   run the core's benchmarks and write docs/bench-core.md";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let ok = match args.first().map(String::as_str) {
+        Some("test") => test::run(),
+        Some("kobj") => kobj::build_and_check()
+            .map(|obj| println!("{}", obj.display()))
+            .is_ok(),
+        Some("header") => test::bless_header(),
+        Some("bench-core") => bench_core::run(),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The repository root (the xtask crate sits one level below it).
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the repository")
+        .to_path_buf()
+}
+
+/// `cargo`, as the one running this xtask.
+fn cargo() -> std::process::Command {
+    let mut cmd =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
