@@ -43,6 +43,8 @@ const_assert!(MAX_CPUS as u64 * CPU_STRIDE <= 1 << 30);
 pub struct Layout {
     base: VirtAddr,
     nr_cpus: u32,
+    /// `nr_cpus * CPU_STRIDE`, kept because every unmap needs it.
+    size: u64,
 }
 
 /// A CPU's slot, as found from an address inside the window.
@@ -72,25 +74,33 @@ impl Layout {
         if start.checked_add(size - 1).is_none() {
             return Err(Error::BadLayout);
         }
-        Ok(Self { base, nr_cpus })
+        Ok(Self {
+            base,
+            nr_cpus,
+            size,
+        })
     }
 
     /// First address of the window.
+    #[inline]
     pub fn base(&self) -> VirtAddr {
         self.base
     }
 
     /// Number of CPUs the window serves.
+    #[inline]
     pub fn nr_cpus(&self) -> u32 {
         self.nr_cpus
     }
 
     /// Bytes of address space the window covers.
+    #[inline]
     pub fn size(&self) -> u64 {
-        u64::from(self.nr_cpus) * CPU_STRIDE
+        self.size
     }
 
     /// Address of slot `idx` of CPU `cpu`.
+    #[inline]
     pub fn slot_addr(&self, cpu: u32, idx: usize) -> Result<VirtAddr> {
         if cpu >= self.nr_cpus {
             return Err(Error::BadCpu);
@@ -99,15 +109,16 @@ impl Layout {
             return Err(Error::DepthExceeded);
         }
         let offset = u64::from(cpu) * CPU_STRIDE + idx as u64 * SLOT_SIZE;
-        // In range by `new`: every address of the window is canonical and in
-        // the kernel half, so truncation changes nothing.
-        Ok(VirtAddr::new_truncate(self.base.as_u64() + offset))
+        // SAFETY: `offset < size`, and `new` checked that the whole window is
+        // in the kernel half without wrapping, so the sum is canonical.
+        Ok(unsafe { VirtAddr::new_unsafe(self.base.as_u64() + offset) })
     }
 
     /// The slot containing `addr` (any offset inside the slot's page).
+    #[inline]
     pub fn slot_of(&self, addr: VirtAddr) -> Result<SlotId> {
         let offset = match addr.as_u64().checked_sub(self.base.as_u64()) {
-            Some(off) if off < self.size() => off,
+            Some(off) if off < self.size => off,
             _ => return Err(Error::NotASlot),
         };
         // Both quotients are bounded by `size()`: cpu < nr_cpus, idx < SLOTS_PER_CPU.
@@ -117,6 +128,7 @@ impl Layout {
     }
 
     /// Whether `addr` lies inside the window.
+    #[inline]
     pub fn contains(&self, addr: VirtAddr) -> bool {
         self.slot_of(addr).is_ok()
     }

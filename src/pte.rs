@@ -43,6 +43,7 @@ impl Pte {
     }
 
     /// The entry's flag bits.
+    #[inline]
     pub fn flags(self) -> PageTableFlags {
         PageTableFlags::from_bits_truncate(self.0)
     }
@@ -58,6 +59,8 @@ const fn frame_mask(phys_bits: u8) -> u64 {
 pub struct PteTemplate {
     /// Every bit of the template that is not a frame bit.
     attrs: u64,
+    /// Bits a frame's address may not have: beyond the width, or in-page.
+    not_frame: u64,
     phys_bits: u8,
 }
 
@@ -84,33 +87,38 @@ impl PteTemplate {
         }
         Ok(Self {
             attrs: page_kernel,
+            not_frame: !frame_mask(phys_bits),
             phys_bits,
         })
     }
 
     /// The physical address width the template was checked against.
+    #[inline]
     pub fn phys_bits(&self) -> u8 {
         self.phys_bits
     }
 
     /// The entry mapping `frame` with the template's protection.
+    #[inline]
     pub fn pte(&self, frame: PhysFrame<Size4KiB>) -> Result<Pte> {
         let addr = frame.start_address().as_u64();
-        if addr & !frame_mask(self.phys_bits) != 0 {
+        if addr & self.not_frame != 0 {
             return Err(Error::BadPfn);
         }
         Ok(Pte(addr | self.attrs))
     }
 
     /// The frame an entry built by this template points to.
+    #[inline]
     pub fn frame(&self, pte: Pte) -> PhysFrame<Size4KiB> {
-        let addr = pte.0 & frame_mask(self.phys_bits);
+        let addr = pte.0 & !self.not_frame;
         // Bits 12..phys_bits only: aligned and below 2^52, so nothing truncates.
         PhysFrame::containing_address(PhysAddr::new_truncate(addr))
     }
 }
 
 /// The frame with page frame number `pfn`, if x86-64 can address it at all.
+#[inline]
 pub fn frame_from_pfn(pfn: u64) -> Result<PhysFrame<Size4KiB>> {
     if pfn >= 1u64 << (MAX_PHYS_BITS as u32 - PAGE_SHIFT) {
         return Err(Error::BadPfn);

@@ -42,21 +42,25 @@ impl SlotStack {
 
     /// Number of live slots. A value C scribbled beyond the maximum reads as
     /// full, so no new slot is handed out from a corrupted stack.
+    #[inline]
     pub fn depth(&self) -> usize {
         (self.depth as usize).min(SLOTS_PER_CPU)
     }
 
     /// Whether the task holds no slot.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.depth == 0
     }
 
     /// The CPU whose slots the task holds, if it holds any.
+    #[inline]
     pub fn cpu(&self) -> Option<u32> {
         (!self.is_empty()).then_some(self.cpu)
     }
 
     /// Checks that a task on `cpu` may use its live slots there.
+    #[inline]
     pub(crate) fn check_cpu(&self, cpu: u32) -> Result<()> {
         match self.cpu() {
             Some(owner) if owner != cpu => Err(Error::WrongCpu),
@@ -64,31 +68,30 @@ impl SlotStack {
         }
     }
 
-    /// Claims the next slot on `cpu`; returns its index.
-    pub(crate) fn push(&mut self, cpu: u32) -> Result<usize> {
-        self.check_cpu(cpu)?;
-        let idx = self.depth();
-        if idx >= SLOTS_PER_CPU {
-            return Err(Error::DepthExceeded);
-        }
+    /// Claims slot `idx` on `cpu`. The caller checked that `idx` is the
+    /// current depth, below `SLOTS_PER_CPU`, and that `cpu` owns the stack.
+    #[inline]
+    pub(crate) fn push(&mut self, cpu: u32, idx: usize) {
         self.cpu = cpu;
         self.depth = idx as u32 + 1;
-        Ok(idx)
     }
 
     /// Records the PTE installed in slot `idx`.
+    #[inline]
     pub(crate) fn save(&mut self, idx: usize, pte: Pte) {
         if let Some(slot) = self.pteval.get_mut(idx) {
             *slot = pte.bits();
         }
     }
 
-    /// Releases the top slot.
-    pub(crate) fn pop(&mut self) {
-        self.depth = self.depth().saturating_sub(1) as u32;
+    /// Releases slot `idx`, which the caller checked is the top one.
+    #[inline]
+    pub(crate) fn pop(&mut self, idx: usize) {
+        self.depth = idx as u32;
     }
 
     /// The live slots, first mapped first, with their saved PTEs.
+    #[inline]
     pub(crate) fn live(&self) -> impl Iterator<Item = (usize, Pte)> + '_ {
         self.pteval[..self.depth()]
             .iter()
@@ -131,20 +134,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn push_pop_and_limits() {
+    fn push_pop_and_owner() {
         let mut s = SlotStack::new();
-        assert_eq!(s.cpu(), None);
-        for want in 0..SLOTS_PER_CPU {
-            assert_eq!(s.push(3), Ok(want));
+        assert_eq!((s.cpu(), s.check_cpu(2)), (None, Ok(())));
+        for idx in 0..SLOTS_PER_CPU {
+            s.push(3, idx);
         }
-        assert_eq!(s.push(3), Err(Error::DepthExceeded));
-        assert_eq!(s.push(2), Err(Error::WrongCpu));
-        assert_eq!(s.cpu(), Some(3));
-        for _ in 0..SLOTS_PER_CPU {
-            s.pop();
+        assert_eq!((s.depth(), s.cpu()), (SLOTS_PER_CPU, Some(3)));
+        assert_eq!(s.check_cpu(2), Err(Error::WrongCpu));
+        for idx in (0..SLOTS_PER_CPU).rev() {
+            s.pop(idx);
         }
         assert!(s.is_empty());
-        assert_eq!(s.push(2), Ok(0));
+        assert_eq!(s.check_cpu(2), Ok(()));
     }
 
     #[test]
@@ -153,14 +155,13 @@ mod tests {
         s.depth = 1000;
         assert_eq!(s.depth(), SLOTS_PER_CPU);
         assert_eq!(s.live().count(), SLOTS_PER_CPU);
-        assert_eq!(s.push(0), Err(Error::DepthExceeded));
     }
 
     #[test]
     fn fork_resets_and_reports() {
         let mut s = SlotStack::new();
         assert_eq!(s.reset_for_fork(), Ok(()));
-        s.push(0).unwrap();
+        s.push(0, 0);
         assert_eq!(s.reset_for_fork(), Err(Error::StackNotEmpty));
         assert!(s.is_empty());
     }

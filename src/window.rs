@@ -14,7 +14,7 @@ use x86_64::VirtAddr;
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 
 use crate::error::{Error, Result};
-use crate::geometry::Layout;
+use crate::geometry::{Layout, SLOT_SIZE, SlotId};
 use crate::hw::SlotHardware;
 use crate::pte::PteTemplate;
 use crate::slot_stack::SlotStack;
@@ -60,11 +60,12 @@ impl Window {
     ) -> Result<VirtAddr> {
         let pte = self.template.pte(frame)?;
         stack.check_cpu(cpu)?;
-        let addr = self.layout.slot_addr(cpu, stack.depth())?;
+        let idx = stack.depth();
+        let addr = self.layout.slot_addr(cpu, idx)?;
         if !hw.read_pte(addr).is_none() {
             return Err(Error::SlotBusy);
         }
-        let idx = stack.push(cpu)?;
+        stack.push(cpu, idx);
         // An IRQ that maps from here on must see the slot as taken.
         compiler_fence(Ordering::SeqCst);
         hw.set_pte(addr, pte);
@@ -83,19 +84,15 @@ impl Window {
     ) -> Result<()> {
         let slot = self.layout.slot_of(addr)?;
         stack.check_cpu(cpu)?;
-        let depth = stack.depth();
-        if slot.cpu != cpu || slot.idx >= depth {
-            return Err(Error::SlotNotMapped);
+        if slot.cpu != cpu || slot.idx + 1 != stack.depth() {
+            return Err(unmap_misuse(stack, cpu, slot));
         }
-        if slot.idx + 1 != depth {
-            return Err(Error::NotTopOfStack);
-        }
-        let addr = self.layout.slot_addr(cpu, slot.idx)?;
+        let addr = slot_base(addr);
         hw.clear_pte(addr);
         hw.flush_local(addr);
         // The slot is unreachable before an IRQ may claim it again.
         compiler_fence(Ordering::SeqCst);
-        stack.pop();
+        stack.pop(slot.idx);
         Ok(())
     }
 
@@ -151,4 +148,21 @@ impl Window {
         stack.clear();
         Err(Error::StackNotEmpty)
     }
+}
+
+/// Why `slot` is not the top of the stack of a task on `cpu`.
+#[cold]
+fn unmap_misuse(stack: &SlotStack, cpu: u32, slot: SlotId) -> Error {
+    if slot.cpu != cpu || slot.idx >= stack.depth() {
+        Error::SlotNotMapped
+    } else {
+        Error::NotTopOfStack
+    }
+}
+
+/// The start of the slot containing `addr`.
+#[inline]
+fn slot_base(addr: VirtAddr) -> VirtAddr {
+    // SAFETY: clearing in-page bits of a canonical address keeps it canonical.
+    unsafe { VirtAddr::new_unsafe(addr.as_u64() & !(SLOT_SIZE - 1)) }
 }

@@ -47,7 +47,7 @@ fn op(map_bias: u32) -> impl Strategy<Value = Op> {
 fn scenario() -> impl Strategy<Value = Scenario> {
     (1..=4u32, 1..=3usize, 2..=24usize, 0..=3u32).prop_flat_map(
         |(nr_cpus, tasks_per_cpu, nr_frames, map_bias)| {
-            proptest::collection::vec(op(map_bias), 400..=600).prop_map(move |ops| Scenario {
+            proptest::collection::vec(op(map_bias), 500..=600).prop_map(move |ops| Scenario {
                 nr_cpus,
                 tasks_per_cpu,
                 nr_frames,
