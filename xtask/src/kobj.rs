@@ -3,7 +3,7 @@
 //! `x86_64-unknown-none`, and a check that it needs nothing the kernel
 //! does not provide.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::{cargo, root};
@@ -82,30 +82,13 @@ pub fn build() -> Result<PathBuf, String> {
 
 /// Fails unless every undefined symbol is allowed and every entry point is
 /// defined.
-pub fn check_symbols(obj: &std::path::Path) -> Result<(), String> {
-    let nm = |args: &[&str]| -> Result<Vec<String>, String> {
-        let out = Command::new("nm")
-            .args(args)
-            .arg(obj)
-            .output()
-            .map_err(|e| format!("cannot run nm (binutils): {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "nm failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_whitespace().last().map(String::from))
-            .collect())
-    };
-    let undefined = nm(&["--undefined-only"])?;
+pub fn check_symbols(obj: &Path) -> Result<(), String> {
+    let undefined = nm(obj, &["--undefined-only"])?;
     let stray: Vec<&String> = undefined
         .iter()
         .filter(|s| !ALLOWED_UNDEFINED.contains(&s.as_str()))
         .collect();
-    let defined = nm(&["--defined-only", "--extern-only"])?;
+    let defined = nm(obj, &["--defined-only", "--extern-only"])?;
     let missing: Vec<&&str> = REQUIRED_DEFINED
         .iter()
         .filter(|s| !defined.iter().any(|d| d == *s))
@@ -135,4 +118,56 @@ pub fn build_and_check() -> Result<PathBuf, String> {
     let obj = build()?;
     check_symbols(&obj)?;
     Ok(obj)
+}
+
+/// The symbol names `nm args obj` lists.
+fn nm(obj: &Path, args: &[&str]) -> Result<Vec<String>, String> {
+    let out = Command::new("nm")
+        .args(args)
+        .arg(obj)
+        .output()
+        .map_err(|e| format!("cannot run nm (binutils): {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "nm failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().last().map(String::from))
+        .collect())
+}
+
+/// The check must fail on code that can panic: an indexing that the
+/// compiler cannot prove in bounds leaves `core::panicking` undefined.
+pub fn check_rejects_panics() -> Result<(), String> {
+    let dir = root().join("target/kobj");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let (src, obj) = (dir.join("panicky.rs"), dir.join("panicky.o"));
+    let code = "#![no_std]\n#[unsafe(no_mangle)]\npub extern \"C\" fn gmem_kmap_init(x: &[u8; 4], i: usize) -> u8 {\n    x[i]\n}\n";
+    std::fs::write(&src, code).map_err(|e| e.to_string())?;
+    let status = Command::new("rustc")
+        .args([
+            "--edition=2024",
+            "--crate-type=lib",
+            "--target=x86_64-unknown-none",
+            "-O",
+        ])
+        .args(KERNEL_RUSTFLAGS.split_whitespace())
+        .arg(format!("--emit=obj={}", obj.display()))
+        .arg(&src)
+        .status()
+        .map_err(|e| format!("cannot run rustc: {e}"))?;
+    if !status.success() {
+        return Err("rustc could not build the probe".into());
+    }
+    match check_symbols(&obj) {
+        Err(why) if why.contains("panic") => {
+            println!("    rejected as it should be: {why}");
+            Ok(())
+        }
+        Err(why) => Err(format!("rejected for the wrong reason: {why}")),
+        Ok(()) => Err("an object with a panic path passed the symbol check".into()),
+    }
 }

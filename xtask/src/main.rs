@@ -3,6 +3,7 @@
 
 mod bench_core;
 mod kobj;
+mod prereq;
 mod report;
 mod test;
 

@@ -5,13 +5,20 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use crate::report::Report;
-use crate::{cargo, kobj};
+use crate::{cargo, kobj, prereq};
 
 const CLIPPY_DENY: &[&str] = &["-D", "warnings", "-D", "clippy::undocumented_unsafe_blocks"];
 
 /// Runs every check; true when all passed.
 pub fn run() -> bool {
     let mut report = Report::default();
+    report.stage(
+        "prerequisites (rustup target and components, cc, nm)",
+        prereq::ensure,
+    );
+    if report.failed > 0 {
+        return report.finish();
+    }
     report.stage("cargo fmt --check", || {
         run_ok(cargo().args(["fmt", "--all", "--", "--check"]))
     });
@@ -51,6 +58,10 @@ pub fn run() -> bool {
     report.stage(
         "kernel object (x86_64-unknown-none) and its symbols",
         || kobj::build_and_check().map(drop),
+    );
+    report.stage(
+        "symbol check rejects an object with a panic path",
+        kobj::check_rejects_panics,
     );
     report.finish()
 }
