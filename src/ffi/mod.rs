@@ -132,6 +132,35 @@ fn init(base: u64, nr_cpus: u32, page_kernel: u64, phys_bits: u8) -> Result<()> 
     Ok(())
 }
 
+/// Runs `op` on the window and the stack behind `ctrl`, as a status code.
+///
+/// # Safety
+/// As [`from_c`] for `ctrl`.
+unsafe fn with_stack(
+    ctrl: *mut SlotStack,
+    op: impl FnOnce(&Window, &mut SlotStack) -> Result<()>,
+) -> i32 {
+    let run = || {
+        let window = window()?;
+        // SAFETY: forwarded from the caller.
+        op(window, unsafe { from_c(ctrl)? })
+    };
+    status(run())
+}
+
+/// Runs `op` on re-insertion and the user count behind `users`.
+///
+/// # Safety
+/// As [`from_c`] for `users`.
+unsafe fn with_users(users: *mut u32, op: impl FnOnce(Reinsert, &mut u32) -> Result<()>) -> i32 {
+    let run = || {
+        let reinsert = Reinsert::new(*window()?.template());
+        // SAFETY: forwarded from the caller.
+        op(reinsert, unsafe { from_c(users)? })
+    };
+    status(run())
+}
+
 /// Maps page frame `pfn` at the next slot of `cpu` for the task owning
 /// `ctrl`, and stores the slot address in `*addr`.
 ///
@@ -146,18 +175,15 @@ pub unsafe extern "C" fn gmem_kmap_map(
     addr: *mut u64,
 ) -> i32 {
     // SAFETY: forwarded from this function's contract.
-    status(unsafe { map(ctrl, cpu, pfn, addr) })
-}
-
-/// # Safety
-/// As [`gmem_kmap_map`].
-unsafe fn map(ctrl: *mut SlotStack, cpu: u32, pfn: u64, addr: *mut u64) -> Result<()> {
-    let window = window()?;
-    // SAFETY: forwarded from the caller.
-    let (stack, out) = unsafe { (from_c(ctrl)?, from_c(addr)?) };
-    let slot = window.map(&mut KernelHw, stack, cpu, frame_from_pfn(pfn)?)?;
-    *out = slot.as_u64();
-    Ok(())
+    unsafe {
+        with_stack(ctrl, |window, stack| {
+            let out = from_c(addr)?;
+            *out = window
+                .map(&mut KernelHw, stack, cpu, frame_from_pfn(pfn)?)?
+                .as_u64();
+            Ok(())
+        })
+    }
 }
 
 /// Unmaps the slot containing `addr`, the task's most recent mapping on `cpu`.
@@ -167,14 +193,13 @@ unsafe fn map(ctrl: *mut SlotStack, cpu: u32, pfn: u64, addr: *mut u64) -> Resul
 /// caller runs on `cpu` with preemption disabled.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gmem_kmap_unmap(ctrl: *mut SlotStack, cpu: u32, addr: u64) -> i32 {
-    let unmap = || -> Result<()> {
-        let window = window()?;
-        // SAFETY: forwarded from the caller.
-        let stack = unsafe { from_c(ctrl)? };
-        let addr = VirtAddr::try_new(addr).map_err(|_| Error::NotASlot)?;
-        window.unmap(&mut KernelHw, stack, cpu, addr)
-    };
-    status(unmap())
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        with_stack(ctrl, |window, stack| {
+            let addr = VirtAddr::try_new(addr).map_err(|_| Error::NotASlot)?;
+            window.unmap(&mut KernelHw, stack, cpu, addr)
+        })
+    }
 }
 
 /// Clears the slots of the task owning `ctrl` as it is switched out on `cpu`.
@@ -183,13 +208,12 @@ pub unsafe extern "C" fn gmem_kmap_unmap(ctrl: *mut SlotStack, cpu: u32, addr: u
 /// `ctrl` is null or valid for the call; called from the context switch.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gmem_kmap_sched_out(ctrl: *mut SlotStack, cpu: u32) -> i32 {
-    let sched_out = || -> Result<()> {
-        let window = window()?;
-        // SAFETY: forwarded from the caller.
-        let stack = unsafe { from_c(ctrl)? };
-        window.sched_out(&mut KernelHw, stack, cpu)
-    };
-    status(sched_out())
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        with_stack(ctrl, |window, stack| {
+            window.sched_out(&mut KernelHw, stack, cpu)
+        })
+    }
 }
 
 /// Re-installs the slots of the task owning `ctrl` as it is switched in on `cpu`.
@@ -198,13 +222,12 @@ pub unsafe extern "C" fn gmem_kmap_sched_out(ctrl: *mut SlotStack, cpu: u32) -> 
 /// `ctrl` is null or valid for the call; called from the context switch.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gmem_kmap_sched_in(ctrl: *mut SlotStack, cpu: u32) -> i32 {
-    let sched_in = || -> Result<()> {
-        let window = window()?;
-        // SAFETY: forwarded from the caller.
-        let stack = unsafe { from_c(ctrl)? };
-        window.sched_in(&mut KernelHw, stack, cpu)
-    };
-    status(sched_in())
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        with_stack(ctrl, |window, stack| {
+            window.sched_in(&mut KernelHw, stack, cpu)
+        })
+    }
 }
 
 /// Empties a child's copy of its parent's control block at fork; fails if
@@ -214,7 +237,7 @@ pub unsafe extern "C" fn gmem_kmap_sched_in(ctrl: *mut SlotStack, cpu: u32) -> i
 /// `ctrl` is null or valid and exclusively the caller's for the call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gmem_kmap_fork(ctrl: *mut SlotStack) -> i32 {
-    // SAFETY: forwarded from the caller.
+    // SAFETY: forwarded from this function's contract.
     status(unsafe { from_c(ctrl) }.and_then(SlotStack::reset_for_fork))
 }
 
@@ -226,13 +249,12 @@ pub unsafe extern "C" fn gmem_kmap_fork(ctrl: *mut SlotStack) -> i32 {
 /// caller runs on `cpu` with preemption disabled.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gmem_kmap_exit(ctrl: *mut SlotStack, cpu: u32) -> i32 {
-    let exit = || -> Result<()> {
-        let window = window()?;
-        // SAFETY: forwarded from the caller.
-        let stack = unsafe { from_c(ctrl)? };
-        window.release_at_exit(&mut KernelHw, stack, cpu)
-    };
-    status(exit())
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        with_stack(ctrl, |window, stack| {
+            window.release_at_exit(&mut KernelHw, stack, cpu)
+        })
+    }
 }
 
 /// Stores the address of slot `idx` of `cpu` in `*addr`.
@@ -243,7 +265,7 @@ pub unsafe extern "C" fn gmem_kmap_exit(ctrl: *mut SlotStack, cpu: u32) -> i32 {
 pub unsafe extern "C" fn gmem_kmap_slot_addr(cpu: u32, idx: u32, addr: *mut u64) -> i32 {
     let slot_addr = || -> Result<()> {
         let window = window()?;
-        // SAFETY: forwarded from the caller.
+        // SAFETY: forwarded from this function's contract.
         let out = unsafe { from_c(addr)? };
         *out = window.slot_addr(cpu, idx as usize)?.as_u64();
         Ok(())
@@ -258,13 +280,12 @@ pub unsafe extern "C" fn gmem_kmap_slot_addr(cpu: u32, idx: u32, addr: *mut u64)
 /// `users` is null or valid, and the caller serializes all users of `pfn`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gmem_reinsert_map(pfn: u64, users: *mut u32) -> i32 {
-    let map = || -> Result<()> {
-        let reinsert = Reinsert::new(*window()?.template());
-        // SAFETY: forwarded from the caller.
-        let users = unsafe { from_c(users)? };
-        reinsert.map(&mut KernelHw, frame_from_pfn(pfn)?, users)
-    };
-    status(map())
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        with_users(users, |reinsert, users| {
+            reinsert.map(&mut KernelHw, frame_from_pfn(pfn)?, users)
+        })
+    }
 }
 
 /// Re-insertion: counts one user fewer; the last removes `pfn` from the
@@ -274,11 +295,10 @@ pub unsafe extern "C" fn gmem_reinsert_map(pfn: u64, users: *mut u32) -> i32 {
 /// As [`gmem_reinsert_map`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gmem_reinsert_unmap(pfn: u64, users: *mut u32) -> i32 {
-    let unmap = || -> Result<()> {
-        let reinsert = Reinsert::new(*window()?.template());
-        // SAFETY: forwarded from the caller.
-        let users = unsafe { from_c(users)? };
-        reinsert.unmap(&mut KernelHw, frame_from_pfn(pfn)?, users)
-    };
-    status(unmap())
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        with_users(users, |reinsert, users| {
+            reinsert.unmap(&mut KernelHw, frame_from_pfn(pfn)?, users)
+        })
+    }
 }
