@@ -52,6 +52,20 @@ pub fn run() -> bool {
                 .args(CLIPPY_DENY),
         )
     });
+    report.stage("rustdoc (no broken links, no missing docs)", || {
+        run_ok(
+            cargo()
+                .args([
+                    "doc",
+                    "--quiet",
+                    "--no-deps",
+                    "--all-features",
+                    "--package",
+                    "gmem-kmap",
+                ])
+                .env("RUSTDOCFLAGS", "-D warnings"),
+        )
+    });
     report.counted("cargo test (host)", || {
         cargo_test(cargo().args(["test", "--workspace", "--all-features"]))
     });
