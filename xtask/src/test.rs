@@ -67,7 +67,7 @@ pub fn run() -> bool {
         )
     });
     report.counted("cargo test (host)", || {
-        cargo_test(cargo().args(["test", "--workspace", "--all-features"]))
+        cargo_test(cargo().args(["test", "--no-fail-fast", "--workspace", "--all-features"]))
     });
     report.stage(
         "kernel object (x86_64-unknown-none) and its symbols",
