@@ -44,11 +44,15 @@ fn call() -> impl Strategy<Value = Call> {
 }
 
 /// The state a failed call must leave as it was.
-fn snapshot(
-    m: &Machine,
-    w: &Window,
-    stacks: &[SlotStack],
-) -> (Vec<Pte>, Vec<Vec<(u64, u64)>>, String, Vec<SlotStack>) {
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    ptes: Vec<Pte>,
+    tlbs: Vec<Vec<(u64, u64)>>,
+    counters: String,
+    stacks: Vec<SlotStack>,
+}
+
+fn snapshot(m: &Machine, w: &Window, stacks: &[SlotStack]) -> Snapshot {
     let l = w.layout();
     let ptes = (0..NR_CPUS)
         .flat_map(|c| (0..SLOTS_PER_CPU).map(move |i| (c, i)))
@@ -64,7 +68,12 @@ fn snapshot(
             e
         })
         .collect();
-    (ptes, tlbs, format!("{:?}", m.counters()), stacks.to_vec())
+    Snapshot {
+        ptes,
+        tlbs,
+        counters: format!("{:?}", m.counters()),
+        stacks: stacks.to_vec(),
+    }
 }
 
 proptest! {
