@@ -99,9 +99,11 @@ impl SlotStack {
             .map(|(idx, bits)| (idx, Pte::from_bits(*bits)))
     }
 
-    /// Forgets every slot without touching the hardware.
+    /// Forgets every slot without touching the hardware. Saved PTEs past
+    /// the depth are never read, so they stay (and no `memset` is emitted).
     pub(crate) fn clear(&mut self) {
-        *self = Self::new();
+        self.depth = 0;
+        self.cpu = 0;
     }
 
     /// The offset of each field, for checking the C header's layout.

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 /// Debian packages for commands the checks run.
-const APT: &[(&str, &str)] = &[("cc", "gcc"), ("nm", "binutils")];
+const APT: &[(&str, &str)] = &[("cc", "gcc"), ("nm", "binutils"), ("readelf", "binutils")];
 
 /// Installs what is missing, or says exactly how to.
 pub fn ensure() -> Result<(), String> {
@@ -48,11 +48,12 @@ fn ensure_rustup(list: &[&str], item: &str, add: &[&str]) -> Result<(), String> 
 }
 
 fn ensure_apt() -> Result<(), String> {
-    let missing: Vec<&str> = APT
+    let mut missing: Vec<&str> = APT
         .iter()
         .filter(|(cmd, _)| !has_command(cmd))
         .map(|(_, pkg)| *pkg)
         .collect();
+    missing.dedup();
     if missing.is_empty() {
         return Ok(());
     }

@@ -13,7 +13,7 @@ const CLIPPY_DENY: &[&str] = &["-D", "warnings", "-D", "clippy::undocumented_uns
 pub fn run() -> bool {
     let mut report = Report::default();
     report.stage(
-        "prerequisites (rustup target and components, cc, nm)",
+        "prerequisites (rustup target and components, cc, binutils)",
         prereq::ensure,
     );
     if report.failed > 0 {
@@ -70,11 +70,11 @@ pub fn run() -> bool {
         cargo_test(cargo().args(["test", "--no-fail-fast", "--workspace", "--all-features"]))
     });
     report.stage(
-        "kernel object (x86_64-unknown-none) and its symbols",
+        "kernel object (x86_64-unknown-none): symbols, relocations, sections",
         || kobj::build_and_check().map(drop),
     );
     report.stage(
-        "symbol check rejects an object with a panic path",
+        "the object check rejects a panic path",
         kobj::check_rejects_panics,
     );
     report.finish()
