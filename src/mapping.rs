@@ -4,6 +4,50 @@
 //! A [`Mapping`] mutably borrows the [`LocalWindow`] (or the mapping) it was
 //! made from, so a nested mapping must be dropped before its parent: the
 //! borrow checker enforces the LIFO rule that C callers must follow by hand.
+//!
+//! ```
+//! # use gmem_kmap::{Layout, LocalWindow, Pte, PteTemplate, SlotHardware, SlotStack, Window};
+//! # use x86_64::VirtAddr;
+//! # struct Hw;
+//! # impl SlotHardware for Hw {
+//! #     fn set_pte(&mut self, _: VirtAddr, _: Pte) {}
+//! #     fn clear_pte(&mut self, _: VirtAddr) {}
+//! #     fn read_pte(&self, _: VirtAddr) -> Pte { Pte::NONE }
+//! #     fn flush_local(&mut self, _: VirtAddr) {}
+//! # }
+//! # let layout = Layout::new(VirtAddr::new(0xffff_fe00_0000_0000), 1).unwrap();
+//! # let window = Window::new(layout, PteTemplate::new(0x8000_0000_0000_0163, 46).unwrap());
+//! # let (f0, f1) = (gmem_kmap::frame_from_pfn(1).unwrap(), gmem_kmap::frame_from_pfn(2).unwrap());
+//! let (mut hw, mut stack) = (Hw, SlotStack::new());
+//! let mut local = LocalWindow::new(&window, &mut hw, &mut stack, 0);
+//! let mut outer = local.map(f0).unwrap();
+//! let inner = outer.map(f1).unwrap();
+//! drop(inner); // unmaps slot 1
+//! drop(outer); // then slot 0
+//! ```
+//!
+//! Dropping them the other way round does not compile:
+//!
+//! ```compile_fail,E0505
+//! # use gmem_kmap::{Layout, LocalWindow, Pte, PteTemplate, SlotHardware, SlotStack, Window};
+//! # use x86_64::VirtAddr;
+//! # struct Hw;
+//! # impl SlotHardware for Hw {
+//! #     fn set_pte(&mut self, _: VirtAddr, _: Pte) {}
+//! #     fn clear_pte(&mut self, _: VirtAddr) {}
+//! #     fn read_pte(&self, _: VirtAddr) -> Pte { Pte::NONE }
+//! #     fn flush_local(&mut self, _: VirtAddr) {}
+//! # }
+//! # let layout = Layout::new(VirtAddr::new(0xffff_fe00_0000_0000), 1).unwrap();
+//! # let window = Window::new(layout, PteTemplate::new(0x8000_0000_0000_0163, 46).unwrap());
+//! # let (f0, f1) = (gmem_kmap::frame_from_pfn(1).unwrap(), gmem_kmap::frame_from_pfn(2).unwrap());
+//! let (mut hw, mut stack) = (Hw, SlotStack::new());
+//! let mut local = LocalWindow::new(&window, &mut hw, &mut stack, 0);
+//! let mut outer = local.map(f0).unwrap();
+//! let inner = outer.map(f1).unwrap();
+//! drop(outer); // error[E0505]: `outer` is still borrowed by `inner`
+//! drop(inner);
+//! ```
 
 use core::mem::ManuallyDrop;
 
