@@ -24,11 +24,7 @@
 /**
  * A misuse of the window or the re-insertion strategy.
  */
-enum gmem_kmap_err
-#if __STDC_VERSION__ >= 202311L
-  : int32_t
-#endif // __STDC_VERSION__ >= 202311L
- {
+enum gmem_kmap_err {
   /**
    * The window was used before `gmem_kmap_init` succeeded.
    */
@@ -92,11 +88,6 @@ enum gmem_kmap_err
    */
   GMEM_KMAP_ERR_NULL_POINTER = -15,
 };
-#if __STDC_VERSION__ >= 202311L
-typedef enum gmem_kmap_err gmem_kmap_err;
-#else
-typedef int32_t gmem_kmap_err;
-#endif // __STDC_VERSION__ >= 202311L
 
 /**
  * A task's live slots: how many, on which CPU, and their PTEs so they can be

@@ -9,7 +9,7 @@ use core::fmt;
 
 /// A misuse of the window or the re-insertion strategy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(i32)]
+#[repr(C)]
 pub enum Error {
     /// The window was used before `gmem_kmap_init` succeeded.
     NotInitialized = -1,
