@@ -8,12 +8,7 @@
  * Rust source: do not edit; run `cargo xtask header` after changing the ABI.
  */
 
-#ifdef __KERNEL__
 #include <linux/types.h>
-#else
-#include <stdbool.h>
-#include <stdint.h>
-#endif
 
 /**
  * Slots each CPU owns, i.e. the deepest nesting of live mappings per task
@@ -25,68 +20,68 @@
  * A misuse of the window or the re-insertion strategy.
  */
 enum gmem_kmap_err {
-  /**
-   * The window was used before `gmem_kmap_init` succeeded.
-   */
-  GMEM_KMAP_ERR_NOT_INITIALIZED = -1,
-  /**
-   * The page-protection template is not a present, writable, kernel-only,
-   * 4 KiB mapping without frame bits.
-   */
-  GMEM_KMAP_ERR_BAD_TEMPLATE = -2,
-  /**
-   * The page frame number lies beyond the physical address width.
-   */
-  GMEM_KMAP_ERR_BAD_PFN = -3,
-  /**
-   * The CPU number is not below the number of CPUs the window was built for.
-   */
-  GMEM_KMAP_ERR_BAD_CPU = -4,
-  /**
-   * The window's base or size does not fit the kernel address space.
-   */
-  GMEM_KMAP_ERR_BAD_LAYOUT = -5,
-  /**
-   * All `SLOTS_PER_CPU` slots of this task are in use.
-   */
-  GMEM_KMAP_ERR_DEPTH_EXCEEDED = -6,
-  /**
-   * The address is a live slot, but not the most recent one (unmaps are LIFO).
-   */
-  GMEM_KMAP_ERR_NOT_TOP_OF_STACK = -7,
-  /**
-   * The address is a slot this task does not currently hold.
-   */
-  GMEM_KMAP_ERR_SLOT_NOT_MAPPED = -8,
-  /**
-   * The address is not inside the window (or, for re-insertion, not a
-   * direct-map address).
-   */
-  GMEM_KMAP_ERR_NOT_A_SLOT = -9,
-  /**
-   * The slot's PTE is already present: someone else wrote it.
-   */
-  GMEM_KMAP_ERR_SLOT_BUSY = -10,
-  /**
-   * The task holds mappings on another CPU: it migrated while it must not.
-   */
-  GMEM_KMAP_ERR_WRONG_CPU = -11,
-  /**
-   * A task forked or exited while holding mappings.
-   */
-  GMEM_KMAP_ERR_STACK_NOT_EMPTY = -12,
-  /**
-   * Re-insertion: the page's reference count would overflow or underflow.
-   */
-  GMEM_KMAP_ERR_BAD_REFCOUNT = -13,
-  /**
-   * `gmem_kmap_init` was called again with a different configuration.
-   */
-  GMEM_KMAP_ERR_ALREADY_INITIALIZED = -14,
-  /**
-   * C passed a null pointer where the ABI needs one.
-   */
-  GMEM_KMAP_ERR_NULL_POINTER = -15,
+	/**
+	 * The window was used before `gmem_kmap_init` succeeded.
+	 */
+	GMEM_KMAP_ERR_NOT_INITIALIZED = -1,
+	/**
+	 * The page-protection template is not a present, writable, kernel-only,
+	 * 4 KiB mapping without frame bits.
+	 */
+	GMEM_KMAP_ERR_BAD_TEMPLATE = -2,
+	/**
+	 * The page frame number lies beyond the physical address width.
+	 */
+	GMEM_KMAP_ERR_BAD_PFN = -3,
+	/**
+	 * The CPU number is not below the number of CPUs the window was built for.
+	 */
+	GMEM_KMAP_ERR_BAD_CPU = -4,
+	/**
+	 * The window's base or size does not fit the kernel address space.
+	 */
+	GMEM_KMAP_ERR_BAD_LAYOUT = -5,
+	/**
+	 * All `SLOTS_PER_CPU` slots of this task are in use.
+	 */
+	GMEM_KMAP_ERR_DEPTH_EXCEEDED = -6,
+	/**
+	 * The address is a live slot, but not the most recent one (unmaps are LIFO).
+	 */
+	GMEM_KMAP_ERR_NOT_TOP_OF_STACK = -7,
+	/**
+	 * The address is a slot this task does not currently hold.
+	 */
+	GMEM_KMAP_ERR_SLOT_NOT_MAPPED = -8,
+	/**
+	 * The address is not inside the window (or, for re-insertion, not a
+	 * direct-map address).
+	 */
+	GMEM_KMAP_ERR_NOT_A_SLOT = -9,
+	/**
+	 * The slot's PTE is already present: someone else wrote it.
+	 */
+	GMEM_KMAP_ERR_SLOT_BUSY = -10,
+	/**
+	 * The task holds mappings on another CPU: it migrated while it must not.
+	 */
+	GMEM_KMAP_ERR_WRONG_CPU = -11,
+	/**
+	 * A task forked or exited while holding mappings.
+	 */
+	GMEM_KMAP_ERR_STACK_NOT_EMPTY = -12,
+	/**
+	 * Re-insertion: the page's reference count would overflow or underflow.
+	 */
+	GMEM_KMAP_ERR_BAD_REFCOUNT = -13,
+	/**
+	 * `gmem_kmap_init` was called again with a different configuration.
+	 */
+	GMEM_KMAP_ERR_ALREADY_INITIALIZED = -14,
+	/**
+	 * C passed a null pointer where the ABI needs one.
+	 */
+	GMEM_KMAP_ERR_NULL_POINTER = -15,
 };
 
 /**
@@ -94,51 +89,51 @@ enum gmem_kmap_err {
  * re-installed when the task is scheduled back in.
  */
 struct gmem_kmap_ctrl {
-  /**
-   * Live slots; slots `0..depth` of CPU `cpu` are this task's.
-   */
-  uint32_t depth;
-  /**
-   * The CPU the live slots belong to; meaningless when `depth` is 0.
-   */
-  uint32_t cpu;
-  /**
-   * The PTE of each live slot, as installed.
-   */
-  uint64_t pteval[GMEM_KMAP_SLOTS_PER_CPU];
+	/**
+	 * Live slots; slots `0..depth` of CPU `cpu` are this task's.
+	 */
+	u32 depth;
+	/**
+	 * The CPU the live slots belong to; meaningless when `depth` is 0.
+	 */
+	u32 cpu;
+	/**
+	 * The PTE of each live slot, as installed.
+	 */
+	u64 pteval[GMEM_KMAP_SLOTS_PER_CPU];
 };
 
 /**
  * Writes `pte` into the kernel PTE that maps window slot `addr`.
  */
-extern void gmem_kmap_hw_set_pte(uint64_t addr, uint64_t pte);
+void gmem_kmap_hw_set_pte(u64 addr, u64 pte);
 
 /**
  * Clears the kernel PTE that maps window slot `addr`, without a flush.
  */
-extern void gmem_kmap_hw_clear_pte(uint64_t addr);
+void gmem_kmap_hw_clear_pte(u64 addr);
 
 /**
  * Reads the kernel PTE that maps window slot `addr`.
  */
-extern uint64_t gmem_kmap_hw_read_pte(uint64_t addr);
+u64 gmem_kmap_hw_read_pte(u64 addr);
 
 /**
  * Flushes `addr` from the local TLB only (`flush_tlb_one_kernel`).
  */
-extern void gmem_kmap_hw_flush_local(uint64_t addr);
+void gmem_kmap_hw_flush_local(u64 addr);
 
 /**
  * Makes the direct-map entry of page frame `pfn` present or absent,
  * without a flush (`set_direct_map_{default,invalid}_noflush`).
  */
-extern void gmem_kmap_hw_direct_map_set(uint64_t pfn, bool present);
+void gmem_kmap_hw_direct_map_set(u64 pfn, bool present);
 
 /**
  * Flushes the direct-map address of `pfn` on every CPU
  * (`flush_tlb_kernel_range`).
  */
-extern void gmem_kmap_hw_flush_all(uint64_t pfn);
+void gmem_kmap_hw_flush_all(u64 pfn);
 
 /**
  * Sets up the window: `nr_cpus` CPUs' slots from `base`, mapped with
@@ -147,7 +142,7 @@ extern void gmem_kmap_hw_flush_all(uint64_t pfn);
  * Call once at boot, before any other function. A second call with the same
  * values succeeds; with different ones it fails and changes nothing.
  */
-int32_t gmem_kmap_init(uint64_t base, uint32_t nr_cpus, uint64_t page_kernel, uint8_t phys_bits);
+int gmem_kmap_init(u64 base, u32 nr_cpus, u64 page_kernel, u8 phys_bits);
 
 /**
  * Maps page frame `pfn` at the next slot of `cpu` for the task owning
@@ -157,7 +152,7 @@ int32_t gmem_kmap_init(uint64_t base, uint32_t nr_cpus, uint64_t page_kernel, ui
  * `ctrl` and `addr` are null or valid and exclusively the caller's for the
  * call; the caller runs on `cpu` with preemption disabled.
  */
-int32_t gmem_kmap_map(struct gmem_kmap_ctrl *ctrl, uint32_t cpu, uint64_t pfn, uint64_t *addr);
+int gmem_kmap_map(struct gmem_kmap_ctrl *ctrl, u32 cpu, u64 pfn, u64 *addr);
 
 /**
  * Unmaps the slot containing `addr`, the task's most recent mapping on `cpu`.
@@ -166,7 +161,7 @@ int32_t gmem_kmap_map(struct gmem_kmap_ctrl *ctrl, uint32_t cpu, uint64_t pfn, u
  * `ctrl` is null or valid and exclusively the caller's for the call; the
  * caller runs on `cpu` with preemption disabled.
  */
-int32_t gmem_kmap_unmap(struct gmem_kmap_ctrl *ctrl, uint32_t cpu, uint64_t addr);
+int gmem_kmap_unmap(struct gmem_kmap_ctrl *ctrl, u32 cpu, u64 addr);
 
 /**
  * Clears the slots of the task owning `ctrl` as it is switched out on `cpu`.
@@ -174,7 +169,7 @@ int32_t gmem_kmap_unmap(struct gmem_kmap_ctrl *ctrl, uint32_t cpu, uint64_t addr
  * # Safety
  * `ctrl` is null or valid for the call; called from the context switch.
  */
-int32_t gmem_kmap_sched_out(struct gmem_kmap_ctrl *ctrl, uint32_t cpu);
+int gmem_kmap_sched_out(struct gmem_kmap_ctrl *ctrl, u32 cpu);
 
 /**
  * Re-installs the slots of the task owning `ctrl` as it is switched in on `cpu`.
@@ -182,7 +177,7 @@ int32_t gmem_kmap_sched_out(struct gmem_kmap_ctrl *ctrl, uint32_t cpu);
  * # Safety
  * `ctrl` is null or valid for the call; called from the context switch.
  */
-int32_t gmem_kmap_sched_in(struct gmem_kmap_ctrl *ctrl, uint32_t cpu);
+int gmem_kmap_sched_in(struct gmem_kmap_ctrl *ctrl, u32 cpu);
 
 /**
  * Empties a child's copy of its parent's control block at fork; fails if
@@ -191,7 +186,7 @@ int32_t gmem_kmap_sched_in(struct gmem_kmap_ctrl *ctrl, uint32_t cpu);
  * # Safety
  * `ctrl` is null or valid and exclusively the caller's for the call.
  */
-int32_t gmem_kmap_fork(struct gmem_kmap_ctrl *ctrl);
+int gmem_kmap_fork(struct gmem_kmap_ctrl *ctrl);
 
 /**
  * Releases whatever the exiting task owning `ctrl` still holds on `cpu`;
@@ -201,7 +196,7 @@ int32_t gmem_kmap_fork(struct gmem_kmap_ctrl *ctrl);
  * `ctrl` is null or valid and exclusively the caller's for the call; the
  * caller runs on `cpu` with preemption disabled.
  */
-int32_t gmem_kmap_exit(struct gmem_kmap_ctrl *ctrl, uint32_t cpu);
+int gmem_kmap_exit(struct gmem_kmap_ctrl *ctrl, u32 cpu);
 
 /**
  * Stores the address of slot `idx` of `cpu` in `*addr`.
@@ -209,7 +204,7 @@ int32_t gmem_kmap_exit(struct gmem_kmap_ctrl *ctrl, uint32_t cpu);
  * # Safety
  * `addr` is null or valid for writes.
  */
-int32_t gmem_kmap_slot_addr(uint32_t cpu, uint32_t idx, uint64_t *addr);
+int gmem_kmap_slot_addr(u32 cpu, u32 idx, u64 *addr);
 
 /**
  * Re-insertion: makes page frame `pfn` present in the direct map if
@@ -218,7 +213,7 @@ int32_t gmem_kmap_slot_addr(uint32_t cpu, uint32_t idx, uint64_t *addr);
  * # Safety
  * `users` is null or valid, and the caller serializes all users of `pfn`.
  */
-int32_t gmem_reinsert_map(uint64_t pfn, uint32_t *users);
+int gmem_reinsert_map(u64 pfn, u32 *users);
 
 /**
  * Re-insertion: counts one user fewer; the last removes `pfn` from the
@@ -227,6 +222,6 @@ int32_t gmem_reinsert_map(uint64_t pfn, uint32_t *users);
  * # Safety
  * As [`gmem_reinsert_map`].
  */
-int32_t gmem_reinsert_unmap(uint64_t pfn, uint32_t *users);
+int gmem_reinsert_unmap(u64 pfn, u32 *users);
 
 #endif  /* GMEM_KMAP_CORE_H */
