@@ -38,7 +38,12 @@ fn kernel_style(c: &str) -> String {
     for line in c.lines() {
         let body = line.trim_start_matches(' ');
         let spaces = line.len() - body.len();
-        let line = format!("{}{}{}", "\t".repeat(spaces / 2), " ".repeat(spaces % 2), body);
+        let line = format!(
+            "{}{}{}",
+            "\t".repeat(spaces / 2),
+            " ".repeat(spaces % 2),
+            body
+        );
         let line = line
             .replace("uint64_t", "u64")
             .replace("uint32_t", "u32")
