@@ -54,8 +54,7 @@ enum gmem_kmap_err {
 	 */
 	GMEM_KMAP_ERR_SLOT_NOT_MAPPED = -8,
 	/**
-	 * The address is not inside the window (or, for re-insertion, not a
-	 * direct-map address).
+	 * The address is not inside the window.
 	 */
 	GMEM_KMAP_ERR_NOT_A_SLOT = -9,
 	/**

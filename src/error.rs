@@ -28,8 +28,7 @@ pub enum Error {
     NotTopOfStack = -7,
     /// The address is a slot this task does not currently hold.
     SlotNotMapped = -8,
-    /// The address is not inside the window (or, for re-insertion, not a
-    /// direct-map address).
+    /// The address is not inside the window.
     NotASlot = -9,
     /// The slot's PTE is already present: someone else wrote it.
     SlotBusy = -10,
