@@ -120,15 +120,15 @@ fn run(kind: Loop, pairs: u64, depth: usize) {
         return;
     }
     let window = window();
-    let mut stack = stack_at(&window, depth);
+    let stack = stack_at(&window, depth);
     let frame = frame_from_pfn(PFN).unwrap();
     let slot = window.slot_addr(0, depth - 1).unwrap();
     for _ in 0..pairs {
         let frame = black_box(frame);
         if kind == Loop::Core {
-            let addr = window.map(&mut NoopHw, &mut stack, 0, frame).unwrap();
+            let addr = window.map(&mut NoopHw, &stack, 0, frame).unwrap();
             window
-                .unmap(&mut NoopHw, &mut stack, 0, black_box(addr))
+                .unmap(&mut NoopHw, &stack, 0, black_box(addr))
                 .unwrap();
         } else {
             black_box(slot);

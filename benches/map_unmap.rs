@@ -18,14 +18,14 @@ const DEPTHS: [usize; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 
 #[divan::bench(args = DEPTHS)]
 fn window_pair(bencher: Bencher, depth: usize) {
     let window = window();
-    let mut stack = stack_at(&window, depth);
+    let stack = stack_at(&window, depth);
     let frame = frame_from_pfn(0x1234).unwrap();
     bencher.bench_local(|| {
         let addr = window
-            .map(&mut NoopHw, &mut stack, 0, black_box(frame))
+            .map(&mut NoopHw, &stack, 0, black_box(frame))
             .unwrap();
         window
-            .unmap(&mut NoopHw, &mut stack, 0, black_box(addr))
+            .unmap(&mut NoopHw, &stack, 0, black_box(addr))
             .unwrap();
     });
 }

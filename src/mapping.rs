@@ -18,8 +18,8 @@
 //! # let layout = Layout::new(VirtAddr::new(0xffff_fe00_0000_0000), 1).unwrap();
 //! # let window = Window::new(layout, PteTemplate::new(0x8000_0000_0000_0163, 46).unwrap());
 //! # let (f0, f1) = (gmem_kmap::frame_from_pfn(1).unwrap(), gmem_kmap::frame_from_pfn(2).unwrap());
-//! let (mut hw, mut stack) = (Hw, SlotStack::new());
-//! let mut local = LocalWindow::new(&window, &mut hw, &mut stack, 0);
+//! let (mut hw, stack) = (Hw, SlotStack::new());
+//! let mut local = LocalWindow::new(&window, &mut hw, &stack, 0);
 //! let mut outer = local.map(f0).unwrap();
 //! let inner = outer.map(f1).unwrap();
 //! drop(inner); // unmaps slot 1
@@ -41,8 +41,8 @@
 //! # let layout = Layout::new(VirtAddr::new(0xffff_fe00_0000_0000), 1).unwrap();
 //! # let window = Window::new(layout, PteTemplate::new(0x8000_0000_0000_0163, 46).unwrap());
 //! # let (f0, f1) = (gmem_kmap::frame_from_pfn(1).unwrap(), gmem_kmap::frame_from_pfn(2).unwrap());
-//! let (mut hw, mut stack) = (Hw, SlotStack::new());
-//! let mut local = LocalWindow::new(&window, &mut hw, &mut stack, 0);
+//! let (mut hw, stack) = (Hw, SlotStack::new());
+//! let mut local = LocalWindow::new(&window, &mut hw, &stack, 0);
 //! let mut outer = local.map(f0).unwrap();
 //! let inner = outer.map(f1).unwrap();
 //! drop(outer); // error[E0505]: `outer` is still borrowed by `inner`
@@ -63,13 +63,13 @@ use crate::window::Window;
 pub struct LocalWindow<'a, H: SlotHardware> {
     window: &'a Window,
     hw: &'a mut H,
-    stack: &'a mut SlotStack,
+    stack: &'a SlotStack,
     cpu: u32,
 }
 
 impl<'a, H: SlotHardware> LocalWindow<'a, H> {
     /// The window as seen by the task owning `stack`, running on `cpu`.
-    pub fn new(window: &'a Window, hw: &'a mut H, stack: &'a mut SlotStack, cpu: u32) -> Self {
+    pub fn new(window: &'a Window, hw: &'a mut H, stack: &'a SlotStack, cpu: u32) -> Self {
         Self {
             window,
             hw,

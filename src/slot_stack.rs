@@ -3,8 +3,13 @@
 //!
 //! C embeds it in `task_struct`; only the core changes it. A hard IRQ that
 //! maps a page pushes onto the stack of the task it interrupted and pops
-//! before returning, exactly as kmap_local does.
+//! before returning, exactly as kmap_local does. That is why the fields are
+//! `Cell`s and every method takes `&self`: an interrupt handler on the same
+//! CPU may reach the stack through its own reference while the task's call
+//! is suspended, which shared references to cells allow and `&mut` would
+//! not. (`Cell` is not `Sync`, so no other thread can.)
 
+use core::cell::Cell;
 use core::mem::offset_of;
 
 use crate::error::{Error, Result};
@@ -17,11 +22,11 @@ use crate::pte::Pte;
 #[repr(C)]
 pub struct SlotStack {
     /// Live slots; slots `0..depth` of CPU `cpu` are this task's.
-    depth: u32,
+    depth: Cell<u32>,
     /// The CPU the live slots belong to; meaningless when `depth` is 0.
-    cpu: u32,
+    cpu: Cell<u32>,
     /// The PTE of each live slot, as installed.
-    pteval: [u64; SLOTS_PER_CPU],
+    pteval: [Cell<u64>; SLOTS_PER_CPU],
 }
 
 impl Default for SlotStack {
@@ -34,9 +39,9 @@ impl SlotStack {
     /// An empty stack, as every new task starts.
     pub const fn new() -> Self {
         Self {
-            depth: 0,
-            cpu: 0,
-            pteval: [0; SLOTS_PER_CPU],
+            depth: Cell::new(0),
+            cpu: Cell::new(0),
+            pteval: [const { Cell::new(0) }; SLOTS_PER_CPU],
         }
     }
 
@@ -44,19 +49,19 @@ impl SlotStack {
     /// full, so no new slot is handed out from a corrupted stack.
     #[inline]
     pub fn depth(&self) -> usize {
-        (self.depth as usize).min(SLOTS_PER_CPU)
+        (self.depth.get() as usize).min(SLOTS_PER_CPU)
     }
 
     /// Whether the task holds no slot.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.depth == 0
+        self.depth.get() == 0
     }
 
     /// The CPU whose slots the task holds, if it holds any.
     #[inline]
     pub fn cpu(&self) -> Option<u32> {
-        (!self.is_empty()).then_some(self.cpu)
+        (!self.is_empty()).then_some(self.cpu.get())
     }
 
     /// Checks that a task on `cpu` may use its live slots there.
@@ -71,23 +76,23 @@ impl SlotStack {
     /// Claims slot `idx` on `cpu`. The caller checked that `idx` is the
     /// current depth, below `SLOTS_PER_CPU`, and that `cpu` owns the stack.
     #[inline]
-    pub(crate) fn push(&mut self, cpu: u32, idx: usize) {
-        self.cpu = cpu;
-        self.depth = idx as u32 + 1;
+    pub(crate) fn push(&self, cpu: u32, idx: usize) {
+        self.cpu.set(cpu);
+        self.depth.set(idx as u32 + 1);
     }
 
     /// Records the PTE installed in slot `idx`.
     #[inline]
-    pub(crate) fn save(&mut self, idx: usize, pte: Pte) {
-        if let Some(slot) = self.pteval.get_mut(idx) {
-            *slot = pte.bits();
+    pub(crate) fn save(&self, idx: usize, pte: Pte) {
+        if let Some(slot) = self.pteval.get(idx) {
+            slot.set(pte.bits());
         }
     }
 
     /// Releases slot `idx`, which the caller checked is the top one.
     #[inline]
-    pub(crate) fn pop(&mut self, idx: usize) {
-        self.depth = idx as u32;
+    pub(crate) fn pop(&self, idx: usize) {
+        self.depth.set(idx as u32);
     }
 
     /// The live slots, first mapped first, with their saved PTEs.
@@ -96,14 +101,14 @@ impl SlotStack {
         self.pteval[..self.depth()]
             .iter()
             .enumerate()
-            .map(|(idx, bits)| (idx, Pte::from_bits(*bits)))
+            .map(|(idx, bits)| (idx, Pte::from_bits(bits.get())))
     }
 
     /// Forgets every slot without touching the hardware. Saved PTEs past
     /// the depth are never read, so they stay (and no `memset` is emitted).
-    pub(crate) fn clear(&mut self) {
-        self.depth = 0;
-        self.cpu = 0;
+    pub(crate) fn clear(&self) {
+        self.depth.set(0);
+        self.cpu.set(0);
     }
 
     /// The offset of each field, for checking the C header's layout.
@@ -120,7 +125,7 @@ impl SlotStack {
     ///
     /// The child runs nowhere yet, so it holds nothing; a parent forking with
     /// live slots is a misuse (kmap_local warns too).
-    pub fn reset_for_fork(&mut self) -> Result<()> {
+    pub fn reset_for_fork(&self) -> Result<()> {
         let was_empty = self.is_empty();
         self.clear();
         if was_empty {
@@ -137,7 +142,7 @@ mod tests {
 
     #[test]
     fn push_pop_and_owner() {
-        let mut s = SlotStack::new();
+        let s = SlotStack::new();
         assert_eq!((s.cpu(), s.check_cpu(2)), (None, Ok(())));
         for idx in 0..SLOTS_PER_CPU {
             s.push(3, idx);
@@ -153,15 +158,15 @@ mod tests {
 
     #[test]
     fn corrupted_depth_reads_as_full() {
-        let mut s = SlotStack::new();
-        s.depth = 1000;
+        let s = SlotStack::new();
+        s.depth.set(1000);
         assert_eq!(s.depth(), SLOTS_PER_CPU);
         assert_eq!(s.live().count(), SLOTS_PER_CPU);
     }
 
     #[test]
     fn fork_resets_and_reports() {
-        let mut s = SlotStack::new();
+        let s = SlotStack::new();
         assert_eq!(s.reset_for_fork(), Ok(()));
         s.push(0, 0);
         assert_eq!(s.reset_for_fork(), Err(Error::StackNotEmpty));

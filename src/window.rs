@@ -54,7 +54,7 @@ impl Window {
     pub fn map<H: SlotHardware>(
         &self,
         hw: &mut H,
-        stack: &mut SlotStack,
+        stack: &SlotStack,
         cpu: u32,
         frame: PhysFrame<Size4KiB>,
     ) -> Result<VirtAddr> {
@@ -78,7 +78,7 @@ impl Window {
     pub fn unmap<H: SlotHardware>(
         &self,
         hw: &mut H,
-        stack: &mut SlotStack,
+        stack: &SlotStack,
         cpu: u32,
         addr: VirtAddr,
     ) -> Result<()> {
@@ -138,7 +138,7 @@ impl Window {
     pub fn release_at_exit<H: SlotHardware>(
         &self,
         hw: &mut H,
-        stack: &mut SlotStack,
+        stack: &SlotStack,
         cpu: u32,
     ) -> Result<()> {
         if stack.is_empty() {

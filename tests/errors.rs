@@ -33,12 +33,12 @@ impl Rig {
 
     fn map(&mut self, cpu: u32, frame: PhysFrame) -> Result<VirtAddr, Error> {
         let mut hw = self.machine.cpu(cpu);
-        self.window.map(&mut hw, &mut self.stack, cpu, frame)
+        self.window.map(&mut hw, &self.stack, cpu, frame)
     }
 
     fn unmap(&mut self, cpu: u32, addr: VirtAddr) -> Result<(), Error> {
         let mut hw = self.machine.cpu(cpu);
-        self.window.unmap(&mut hw, &mut self.stack, cpu, addr)
+        self.window.unmap(&mut hw, &self.stack, cpu, addr)
     }
 
     /// Everything an error must leave untouched.
@@ -105,7 +105,7 @@ fn bad_cpu() {
     let f = r.frame(0);
     r.refuses(Error::BadCpu, |r| {
         let mut hw = r.machine.cpu(1);
-        r.window.map(&mut hw, &mut r.stack, 2, f).map(drop)
+        r.window.map(&mut hw, &r.stack, 2, f).map(drop)
     });
 }
 
@@ -142,7 +142,7 @@ fn slot_not_mapped() {
     let foreign = r.window.slot_addr(1, 0).unwrap();
     r.refuses(Error::SlotNotMapped, |r| {
         let mut hw = r.machine.cpu(0);
-        r.window.unmap(&mut hw, &mut r.stack, 0, foreign)
+        r.window.unmap(&mut hw, &r.stack, 0, foreign)
     });
 }
 
@@ -175,8 +175,8 @@ fn slot_busy_on_sched_in() {
     let mut hw = r.machine.cpu(0);
     r.window.sched_out(&mut hw, &r.stack, 0).unwrap();
     // Another task took slot 0 and did not release it before we came back.
-    let mut other = SlotStack::new();
-    r.window.map(&mut hw, &mut other, 0, f1).unwrap();
+    let other = SlotStack::new();
+    r.window.map(&mut hw, &other, 0, f1).unwrap();
     r.refuses(Error::SlotBusy, |r| {
         let mut hw = r.machine.cpu(0);
         r.window.sched_in(&mut hw, &r.stack, 0)
@@ -208,7 +208,7 @@ fn stack_not_empty_at_fork() {
     let mut r = rig(1);
     let f = r.frame(0);
     r.map(0, f).unwrap();
-    let mut child = r.stack.clone();
+    let child = r.stack.clone();
     assert_eq!(child.reset_for_fork(), Err(Error::StackNotEmpty));
     assert!(child.is_empty());
     assert_eq!(r.stack.depth(), 1, "the parent keeps its mapping");
@@ -222,7 +222,7 @@ fn stack_not_empty_at_exit_releases_the_slots() {
     let a1 = r.map(0, f1).unwrap();
     let mut hw = r.machine.cpu(0);
     assert_eq!(
-        r.window.release_at_exit(&mut hw, &mut r.stack, 0),
+        r.window.release_at_exit(&mut hw, &r.stack, 0),
         Err(Error::StackNotEmpty)
     );
     assert!(r.stack.is_empty());
@@ -232,7 +232,7 @@ fn stack_not_empty_at_exit_releases_the_slots() {
         assert!(r.machine.tlb_entry(0, a).is_none());
     }
     let mut hw = r.machine.cpu(0);
-    assert_eq!(r.window.release_at_exit(&mut hw, &mut r.stack, 0), Ok(()));
+    assert_eq!(r.window.release_at_exit(&mut hw, &r.stack, 0), Ok(()));
 }
 
 #[test]
@@ -261,7 +261,7 @@ fn guards_unmap_in_reverse_order() {
     let (f0, f1) = (r.frame(0), r.frame(1));
     r.machine.frame_bytes_mut(f1)[0] = 0xab;
     let mut hw = r.machine.cpu(0);
-    let mut local = LocalWindow::new(&r.window, &mut hw, &mut r.stack, 0);
+    let mut local = LocalWindow::new(&r.window, &mut hw, &r.stack, 0);
     {
         let mut outer = local.map(f0).unwrap();
         let mut inner = outer.map(f1).unwrap();

@@ -84,25 +84,25 @@ proptest! {
         let mut m = Machine::new(NR_CPUS, 16);
         let layout = Layout::new(VirtAddr::new(WINDOW_BASE), NR_CPUS).unwrap();
         let w = Window::new(layout, m.template());
-        let mut stacks = vec![SlotStack::new(); TASKS];
+        let stacks = vec![SlotStack::new(); TASKS];
         for call in &calls {
             let before = snapshot(&m, &w, &stacks);
             // The hardware acts for a real CPU; the core is told any CPU.
             let hw_cpu = |cpu: u32| cpu % NR_CPUS;
             let result = match *call {
                 Call::Map { task, cpu, pfn } => match frame_from_pfn(pfn) {
-                    Ok(frame) => w.map(&mut m.cpu(hw_cpu(cpu)), &mut stacks[task], cpu, frame).map(drop),
+                    Ok(frame) => w.map(&mut m.cpu(hw_cpu(cpu)), &stacks[task], cpu, frame).map(drop),
                     Err(e) => Err(e),
                 },
                 Call::Unmap { task, cpu, addr } => match VirtAddr::try_new(addr) {
-                    Ok(addr) => w.unmap(&mut m.cpu(hw_cpu(cpu)), &mut stacks[task], cpu, addr),
+                    Ok(addr) => w.unmap(&mut m.cpu(hw_cpu(cpu)), &stacks[task], cpu, addr),
                     Err(_) => continue,
                 },
                 Call::SchedOut { task, cpu } => w.sched_out(&mut m.cpu(hw_cpu(cpu)), &stacks[task], cpu),
                 Call::SchedIn { task, cpu } => w.sched_in(&mut m.cpu(hw_cpu(cpu)), &stacks[task], cpu),
-                Call::Exit { task, cpu } => w.release_at_exit(&mut m.cpu(hw_cpu(cpu)), &mut stacks[task], cpu),
+                Call::Exit { task, cpu } => w.release_at_exit(&mut m.cpu(hw_cpu(cpu)), &stacks[task], cpu),
                 Call::Fork { task } => {
-                    let mut child = stacks[task].clone();
+                    let child = stacks[task].clone();
                     let r = child.reset_for_fork();
                     prop_assert!(child.is_empty());
                     r

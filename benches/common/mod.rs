@@ -38,12 +38,12 @@ pub fn window() -> Window {
 /// A stack already holding `depth - 1` mappings on CPU 0, so the next pair
 /// runs at `depth`.
 pub fn stack_at(window: &Window, depth: usize) -> SlotStack {
-    let mut stack = SlotStack::new();
+    let stack = SlotStack::new();
     for pfn in 0..depth as u64 - 1 {
         window
             .map(
                 &mut NoopHw,
-                &mut stack,
+                &stack,
                 0,
                 gmem_kmap::frame_from_pfn(pfn).unwrap(),
             )

@@ -132,18 +132,29 @@ fn init(base: u64, nr_cpus: u32, page_kernel: u64, phys_bits: u8) -> Result<()> 
     Ok(())
 }
 
+/// Turns a task's control block pointer into a reference, refusing null.
+///
+/// # Safety
+/// A non-null `ctrl` must be valid for the duration of the call. It may be
+/// reached meanwhile by an interrupt handler on this CPU (the stack's
+/// fields are cells), but by no other CPU.
+unsafe fn stack_from_c<'a>(ctrl: *mut SlotStack) -> Result<&'a SlotStack> {
+    // SAFETY: the caller guarantees validity when non-null.
+    unsafe { ctrl.as_ref() }.ok_or(Error::NullPointer)
+}
+
 /// Runs `op` on the window and the stack behind `ctrl`, as a status code.
 ///
 /// # Safety
-/// As [`from_c`] for `ctrl`.
+/// As [`stack_from_c`].
 unsafe fn with_stack(
     ctrl: *mut SlotStack,
-    op: impl FnOnce(&Window, &mut SlotStack) -> Result<()>,
+    op: impl FnOnce(&Window, &SlotStack) -> Result<()>,
 ) -> i32 {
     let run = || {
         let window = window()?;
         // SAFETY: forwarded from the caller.
-        op(window, unsafe { from_c(ctrl)? })
+        op(window, unsafe { stack_from_c(ctrl)? })
     };
     status(run())
 }
@@ -238,7 +249,7 @@ pub unsafe extern "C" fn gmem_kmap_sched_in(ctrl: *mut SlotStack, cpu: u32) -> i
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gmem_kmap_fork(ctrl: *mut SlotStack) -> i32 {
     // SAFETY: forwarded from this function's contract.
-    status(unsafe { from_c(ctrl) }.and_then(SlotStack::reset_for_fork))
+    status(unsafe { stack_from_c(ctrl) }.and_then(SlotStack::reset_for_fork))
 }
 
 /// Releases whatever the exiting task owning `ctrl` still holds on `cpu`;

@@ -220,9 +220,7 @@ impl System {
             if self.strategy == Strategy::Window {
                 let before = self.tasks[t].stack.clone();
                 let mut hw = hw(&mut self.machine, self.faults, cpu);
-                let got = self
-                    .window
-                    .map(&mut hw, &mut self.tasks[t].stack, cpu, frame);
+                let got = self.window.map(&mut hw, &self.tasks[t].stack, cpu, frame);
                 ensure!(
                     got == Err(Error::DepthExceeded),
                     "map at full depth: {got:?}"
@@ -239,9 +237,7 @@ impl System {
             Strategy::Window => {
                 let want = self.window.slot_addr(cpu, depth).unwrap();
                 let mut hw = hw(&mut self.machine, self.faults, cpu);
-                let got = self
-                    .window
-                    .map(&mut hw, &mut self.tasks[t].stack, cpu, frame);
+                let got = self.window.map(&mut hw, &self.tasks[t].stack, cpu, frame);
                 ensure!(
                     got == Ok(want),
                     "map on cpu {cpu} depth {depth}: {got:?}, want {want:?}"
@@ -311,8 +307,7 @@ impl System {
 
     fn window_unmap(&mut self, cpu: u32, t: usize, addr: VirtAddr) -> Result<(), Error> {
         let mut hw = hw(&mut self.machine, self.faults, cpu);
-        self.window
-            .unmap(&mut hw, &mut self.tasks[t].stack, cpu, addr)
+        self.window.unmap(&mut hw, &self.tasks[t].stack, cpu, addr)
     }
 
     fn unmap_out_of_order(&mut self, cpu: u32, pick: u8) -> Check {
