@@ -86,6 +86,9 @@ enum gmem_kmap_err {
 /**
  * A task's live slots: how many, on which CPU, and their PTEs so they can be
  * re-installed when the task is scheduled back in.
+ *
+ * Two stacks are equal when their live state is: saved PTEs past the depth
+ * are leftovers nothing reads.
  */
 struct gmem_kmap_ctrl {
 	/**

@@ -10,6 +10,7 @@
 //! not. (`Cell` is not `Sync`, so no other thread can.)
 
 use core::cell::Cell;
+use core::fmt;
 use core::mem::offset_of;
 
 use crate::error::{Error, Result};
@@ -18,7 +19,10 @@ use crate::pte::Pte;
 
 /// A task's live slots: how many, on which CPU, and their PTEs so they can be
 /// re-installed when the task is scheduled back in.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Two stacks are equal when their live state is: saved PTEs past the depth
+/// are leftovers nothing reads.
+#[derive(Clone)]
 #[repr(C)]
 pub struct SlotStack {
     /// Live slots; slots `0..depth` of CPU `cpu` are this task's.
@@ -27,6 +31,35 @@ pub struct SlotStack {
     cpu: Cell<u32>,
     /// The PTE of each live slot, as installed.
     pteval: [Cell<u64>; SLOTS_PER_CPU],
+}
+
+impl PartialEq for SlotStack {
+    fn eq(&self, other: &Self) -> bool {
+        self.cpu() == other.cpu() && self.live().eq(other.live())
+    }
+}
+
+impl Eq for SlotStack {}
+
+impl fmt::Debug for SlotStack {
+    // Inline, like a derived impl: the kernel object must not carry it.
+    #[inline]
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        /// The saved PTEs of the live slots.
+        struct Live<'a>(&'a SlotStack);
+        impl fmt::Debug for Live<'_> {
+            #[inline]
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_list()
+                    .entries(self.0.live().map(|(_, pte)| pte))
+                    .finish()
+            }
+        }
+        f.debug_struct("SlotStack")
+            .field("cpu", &self.cpu())
+            .field("live", &Live(self))
+            .finish()
+    }
 }
 
 impl Default for SlotStack {
