@@ -70,9 +70,7 @@ impl Error {
             Error::NullPointer,
         ]
     }
-}
 
-impl Error {
     /// A short description, as a kernel log line would put it.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -86,12 +86,12 @@ fn check(
     cases: u32,
     max_shrink_iters: u32,
 ) -> Result<Coverage, TestError<Scenario>> {
-    let mut cov = Coverage::default();
-    let cell = std::cell::RefCell::new(&mut cov);
+    // The runner takes a `Fn`: the tally needs interior mutability.
+    let cov = std::cell::RefCell::new(Coverage::default());
     runner(cases, max_shrink_iters).run(&scenario(), |sc| {
-        run(kind, faults, &sc, &mut cell.borrow_mut()).map_err(TestCaseError::fail)
+        run(kind, faults, &sc, &mut cov.borrow_mut()).map_err(TestCaseError::fail)
     })?;
-    Ok(cov)
+    Ok(cov.into_inner())
 }
 
 fn check_strategy(kind: Kind) -> Coverage {
