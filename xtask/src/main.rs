@@ -2,6 +2,7 @@
 //! Project tasks: `cargo xtask <task>`.
 
 mod bench_core;
+mod kernel;
 mod kobj;
 mod prereq;
 mod report;
@@ -15,31 +16,50 @@ usage: cargo xtask <task>
 
 tasks:
   test         everything CI checks: fmt, clippy, host tests, the kernel object
-               and its symbol check; ends with `N passed, N failed`
+               and its symbol check, then the boot-test stages; ends with
+               `N passed, N failed` [--host-only: skip the boot test]
   kobj         build the core as the object the kernel links
                (target/kobj/gmem_kmap_core.o) and check its symbols
   header       regenerate include/gmem_kmap_core.h with cbindgen
-  bench-core   run the core's benchmarks and write docs/bench-core.md";
+  bench-core   run the core's benchmarks and write docs/bench-core.md
+";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let ok = match args.first().map(String::as_str) {
-        Some("test") => test::run(),
+        Some("test") => match args[1..] {
+            [] => test::run(true),
+            [ref a] if a == "--host-only" => test::run(false),
+            _ => return usage(),
+        },
+        Some("boot-test") => match kernel::Options::parse(&args[1..]) {
+            Ok(opts) => {
+                let mut report = report::Report::default();
+                kernel::boot_test(&mut report, &opts);
+                report.finish()
+            }
+            Err(e) => {
+                eprintln!("boot-test: {e}");
+                return usage();
+            }
+        },
         Some("kobj") => kobj::build_and_check()
             .map(|obj| println!("{}", obj.display()))
             .is_ok(),
         Some("header") => test::bless_header(),
         Some("bench-core") => bench_core::run(),
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
+        _ => return usage(),
     };
     if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn usage() -> ExitCode {
+    eprintln!("{USAGE}{}", kernel::USAGE);
+    ExitCode::from(2)
 }
 
 /// The repository root (the xtask crate sits one level below it).

@@ -9,6 +9,17 @@ pub struct Report {
     pub passed: u32,
     pub failed: u32,
     failures: Vec<String>,
+    skipped: Vec<String>,
+}
+
+/// How a stage ended.
+enum Outcome {
+    /// (passed, failed) checks.
+    Counted(u32, u32),
+    /// Nothing to check; why.
+    Skipped(String),
+    /// A reason, with whatever was counted before failing.
+    Failed(String, u32, u32),
 }
 
 impl Report {
@@ -24,12 +35,41 @@ impl Report {
         name: &str,
         run: impl FnOnce() -> Result<(u32, u32), (String, u32, u32)>,
     ) {
+        self.run(name, || match run() {
+            Ok((p, f)) => Outcome::Counted(p, f),
+            Err((why, p, f)) => Outcome::Failed(why, p, f),
+        });
+    }
+
+    /// Runs a stage that may find nothing to check: `Ok(Some(why))` means
+    /// skipped, which counts neither as passed nor as failed.
+    pub fn skippable(&mut self, name: &str, run: impl FnOnce() -> Result<Option<String>, String>) {
+        self.run(name, || match run() {
+            Ok(None) => Outcome::Counted(1, 0),
+            Ok(Some(why)) => Outcome::Skipped(why),
+            Err(why) => Outcome::Failed(why, 0, 1),
+        });
+    }
+
+    /// Records a stage that cannot run because an earlier one failed; it
+    /// counts neither way (the earlier stage already counted as failed).
+    pub fn not_run(&mut self, name: &str, because: &str) {
+        println!("==> {name}\n<== {name}: not run ({because} failed)");
+        self.skipped
+            .push(format!("{name}: not run ({because} failed)"));
+    }
+
+    fn run(&mut self, name: &str, run: impl FnOnce() -> Outcome) {
         println!("==> {name}");
         let start = Instant::now();
         let (outcome, passed, failed) = match run() {
-            Ok((p, 0)) => (String::from("ok"), p, 0),
-            Ok((p, f)) => (format!("{f} failed"), p, f),
-            Err((why, p, f)) => (format!("FAILED: {why}"), p, f.max(1)),
+            Outcome::Counted(p, 0) => (String::from("ok"), p, 0),
+            Outcome::Counted(p, f) => (format!("{f} failed"), p, f),
+            Outcome::Skipped(why) => {
+                self.skipped.push(format!("{name}: {why}"));
+                (format!("skipped: {why}"), 0, 0)
+            }
+            Outcome::Failed(why, p, f) => (format!("FAILED: {why}"), p, f.max(1)),
         };
         println!(
             "<== {name}: {outcome} ({:.1}s)",
@@ -42,8 +82,12 @@ impl Report {
         self.failed += failed;
     }
 
-    /// Prints the failures and the final line; true when nothing failed.
+    /// Prints what was skipped, the failures and the final line; true when
+    /// nothing failed.
     pub fn finish(self) -> bool {
+        for s in &self.skipped {
+            println!("skipped: {s}");
+        }
         for f in &self.failures {
             println!("failed: {f}");
         }

@@ -5,12 +5,13 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use crate::report::Report;
-use crate::{cargo, kobj, prereq};
+use crate::{cargo, kernel, kobj, prereq};
 
 const CLIPPY_DENY: &[&str] = &["-D", "warnings", "-D", "clippy::undocumented_unsafe_blocks"];
 
-/// Runs every check; true when all passed.
-pub fn run() -> bool {
+/// Runs every check, the boot test's stages last unless `boot` is false;
+/// true when all passed.
+pub fn run(boot: bool) -> bool {
     let mut report = Report::default();
     report.stage(
         "prerequisites (rustup target and components, cc, binutils)",
@@ -77,6 +78,9 @@ pub fn run() -> bool {
         "the object check rejects a panic path",
         kobj::check_rejects_panics,
     );
+    if boot {
+        kernel::boot_test(&mut report, &kernel::Options::default());
+    }
     report.finish()
 }
 

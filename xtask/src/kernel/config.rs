@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+//! Kernel configurations: a fragment in `kernel-patch/configs/<name>.config`
+//! expanded with `make KCONFIG_ALLCONFIG=<fragment> allnoconfig` into
+//! `<cache>/build/<name>/.config`, then checked: Kconfig silently drops any
+//! symbol whose dependencies are unmet, so every line of the fragment must
+//! be found in .config with its value.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::Cache;
+use super::run::{Ended, logged, tail};
+
+/// The fragment for configuration `name`: `kernel-patch/configs/<name>.config`,
+/// or the file named by `GMEM_KMAP_<NAME>_CONFIG` (e.g.
+/// `GMEM_KMAP_BOOT_CONFIG`) when set.
+pub fn fragment(name: &str) -> PathBuf {
+    let var = format!("GMEM_KMAP_{}_CONFIG", name.to_uppercase());
+    match std::env::var_os(&var) {
+        Some(path) => {
+            println!("    fragment from ${var}");
+            PathBuf::from(path)
+        }
+        None => crate::root().join(format!("kernel-patch/configs/{name}.config")),
+    }
+}
+
+/// Configures `<cache>/build/<name>` from its fragment and checks the
+/// result; returns the build directory.
+pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf, String> {
+    let frag = fragment(name);
+    let text = fs::read_to_string(&frag).map_err(|e| format!("read {}: {e}", frag.display()))?;
+    let wanted = parse_fragment(&text);
+    let out = cache.build(name);
+    fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    let log = cache.log(&format!("{name}-config"));
+    println!("    {} -> {}/.config", frag.display(), out.display());
+    let mut make = Command::new("make");
+    make.current_dir(tree)
+        .arg(format!("O={}", out.display()))
+        .arg(format!("KCONFIG_ALLCONFIG={}", frag.display()))
+        .arg("allnoconfig");
+    match logged(&mut make, &log, None, |_| true)? {
+        Ended::Exited(s) if s.success() => {}
+        _ => {
+            for line in tail(&log, 40) {
+                println!("    | {line}");
+            }
+            return Err(format!("make allnoconfig failed; log: {}", log.display()));
+        }
+    }
+    let config = fs::read_to_string(out.join(".config")).map_err(|e| e.to_string())?;
+    let missing = missing(&wanted, &config);
+    if !missing.is_empty() {
+        for m in &missing {
+            println!("    not in .config as asked: {m}");
+        }
+        return Err(format!(
+            "{} option(s) of {} did not take (unmet dependencies or unknown symbols): {}",
+            missing.len(),
+            frag.display(),
+            missing.join(", ")
+        ));
+    }
+    println!(
+        "    all {} options of the fragment are set as asked",
+        wanted.len()
+    );
+    Ok(out)
+}
+
+/// `(CONFIG_X, Some(value))` for `CONFIG_X=value`, `(CONFIG_X, None)` for
+/// `# CONFIG_X is not set`; comments and blank lines skipped.
+pub fn parse_fragment(text: &str) -> Vec<(String, Option<String>)> {
+    text.lines()
+        .map(str::trim)
+        .filter_map(|l| {
+            if let Some(sym) = l
+                .strip_prefix("# ")
+                .and_then(|r| r.strip_suffix(" is not set"))
+            {
+                return sym.starts_with("CONFIG_").then(|| (sym.to_string(), None));
+            }
+            let (k, v) = l.split_once('=')?;
+            k.starts_with("CONFIG_")
+                .then(|| (k.to_string(), Some(v.to_string())))
+        })
+        .collect()
+}
+
+/// The fragment's lines that .config does not carry, as `CONFIG_X=v (got
+/// ...)`. An `n`/unset wish is met by `# ... is not set` or by absence.
+pub fn missing(wanted: &[(String, Option<String>)], config: &str) -> Vec<String> {
+    let have = parse_fragment(config);
+    let value = |k: &str| {
+        have.iter()
+            .find(|(h, _)| h == k)
+            .and_then(|(_, v)| v.clone())
+    };
+    wanted
+        .iter()
+        .filter_map(|(k, want)| {
+            let want = want.clone().filter(|v| v != "n");
+            let got = value(k).filter(|v| v != "n");
+            (want != got).then(|| {
+                format!(
+                    "{k}={} (got {})",
+                    want.as_deref().unwrap_or("n"),
+                    got.as_deref().unwrap_or("unset")
+                )
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_dropped_options() {
+        let frag = "# comment\nCONFIG_A=y\nCONFIG_NR=8192\n# CONFIG_B is not set\nCONFIG_C=n\n\nCONFIG_D=y\n";
+        let wanted = parse_fragment(frag);
+        assert_eq!(wanted.len(), 5);
+        assert_eq!(wanted[2], ("CONFIG_B".into(), None));
+        let config = "CONFIG_A=y\nCONFIG_NR=512\n# CONFIG_C is not set\nCONFIG_B=y\n";
+        assert_eq!(
+            missing(&wanted, config),
+            [
+                "CONFIG_NR=8192 (got 512)",
+                "CONFIG_B=n (got y)",
+                "CONFIG_D=y (got unset)"
+            ]
+        );
+    }
+}

@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+//! Reading a boot log: the KTAP that KUnit prints on the console (suites,
+//! their cases, parameterised cases nested one level deeper), the kernel's
+//! own complaints (oops, WARN, BUG, ...) and the initramfs' markers, judged
+//! into a list of problems; an empty list is a passing boot test.
+//!
+//! 6.12 KUnit prints, per suite:
+//!
+//! ```text
+//! KTAP version 1
+//! 1..2
+//!     KTAP version 1
+//!     # Subtest: list-kunit-test
+//!     1..3
+//!     ok 1 list_test_list_init
+//!         KTAP version 1
+//!         # Subtest: param_case
+//!         ok 1 param-0
+//!         ok 2 param-1 # SKIP not here
+//!     # param_case: pass:1 fail:0 skip:1 total:2
+//!     ok 2 param_case
+//!     not ok 3 list_test_list_add
+//! # list-kunit-test: pass:2 fail:1 skip:0 total:3
+//! # Totals: pass:3 fail:1 skip:1 total:5
+//! not ok 1 list-kunit-test
+//! ```
+
+use std::fmt::Write as _;
+
+use super::initramfs::{DONE, STARTED, TEST_EXIT};
+
+/// Console lines that mean the kernel is unhappy, whatever the tests say.
+pub const CRASH_PATTERNS: &[&str] = &[
+    "Oops",
+    "WARNING:",
+    "BUG:",
+    "KASAN",
+    "Kernel panic",
+    "general protection fault",
+    "Call Trace:",
+];
+
+/// A test's result.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Status {
+    Pass,
+    Fail,
+    Skip,
+}
+
+/// One result line (`ok N name`), with the results nested under it.
+#[derive(Debug)]
+pub struct Test {
+    pub name: String,
+    pub status: Status,
+    /// What followed ` # ` on the result line (e.g. `SKIP reason`).
+    pub directive: String,
+    /// The plan (`1..N`) of the nested block, if it had one.
+    pub plan: Option<usize>,
+    pub children: Vec<Test>,
+}
+
+/// Everything KTAP in a log.
+#[derive(Debug, Default)]
+pub struct Ktap {
+    /// Top-level results: the suites.
+    pub suites: Vec<Test>,
+    /// The top-level plan: how many suites KUnit announced.
+    pub plan: Option<usize>,
+    /// The `# <suite>: pass:X fail:Y skip:Z total:T` and `# Totals:` lines.
+    pub summaries: Vec<String>,
+}
+
+/// An open block of results at one indentation.
+struct Frame {
+    indent: usize,
+    plan: Option<usize>,
+    tests: Vec<Test>,
+}
+
+/// A console line without `\r` and without a printk timestamp.
+fn clean(line: &str) -> &str {
+    let line = line.trim_end_matches('\r');
+    if let Some(rest) = line.strip_prefix('[')
+        && let Some((stamp, after)) = rest.split_once(']')
+        && stamp.trim().chars().all(|c| c.is_ascii_digit() || c == '.')
+    {
+        return after.strip_prefix(' ').unwrap_or(after);
+    }
+    line
+}
+
+/// `ok 3 name # SKIP why` → (status, number, name, directive).
+fn result_line(text: &str) -> Option<(Status, usize, String, String)> {
+    let (ok, rest) = if let Some(r) = text.strip_prefix("not ok ") {
+        (false, r)
+    } else {
+        (true, text.strip_prefix("ok ")?)
+    };
+    let (num, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    let num = num.parse().ok()?;
+    let rest = rest.strip_prefix("- ").unwrap_or(rest);
+    let (name, directive) = match rest.split_once(" # ") {
+        Some((n, d)) => (n, d.trim()),
+        None => (rest, ""),
+    };
+    let skip = directive.to_ascii_uppercase().starts_with("SKIP");
+    let status = match (ok, skip) {
+        (_, true) => Status::Skip,
+        (true, false) => Status::Pass,
+        (false, false) => Status::Fail,
+    };
+    Some((status, num, name.trim().to_string(), directive.to_string()))
+}
+
+/// Parses the KTAP in a console log; other lines are ignored.
+pub fn parse(log: &str) -> Ktap {
+    let mut ktap = Ktap::default();
+    let mut stack: Vec<Frame> = Vec::new();
+    for raw in log.lines() {
+        let line = clean(raw);
+        let text = line.trim_start_matches(' ');
+        let indent = line.len() - text.len();
+        let text = text.trim_end();
+        if stack.is_empty() {
+            // KTAP starts with a top-level version line.
+            if indent == 0 && text.starts_with("KTAP version") {
+                stack.push(Frame {
+                    indent: 0,
+                    plan: None,
+                    tests: Vec::new(),
+                });
+            }
+            continue;
+        }
+        let header = text.starts_with("KTAP version")
+            || text.starts_with("# Subtest:")
+            || plan(text).is_some();
+        if header {
+            let top = stack.last().expect("root frame");
+            if indent > top.indent {
+                stack.push(Frame {
+                    indent,
+                    plan: None,
+                    tests: Vec::new(),
+                });
+            }
+            if let Some(n) = plan(text) {
+                let top = stack.last_mut().expect("frame");
+                if top.indent == indent {
+                    top.plan = Some(n);
+                }
+            }
+        } else if text.starts_with("# ") && text.contains(": pass:") && text.contains(" total:") {
+            ktap.summaries.push(text.to_string());
+        } else if let Some((status, _, name, directive)) = result_line(text) {
+            let mut nested: Option<Frame> = None;
+            while stack.len() > 1 && stack.last().expect("frame").indent > indent {
+                nested = stack.pop();
+            }
+            let top = stack.last_mut().expect("root frame");
+            if top.indent < indent {
+                // Results with no header before them: open their block.
+                stack.push(Frame {
+                    indent,
+                    plan: None,
+                    tests: Vec::new(),
+                });
+            }
+            let (plan, children) = nested.map_or((None, Vec::new()), |f| (f.plan, f.tests));
+            stack.last_mut().expect("frame").tests.push(Test {
+                name,
+                status,
+                directive,
+                plan,
+                children,
+            });
+        }
+    }
+    // Whatever is still open (a crash mid-suite) stays unreported except
+    // for the top level.
+    if let Some(root) = stack.into_iter().next() {
+        ktap.plan = root.plan;
+        ktap.suites = root.tests;
+    }
+    ktap
+}
+
+/// `1..N` → N.
+fn plan(text: &str) -> Option<usize> {
+    text.strip_prefix("1..")?.trim().parse().ok()
+}
+
+/// Per-suite counts of its cases (a parameterised case counts once, with
+/// its own result).
+#[derive(Debug, PartialEq)]
+pub struct Row {
+    pub suite: String,
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+/// The summary table's rows.
+pub fn rows(ktap: &Ktap) -> Vec<Row> {
+    ktap.suites
+        .iter()
+        .map(|s| {
+            let count = |st: Status| s.children.iter().filter(|c| c.status == st).count();
+            Row {
+                suite: s.name.clone(),
+                passed: count(Status::Pass),
+                failed: count(Status::Fail),
+                skipped: count(Status::Skip),
+            }
+        })
+        .collect()
+}
+
+/// The table, printable.
+pub fn table(ktap: &Ktap, expected: &[String]) -> String {
+    let rows = rows(ktap);
+    let width = rows.iter().map(|r| r.suite.len()).max().unwrap_or(0).max(5) + 2;
+    let mut t = String::new();
+    writeln!(
+        t,
+        "{:width$} {:>7} {:>7} {:>7}",
+        "suite", "passed", "failed", "skipped"
+    )
+    .unwrap();
+    for r in rows {
+        let mark = if expected.contains(&r.suite) { "*" } else { "" };
+        let name = format!("{}{mark}", r.suite);
+        writeln!(
+            t,
+            "{name:width$} {:>7} {:>7} {:>7}",
+            r.passed, r.failed, r.skipped
+        )
+        .unwrap();
+    }
+    t
+}
+
+/// Everything wrong with a boot, judged from its console log: failed
+/// tests anywhere, skipped tests or missing suites among `expected`, cut
+/// short KTAP, kernel complaints, failed /tests programs, no final marker.
+pub fn problems(log: &str, ktap: &Ktap, expected: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for suite in &ktap.suites {
+        let is_expected = expected.contains(&suite.name);
+        walk(suite, &suite.name, &mut |path, t| {
+            if t.status == Status::Fail {
+                problems.push(format!("not ok: {path}"));
+            }
+            if t.status == Status::Skip && is_expected {
+                problems.push(format!(
+                    "skipped in an expected suite: {path} # {}",
+                    t.directive
+                ));
+            }
+            if let Some(n) = t.plan
+                && n != t.children.len()
+            {
+                problems.push(format!(
+                    "{path}: plan 1..{n} but {} result(s)",
+                    t.children.len()
+                ));
+            }
+        });
+    }
+    if let Some(n) = ktap.plan
+        && n != ktap.suites.len()
+    {
+        problems.push(format!(
+            "KUnit announced {n} suite(s) (1..{n}), the log has {} result(s): output cut short?",
+            ktap.suites.len()
+        ));
+    }
+    for e in expected {
+        if !ktap.suites.iter().any(|s| &s.name == e) {
+            problems.push(format!("expected suite `{e}` is not in the log"));
+        }
+    }
+    for raw in log.lines() {
+        let line = clean(raw);
+        if let Some(p) = CRASH_PATTERNS.iter().find(|p| line.contains(*p)) {
+            problems.push(format!("kernel said `{p}`: {}", line.trim()));
+        }
+        if let Some(rest) = line.trim().strip_prefix(TEST_EXIT)
+            && !rest.ends_with(" exit 0")
+        {
+            problems.push(format!("initramfs test failed: {rest}"));
+        }
+    }
+    let printed = |marker: &str| log.lines().any(|l| clean(l).trim() == marker);
+    if !printed(STARTED) {
+        problems.push(format!("/init never ran (no `{STARTED}`)"));
+    } else if !printed(DONE) {
+        problems.push(format!("/init never finished (no `{DONE}`)"));
+    }
+    problems
+}
+
+fn walk(t: &Test, path: &str, f: &mut impl FnMut(&str, &Test)) {
+    f(path, t);
+    for c in &t.children {
+        walk(c, &format!("{path}.{}", c.name), f);
+    }
+}
+
+#[cfg(test)]
+mod tests;

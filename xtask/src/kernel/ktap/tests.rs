@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+//! The KTAP reader on logs shaped as 6.12 KUnit prints them.
+
+use super::*;
+
+/// Two suites: one passing with a parameterised case, one with a failure,
+/// a skip and parameters that fail; console noise in between, `\r\n` line
+/// ends as QEMU's serial gives them.
+const MIXED: &str = "\
+Linux version 6.12.117 (root@host) #1 SMP PREEMPT\r
+KTAP version 1\r
+1..2\r
+    KTAP version 1\r
+    # Subtest: gmem_kmap\r
+    # module: gmem_kmap_test\r
+    1..3\r
+    ok 1 map_unmap\r
+        KTAP version 1\r
+        # Subtest: nested_depths\r
+        ok 1 depth 1\r
+        ok 2 depth 16\r
+    # nested_depths: pass:2 fail:0 skip:0 total:2\r
+    ok 2 nested_depths\r
+random: crng init done\r
+    ok 3 sched_out_in\r
+# gmem_kmap: pass:3 fail:0 skip:0 total:3\r
+# Totals: pass:4 fail:0 skip:0 total:4\r
+ok 1 gmem_kmap\r
+    KTAP version 1\r
+    # Subtest: other\r
+    1..3\r
+    # bad: EXPECTATION FAILED at lib/other.c:12\r
+    not ok 1 bad\r
+    ok 2 later # SKIP needs hardware\r
+        KTAP version 1\r
+        # Subtest: params\r
+        ok 1 p0\r
+        not ok 2 p1\r
+    # params: pass:1 fail:1 skip:0 total:2\r
+    not ok 3 params\r
+# other: pass:0 fail:2 skip:1 total:3\r
+not ok 2 other\r
+gmem-kmap: init started\r
+gmem-kmap: running /tests/a\r
+gmem-kmap: test /tests/a exit 0\r
+gmem-kmap: init done\r
+";
+
+#[test]
+fn nested_and_parameterised() {
+    let k = parse(MIXED);
+    assert_eq!(k.plan, Some(2));
+    assert_eq!(k.suites.len(), 2);
+    let g = &k.suites[0];
+    assert_eq!(
+        (g.name.as_str(), g.status, g.plan),
+        ("gmem_kmap", Status::Pass, Some(3))
+    );
+    assert_eq!(g.children.len(), 3);
+    assert_eq!(g.children[1].name, "nested_depths");
+    assert_eq!(g.children[1].children.len(), 2);
+    assert_eq!(g.children[1].children[1].name, "depth 16");
+    let o = &k.suites[1];
+    assert_eq!(o.status, Status::Fail);
+    assert_eq!(o.children[1].status, Status::Skip);
+    assert_eq!(o.children[1].directive, "SKIP needs hardware");
+    assert_eq!(o.children[2].children[1].status, Status::Fail);
+    assert_eq!(
+        rows(&k),
+        [
+            Row {
+                suite: "gmem_kmap".into(),
+                passed: 3,
+                failed: 0,
+                skipped: 0
+            },
+            Row {
+                suite: "other".into(),
+                passed: 0,
+                failed: 2,
+                skipped: 1
+            },
+        ]
+    );
+    assert_eq!(k.summaries.len(), 5);
+    assert_eq!(k.summaries[2], "# Totals: pass:4 fail:0 skip:0 total:4");
+}
+
+#[test]
+fn every_failure_is_named() {
+    let k = parse(MIXED);
+    let p = problems(MIXED, &k, &["gmem_kmap".into(), "other".into()]);
+    assert_eq!(
+        p,
+        [
+            "not ok: other",
+            "not ok: other.bad",
+            "skipped in an expected suite: other.later # SKIP needs hardware",
+            "not ok: other.params",
+            "not ok: other.params.p1",
+        ]
+    );
+    // A skip outside the expected suites is fine; failures never are.
+    let p = problems(MIXED, &k, &["gmem_kmap".into()]);
+    assert_eq!(p.len(), 4, "{p:?}");
+}
+
+#[test]
+fn a_clean_run_has_no_problems() {
+    let clean = MIXED
+        .split("    KTAP version 1\r\n    # Subtest: other")
+        .next()
+        .unwrap();
+    let clean = format!(
+        "{}gmem-kmap: init started\ngmem-kmap: init done\n",
+        clean.replace("1..2", "1..1")
+    );
+    let k = parse(&clean);
+    assert_eq!(
+        problems(&clean, &k, &["gmem_kmap".into()]),
+        Vec::<String>::new()
+    );
+    assert!(table(&k, &["gmem_kmap".into()]).contains("gmem_kmap*"));
+}
+
+#[test]
+fn missing_suite_crash_marker_and_cut_short() {
+    // Printk timestamps are tolerated; the second suite never reports.
+    let log = "\
+[    0.812345] KTAP version 1
+[    0.812346] 1..2
+[    0.812347]     KTAP version 1
+[    0.812348]     # Subtest: a
+[    0.812349]     1..2
+[    0.812350]     ok 1 first
+[    0.812351] ok 1 a
+[    0.900000]     KTAP version 1
+[    0.900001]     # Subtest: b
+[    0.900002]     1..1
+[    0.900100] BUG: kernel NULL pointer dereference, address: 0000000000000000
+[    0.900200] Call Trace:
+[    0.900300] Kernel panic - not syncing: Fatal exception
+";
+    let k = parse(log);
+    assert_eq!(k.suites.len(), 1);
+    let p = problems(log, &k, &["gmem_kmap".into()]);
+    assert_eq!(
+        p,
+        [
+            "a: plan 1..2 but 1 result(s)",
+            "KUnit announced 2 suite(s) (1..2), the log has 1 result(s): output cut short?",
+            "expected suite `gmem_kmap` is not in the log",
+            "kernel said `BUG:`: BUG: kernel NULL pointer dereference, address: 0000000000000000",
+            "kernel said `Call Trace:`: Call Trace:",
+            "kernel said `Kernel panic`: Kernel panic - not syncing: Fatal exception",
+            "/init never ran (no `gmem-kmap: init started`)",
+        ]
+    );
+}
+
+#[test]
+fn warnings_and_failed_test_programs() {
+    let log = "\
+KTAP version 1
+1..0
+------------[ cut here ]------------
+WARNING: CPU: 1 PID: 1 at mm/highmem.c:600 kunmap_local_indexed+0x40/0x80
+gmem-kmap: init started
+gmem-kmap: test /tests/kvm_probe exit 3
+";
+    let k = parse(log);
+    assert_eq!(
+        problems(log, &k, &[]),
+        [
+            "kernel said `WARNING:`: WARNING: CPU: 1 PID: 1 at mm/highmem.c:600 kunmap_local_indexed+0x40/0x80",
+            "initramfs test failed: /tests/kvm_probe exit 3",
+            "/init never finished (no `gmem-kmap: init done`)",
+        ]
+    );
+}
+
+#[test]
+fn result_lines() {
+    assert_eq!(
+        result_line("ok 12 - name with spaces # SKIP why"),
+        Some((
+            Status::Skip,
+            12,
+            "name with spaces".into(),
+            "SKIP why".into()
+        ))
+    );
+    assert_eq!(
+        result_line("not ok 3 x"),
+        Some((Status::Fail, 3, "x".into(), String::new()))
+    );
+    assert_eq!(result_line("ok then"), None);
+    assert_eq!(result_line("okay 1 x"), None);
+}

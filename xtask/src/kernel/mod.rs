@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+//! `cargo xtask boot-test`: builds Linux 6.12 with the series in
+//! `kernel-patch/` and boots it under QEMU, judging the KUnit results.
+//!
+//! Stages, one file each:
+//! 1. [`packages`]: the Debian packages (source tarball, QEMU, busybox, ...);
+//! 2. [`source`]: the tarball unpacked once into `<cache>/linux`, tag `base`;
+//! 3. [`series`]: `kernel-patch/*.patch` applied with `git am`;
+//! 4. [`config`]: `kernel-patch/configs/<name>.config` through allnoconfig;
+//! 5. [`build`]: `make bzImage` through ccache, warnings scanned;
+//! 6. [`initramfs`]: busybox and an `/init` that runs `/tests/*`;
+//! 7. [`qemu`]: the boot, console into `<cache>/logs/boot.log`;
+//! 8. [`ktap`]: the verdict;
+//! 9. the series' objects built again with mitigations off (`nomitig`).
+//!
+//! Everything goes under the cache root, `$GMEM_KMAP_CACHE` or
+//! `/var/cache/gmem-kmap`: `linux/` (the tree), `build/<config>/` (O=),
+//! `ccache/`, `logs/`, `initramfs.cpio.gz`.
+
+mod build;
+mod config;
+mod initramfs;
+mod ktap;
+mod packages;
+mod qemu;
+mod run;
+mod series;
+mod source;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::report::Report;
+pub use initramfs::Initramfs;
+
+/// The KUnit suites that must be in the boot log, all passing and none
+/// skipped. `GMEM_KMAP_EXPECTED_SUITES` (comma-separated) replaces the list,
+/// e.g. `list-kunit-test` to try the pipeline on a kernel without the series.
+pub const EXPECTED_SUITES: &[&str] = &["gmem_kmap"];
+
+/// The series' C source; without it there is nothing to build with
+/// mitigations off.
+const SERIES_C: &str = "arch/x86/mm/gmem_kmap.c";
+/// The objects the `nomitig` configuration builds (make targets).
+const NOMITIG_OBJECTS: &[&str] = &["arch/x86/mm/gmem_kmap.o", "arch/x86/mm/gmem_kmap_core.o"];
+
+/// Where everything is kept between runs.
+pub struct Cache {
+    pub root: PathBuf,
+}
+
+impl Cache {
+    /// `$GMEM_KMAP_CACHE`, or `/var/cache/gmem-kmap`.
+    pub fn from_env() -> Self {
+        let root = std::env::var_os("GMEM_KMAP_CACHE")
+            .map_or_else(|| PathBuf::from("/var/cache/gmem-kmap"), PathBuf::from);
+        Cache { root }
+    }
+
+    /// The kernel tree.
+    pub fn linux(&self) -> PathBuf {
+        self.root.join("linux")
+    }
+
+    /// The build directory (`O=`) of configuration `name`.
+    pub fn build(&self, name: &str) -> PathBuf {
+        self.root.join("build").join(name)
+    }
+
+    /// `logs/<name>.log`, its directory created.
+    pub fn log(&self, name: &str) -> PathBuf {
+        let dir = self.root.join("logs");
+        let _ = std::fs::create_dir_all(&dir);
+        dir.join(format!("{name}.log"))
+    }
+}
+
+/// What `boot-test` was asked for.
+pub struct Options {
+    /// `-smp` for QEMU.
+    pub smp: u32,
+    /// QEMU is killed after this.
+    pub timeout: Duration,
+    /// Extra files for the initramfs: (path in the guest, host file).
+    pub extra: Vec<(String, PathBuf)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let secs = std::env::var("GMEM_KMAP_BOOT_TIMEOUT")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(15 * 60);
+        Options {
+            smp: 2,
+            timeout: Duration::from_secs(secs),
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// `boot-test`'s command-line help.
+pub const USAGE: &str = "\
+  boot-test    build Linux 6.12 + kernel-patch/*.patch and boot it under QEMU,
+               checking the KUnit results
+               [--smp N] [--timeout SECS] [--add GUEST_PATH=HOST_FILE]...
+               (--add /tests/foo=./foo runs ./foo in the guest)";
+
+impl Options {
+    /// Parses `--smp N`, `--timeout SECS`, `--add GUEST=HOST`.
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let mut o = Options::default();
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut value = || it.next().ok_or(format!("{a} needs a value"));
+            match a.as_str() {
+                "--smp" => o.smp = value()?.parse().map_err(|e| format!("--smp: {e}"))?,
+                "--timeout" => {
+                    let s = value()?.parse().map_err(|e| format!("--timeout: {e}"))?;
+                    o.timeout = Duration::from_secs(s);
+                }
+                "--add" => {
+                    let v = value()?;
+                    let (guest, host) = v
+                        .split_once('=')
+                        .ok_or(format!("--add {v}: want GUEST_PATH=HOST_FILE"))?;
+                    o.extra.push((guest.to_string(), PathBuf::from(host)));
+                }
+                _ => return Err(format!("unknown option {a}")),
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// The expected suites: [`EXPECTED_SUITES`] or `$GMEM_KMAP_EXPECTED_SUITES`.
+fn expected_suites() -> Vec<String> {
+    match std::env::var("GMEM_KMAP_EXPECTED_SUITES") {
+        Ok(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        Err(_) => EXPECTED_SUITES.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// Runs stages in order; once one fails, those after it that need its
+/// output are reported as not run.
+struct Pipeline<'r> {
+    report: &'r mut Report,
+    failed: Option<&'static str>,
+}
+
+impl Pipeline<'_> {
+    fn step(&mut self, name: &'static str, run: impl FnOnce() -> Result<(), String>) {
+        if let Some(earlier) = self.failed {
+            self.report.not_run(name, earlier);
+            return;
+        }
+        let before = self.report.failed;
+        self.report.stage(name, run);
+        if self.report.failed > before {
+            self.failed = Some(name);
+        }
+    }
+}
+
+/// Runs every kernel stage into `report`.
+pub fn boot_test(report: &mut Report, opts: &Options) {
+    let cache = Cache::from_env();
+    let mut p = Pipeline {
+        report,
+        failed: None,
+    };
+    p.step("kernel: packages", packages::ensure);
+    let mut tree = None;
+    p.step("kernel: linux-source-6.12 tree", || {
+        std::fs::create_dir_all(&cache.root)
+            .map_err(|e| format!("create {}: {e}", cache.root.display()))?;
+        tree = Some(source::prepare(&cache)?);
+        Ok(())
+    });
+    let Some(tree) = tree else {
+        for name in LATER {
+            p.step(name, || Ok(()));
+        }
+        return;
+    };
+    p.step("kernel: patch series", || {
+        series::apply(&tree, &crate::root().join("kernel-patch"))
+    });
+    p.step("kernel: configure boot", || {
+        config::configure(&cache, &tree.dir, "boot").map(drop)
+    });
+    let mut kernel = PathBuf::new();
+    p.step("kernel: build boot (bzImage)", || {
+        let out = build::make(&cache, &tree.dir, "boot", &["bzImage"])?;
+        kernel = out.join("arch/x86/boot/bzImage");
+        let size = std::fs::metadata(&kernel).map_err(|e| e.to_string())?.len();
+        println!("    {} ({} KiB)", kernel.display(), size / 1024);
+        Ok(())
+    });
+    let initrd = cache.root.join("initramfs.cpio.gz");
+    p.step("kernel: initramfs", || make_initramfs(&initrd, &opts.extra));
+    let boot_log = cache.log("boot");
+    let mut booted = false;
+    p.step("kernel: boot under QEMU", || {
+        let boot = qemu::boot(&kernel, &initrd, opts.smp, opts.timeout, &boot_log)?;
+        booted = true;
+        match boot {
+            qemu::Boot::Exited => Ok(()),
+            qemu::Boot::Failed(s) => Err(format!("QEMU exited with {s}")),
+            qemu::Boot::TimedOut(t) => {
+                Err(format!("timed out after {}; QEMU killed", run::clock(t)))
+            }
+        }
+    });
+    // Whatever a boot printed is judged, even when QEMU failed or hung.
+    if booted {
+        p.failed = None;
+    }
+    p.step("kernel: KUnit results and boot log", || verdict(&boot_log));
+    // Independent of the boot: needs only the tree.
+    p.failed = None;
+    p.report.skippable(
+        "kernel: series objects with mitigations off (nomitig)",
+        || {
+            if !tree.dir.join(SERIES_C).exists() {
+                return Ok(Some(format!("series has no {SERIES_C} yet")));
+            }
+            config::configure(&cache, &tree.dir, "nomitig")?;
+            build::make(&cache, &tree.dir, "nomitig", NOMITIG_OBJECTS)?;
+            Ok(None)
+        },
+    );
+}
+
+/// The stages after the tree, named when the tree could not be made.
+const LATER: &[&str] = &[
+    "kernel: patch series",
+    "kernel: configure boot",
+    "kernel: build boot (bzImage)",
+    "kernel: initramfs",
+    "kernel: boot under QEMU",
+    "kernel: KUnit results and boot log",
+    "kernel: series objects with mitigations off (nomitig)",
+];
+
+/// Writes the initramfs with the extra files.
+fn make_initramfs(path: &Path, extra: &[(String, PathBuf)]) -> Result<(), String> {
+    let mut archive = Initramfs::standard()?;
+    for (guest, host) in extra {
+        println!("    + {guest} <- {}", host.display());
+        archive.host_file(guest, host)?;
+    }
+    let size = archive.write_gz(path)?;
+    println!("    {} ({} KiB)", path.display(), size / 1024);
+    Ok(())
+}
+
+/// Judges the boot log: prints the suite table and the KTAP summary lines,
+/// fails on any problem.
+fn verdict(log: &Path) -> Result<(), String> {
+    let text = std::fs::read(log).map_err(|e| format!("read {}: {e}", log.display()))?;
+    let text = String::from_utf8_lossy(&text);
+    let expected = expected_suites();
+    let parsed = ktap::parse(&text);
+    println!("    expected suites: {}", expected.join(", "));
+    for line in ktap::table(&parsed, &expected).lines() {
+        println!("    {line}");
+    }
+    println!("    KTAP summary lines:");
+    for s in &parsed.summaries {
+        println!("    | {s}");
+    }
+    let problems = ktap::problems(&text, &parsed, &expected);
+    for p in &problems {
+        println!("    problem: {p}");
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} problem(s); log: {}",
+            problems.len(),
+            log.display()
+        ))
+    }
+}

@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+//! The Debian packages the kernel pipeline needs: the 6.12 source tarball,
+//! QEMU, busybox for the initramfs, ccache and the kernel's build
+//! dependencies. Installed with apt when missing (as root).
+
+use std::process::Command;
+use std::time::Instant;
+
+/// What the kernel stages need. `--no-install-recommends` keeps QEMU's GUI
+/// (~330 MB) out.
+pub const PACKAGES: &[&str] = &[
+    "linux-source-6.12",
+    "qemu-system-x86",
+    "busybox-static",
+    "ccache",
+    "flex",
+    "bison",
+    "bc",
+    "libelf-dev",
+    "libssl-dev",
+    "cpio",
+    "gcc",
+    "make",
+    "git",
+    "python3",
+];
+
+/// True when dpkg says `pkg` is installed.
+pub fn installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .is_ok_and(|o| o.status.success() && o.stdout.ends_with(b" installed"))
+}
+
+/// Installs the missing packages, printing what and how long it took.
+pub fn ensure() -> Result<(), String> {
+    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        println!("    all {} packages installed", PACKAGES.len());
+        return Ok(());
+    }
+    let install = format!(
+        "apt-get install -y --no-install-recommends {}",
+        missing.join(" ")
+    );
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !is_root {
+        return Err(format!(
+            "missing {}; run: sudo apt-get update && sudo {install}",
+            missing.join(" ")
+        ));
+    }
+    println!("    installing {}: {install}", missing.join(" "));
+    let start = Instant::now();
+    let ok = Command::new("sh")
+        .args([
+            "-c",
+            &format!("apt-get update -qq && DEBIAN_FRONTEND=noninteractive {install}"),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    let still: Vec<&str> = missing.iter().copied().filter(|p| !installed(p)).collect();
+    if !ok || !still.is_empty() {
+        return Err(format!("`{install}` failed; still missing: {still:?}"));
+    }
+    println!(
+        "    installed {} in {:.0}s",
+        missing.join(" "),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

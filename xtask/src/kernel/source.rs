@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+//! The pristine kernel tree: Debian's `linux-source-6.12` tarball unpacked
+//! once into `<cache>/linux` and committed as a git repository with the tag
+//! `base`, so the series can be applied with `git am` and reset cheaply.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::Cache;
+use super::run::output;
+
+/// The Debian package the tree comes from.
+pub const PACKAGE: &str = "linux-source-6.12";
+/// The tarball that package installs.
+const TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
+/// The tarball's top-level directory.
+const TOP: &str = "linux-source-6.12";
+/// The tag on the pristine commit.
+pub const BASE: &str = "base";
+
+/// The unpacked tree.
+pub struct Tree {
+    pub dir: PathBuf,
+    /// The Debian package version, e.g. `6.12.117-1~deb12u1`.
+    pub version: String,
+}
+
+/// The installed package version.
+pub fn installed_version() -> Result<String, String> {
+    let v = output(Command::new("dpkg-query").args(["-W", "-f=${Version}", PACKAGE]))?;
+    Ok(v.trim().to_string())
+}
+
+/// Unpacks and commits the tree unless the cache already holds this
+/// version; a new version also empties the build directories (the
+/// tarball's old mtimes would otherwise look older than stale objects).
+pub fn prepare(cache: &Cache) -> Result<Tree, String> {
+    let version = installed_version()?;
+    let dir = cache.linux();
+    let stamp = cache.root.join("linux.version");
+    let cached = fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == version)
+        && git(&dir)
+            .args(["rev-parse", "-q", "--verify", "refs/tags/base"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if cached {
+        println!("    cached: {PACKAGE} {version} in {}", dir.display());
+        return Ok(Tree { dir, version });
+    }
+    let _ = fs::remove_file(&stamp);
+    for stale in [dir.clone(), cache.root.join("build")] {
+        if stale.exists() {
+            println!("    removing {}", stale.display());
+            fs::remove_dir_all(&stale).map_err(|e| format!("rm {}: {e}", stale.display()))?;
+        }
+    }
+    let unpack = cache.root.join("linux.unpack");
+    let _ = fs::remove_dir_all(&unpack);
+    fs::create_dir_all(&unpack).map_err(|e| e.to_string())?;
+    println!("    unpacking {TARBALL} ({PACKAGE} {version})");
+    output(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(TARBALL)
+            .arg("-C")
+            .arg(&unpack),
+    )?;
+    fs::rename(unpack.join(TOP), &dir).map_err(|e| format!("mv {TOP}: {e}"))?;
+    fs::remove_dir(&unpack).map_err(|e| e.to_string())?;
+    println!("    committing it as tag `{BASE}` (git add of ~90k files, about half a minute)");
+    output(git(&dir).args(["init", "-q", "-b", "main"]))?;
+    // Debian's top-level .gitignore ends with `/*`: without -f nothing is added.
+    output(git(&dir).args(["add", "-A", "-f"]))?;
+    let message = format!("{PACKAGE} {version}");
+    output(git(&dir).args(["commit", "-q", "--no-verify", "-m", &message]))?;
+    output(git(&dir).args(["tag", BASE]))?;
+    fs::write(&stamp, &version).map_err(|e| e.to_string())?;
+    Ok(Tree { dir, version })
+}
+
+/// `git` in `dir` with a fixed identity and dates, so commits made by the
+/// pipeline never depend on the user's git configuration and a rerun gives
+/// the same commit ids.
+pub fn git(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "gmem-kmap xtask")
+        .env("GIT_AUTHOR_EMAIL", "xtask@gmem-kmap.invalid")
+        .env("GIT_COMMITTER_NAME", "gmem-kmap xtask")
+        .env("GIT_COMMITTER_EMAIL", "xtask@gmem-kmap.invalid")
+        .env("GIT_COMMITTER_DATE", "2000-01-01T00:00:00Z")
+        .env("GIT_AUTHOR_DATE", "2000-01-01T00:00:00Z")
+        .args(["-c", "core.hooksPath=/dev/null", "-c", "gc.auto=0"]);
+    cmd
+}
