@@ -133,6 +133,12 @@ impl Options {
     }
 }
 
+/// `kernel-patch/`, or `$GMEM_KMAP_SERIES_DIR` (to try other patches).
+fn series_dir() -> PathBuf {
+    std::env::var_os("GMEM_KMAP_SERIES_DIR")
+        .map_or_else(|| crate::root().join("kernel-patch"), PathBuf::from)
+}
+
 /// The expected suites: [`EXPECTED_SUITES`] or `$GMEM_KMAP_EXPECTED_SUITES`.
 fn expected_suites() -> Vec<String> {
     match std::env::var("GMEM_KMAP_EXPECTED_SUITES") {
@@ -189,8 +195,9 @@ pub fn boot_test(report: &mut Report, opts: &Options) {
         return;
     };
     p.step("kernel: patch series", || {
-        series::apply(&tree, &crate::root().join("kernel-patch"))
+        series::apply(&tree, &series_dir())
     });
+    let series_failed = p.failed;
     p.step("kernel: configure boot", || {
         config::configure(&cache, &tree.dir, "boot").map(drop)
     });
@@ -222,19 +229,19 @@ pub fn boot_test(report: &mut Report, opts: &Options) {
         p.failed = None;
     }
     p.step("kernel: KUnit results and boot log", || verdict(&boot_log));
-    // Independent of the boot: needs only the tree.
-    p.failed = None;
-    p.report.skippable(
-        "kernel: series objects with mitigations off (nomitig)",
-        || {
-            if !tree.dir.join(SERIES_C).exists() {
-                return Ok(Some(format!("series has no {SERIES_C} yet")));
-            }
-            config::configure(&cache, &tree.dir, "nomitig")?;
-            build::make(&cache, &tree.dir, "nomitig", NOMITIG_OBJECTS)?;
-            Ok(None)
-        },
-    );
+    // Needs only the series applied, not the boot.
+    if let Some(earlier) = series_failed {
+        p.report.not_run(NOMITIG, earlier);
+        return;
+    }
+    p.report.skippable(NOMITIG, || {
+        if !tree.dir.join(SERIES_C).exists() {
+            return Ok(Some(format!("series has no {SERIES_C} yet")));
+        }
+        config::configure(&cache, &tree.dir, "nomitig")?;
+        build::make(&cache, &tree.dir, "nomitig", NOMITIG_OBJECTS)?;
+        Ok(None)
+    });
 }
 
 /// The stages after the tree, named when the tree could not be made.
@@ -245,8 +252,10 @@ const LATER: &[&str] = &[
     "kernel: initramfs",
     "kernel: boot under QEMU",
     "kernel: KUnit results and boot log",
-    "kernel: series objects with mitigations off (nomitig)",
+    NOMITIG,
 ];
+
+const NOMITIG: &str = "kernel: series objects with mitigations off (nomitig)";
 
 /// Writes the initramfs with the extra files.
 fn make_initramfs(path: &Path, extra: &[(String, PathBuf)]) -> Result<(), String> {
