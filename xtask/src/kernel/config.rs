@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::Cache;
-use super::run::{Ended, logged, tail};
+use super::run::{Ended, logged, output, tail};
 
 /// The fragment for configuration `name`: `kernel-patch/configs/<name>.config`,
 /// or the file named by `GMEM_KMAP_<NAME>_CONFIG` (e.g.
@@ -34,21 +34,25 @@ pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf, Stri
     let wanted = parse_fragment(&text);
     let out = cache.build(name);
     fs::create_dir_all(&out).map_err(|e| e.to_string())?;
-    let log = cache.log(&format!("{name}-config"));
-    println!("    {} -> {}/.config", frag.display(), out.display());
-    let mut make = Command::new("make");
-    make.current_dir(tree)
-        .arg(format!("O={}", out.display()))
-        .arg(format!("KCONFIG_ALLCONFIG={}", frag.display()))
-        .arg("allnoconfig");
-    match logged(&mut make, &log, None, |_| true)? {
-        Ended::Exited(s) if s.success() => {}
-        _ => {
-            for line in tail(&log, 40) {
-                println!("    | {line}");
-            }
-            return Err(format!("make allnoconfig failed; log: {}", log.display()));
-        }
+    // Same fragment on the same tree: .config would come out the same, and
+    // rewriting it costs a relink.
+    let head = output(
+        Command::new("git")
+            .current_dir(tree)
+            .args(["rev-parse", "HEAD"]),
+    )?;
+    let stamp_path = out.join(".gmem-kmap-fragment");
+    let stamp = format!("{head}{text}");
+    let dot_config = out.join(".config");
+    if dot_config.exists() && fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
+        println!(
+            "    unchanged: {} from this fragment on this tree",
+            dot_config.display()
+        );
+    } else {
+        let _ = fs::remove_file(&stamp_path);
+        allnoconfig(cache, tree, name, &frag, &out)?;
+        fs::write(&stamp_path, stamp).map_err(|e| e.to_string())?;
     }
     let config = fs::read_to_string(out.join(".config")).map_err(|e| e.to_string())?;
     let missing = missing(&wanted, &config);
@@ -68,6 +72,32 @@ pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf, Stri
         wanted.len()
     );
     Ok(out)
+}
+
+/// `make O=<out> KCONFIG_ALLCONFIG=<frag> allnoconfig`, logged.
+fn allnoconfig(
+    cache: &Cache,
+    tree: &Path,
+    name: &str,
+    frag: &Path,
+    out: &Path,
+) -> Result<(), String> {
+    let log = cache.log(&format!("{name}-config"));
+    println!("    {} -> {}/.config", frag.display(), out.display());
+    let mut make = Command::new("make");
+    make.current_dir(tree)
+        .arg(format!("O={}", out.display()))
+        .arg(format!("KCONFIG_ALLCONFIG={}", frag.display()))
+        .arg("allnoconfig");
+    match logged(&mut make, &log, None, |_| true)? {
+        Ended::Exited(s) if s.success() => Ok(()),
+        _ => {
+            for line in tail(&log, 40) {
+                println!("    | {line}");
+            }
+            Err(format!("make allnoconfig failed; log: {}", log.display()))
+        }
+    }
 }
 
 /// `(CONFIG_X, Some(value))` for `CONFIG_X=value`, `(CONFIG_X, None)` for

@@ -4,26 +4,32 @@
 //! own complaints (oops, WARN, BUG, ...) and the initramfs' markers, judged
 //! into a list of problems; an empty list is a passing boot test.
 //!
-//! 6.12 KUnit prints, per suite:
+//! 6.12 KUnit prints (`ktap/example-boot.log` is a real boot's log):
 //!
 //! ```text
 //! KTAP version 1
 //! 1..2
 //!     KTAP version 1
-//!     # Subtest: list-kunit-test
+//!     # Subtest: example
+//!     # module: kunit_example_test
 //!     1..3
-//!     ok 1 list_test_list_init
+//!     ok 1 example_simple_test
+//!     ok 2 example_skip_test # SKIP this test should be skipped
 //!         KTAP version 1
-//!         # Subtest: param_case
-//!         ok 1 param-0
-//!         ok 2 param-1 # SKIP not here
-//!     # param_case: pass:1 fail:0 skip:1 total:2
-//!     ok 2 param_case
-//!     not ok 3 list_test_list_add
-//! # list-kunit-test: pass:2 fail:1 skip:0 total:3
-//! # Totals: pass:3 fail:1 skip:1 total:5
-//! not ok 1 list-kunit-test
+//!         # Subtest: example_params_test
+//!     # example_params_test: initializing
+//!         ok 1 example value 3 # SKIP unsupported param value 3
+//!         ok 2 example value 2
+//!     # example_params_test: pass:1 fail:0 skip:1 total:2
+//!     ok 3 example_params_test
+//! # example: pass:2 fail:0 skip:1 total:3
+//! # Totals: pass:3 fail:0 skip:2 total:5
+//! ok 1 example
 //! ```
+//!
+//! Diagnostics (`# ...`) and other console lines may come at any
+//! indentation in between; only version, subtest, plan and result lines
+//! shape the tree.
 
 use std::fmt::Write as _;
 

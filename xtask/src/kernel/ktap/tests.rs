@@ -197,3 +197,63 @@ fn result_lines() {
     assert_eq!(result_line("ok then"), None);
     assert_eq!(result_line("okay 1 x"), None);
 }
+
+/// A real boot of plain 6.12.117 with the KUnit example suite (skips,
+/// parameters) and the list suites, as QEMU's serial console gave it.
+const REAL: &str = include_str!("example-boot.log");
+
+#[test]
+fn a_real_boot_log() {
+    let k = parse(REAL);
+    assert_eq!(k.plan, Some(5));
+    let names: Vec<&str> = k.suites.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "example_init",
+            "example",
+            "list-kunit-test",
+            "hlist",
+            "klist"
+        ]
+    );
+    let r = rows(&k);
+    assert_eq!(
+        r[1],
+        Row {
+            suite: "example".into(),
+            passed: 7,
+            failed: 0,
+            skipped: 2
+        }
+    );
+    assert_eq!(
+        r[2],
+        Row {
+            suite: "list-kunit-test".into(),
+            passed: 39,
+            failed: 0,
+            skipped: 0
+        }
+    );
+    let params = &k.suites[1].children[7];
+    assert_eq!(params.name, "example_params_test");
+    assert_eq!(params.children.len(), 4);
+    assert_eq!(params.children[3].name, "example value 0");
+    assert_eq!(params.children[3].status, Status::Skip);
+    assert!(
+        k.summaries
+            .contains(&"# example: pass:7 fail:0 skip:2 total:9".to_string())
+    );
+    assert_eq!(
+        problems(REAL, &k, &["list-kunit-test".into()]),
+        Vec::<String>::new()
+    );
+    let p = problems(REAL, &k, &["example".into(), "gmem_kmap".into()]);
+    assert_eq!(p.len(), 5, "{p:?}");
+    assert_eq!(
+        p[2],
+        "skipped in an expected suite: example.example_params_test.example value 3 # SKIP unsupported param value 3"
+    );
+    assert_eq!(p[4], "expected suite `gmem_kmap` is not in the log");
+}
