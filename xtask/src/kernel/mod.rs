@@ -67,6 +67,35 @@ impl Cache {
         self.root.join("build").join(name)
     }
 
+    /// Locks the cache (`<root>/lock`) for this process, waiting for any
+    /// other boot test using it; unlocked when the file is dropped.
+    pub fn lock(&self) -> Result<std::fs::File, String> {
+        std::fs::create_dir_all(&self.root)
+            .map_err(|e| format!("create {}: {e}", self.root.display()))?;
+        let path = self.root.join("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("open {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                println!(
+                    "    waiting for another boot test using {}",
+                    self.root.display()
+                );
+                file.lock()
+                    .map_err(|e| format!("lock {}: {e}", path.display()))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(format!("lock {}: {e}", path.display()));
+            }
+        }
+        Ok(file)
+    }
+
     /// `logs/<name>.log`, its directory created.
     pub fn log(&self, name: &str) -> PathBuf {
         let dir = self.root.join("logs");
@@ -182,9 +211,10 @@ pub fn boot_test(report: &mut Report, opts: &Options) {
     };
     p.step("kernel: packages", packages::ensure);
     let mut tree = None;
+    // Held until the end: one boot test at a time per cache.
+    let mut lock = None;
     p.step("kernel: linux-source-6.12 tree", || {
-        std::fs::create_dir_all(&cache.root)
-            .map_err(|e| format!("create {}: {e}", cache.root.display()))?;
+        lock = Some(cache.lock()?);
         tree = Some(source::prepare(&cache)?);
         Ok(())
     });
