@@ -15,7 +15,26 @@
 //!
 //! Everything goes under the cache root, `$GMEM_KMAP_CACHE` or
 //! `/var/cache/gmem-kmap`: `linux/` (the tree), `build/<config>/` (O=),
-//! `ccache/`, `logs/`, `initramfs.cpio.gz`.
+//! `ccache/`, `logs/` (`boot-config.log`, `boot-build.log`, `boot.log`,
+//! `nomitig-*.log`), `initramfs.cpio.gz`, and `lock` (one boot test at a
+//! time per cache).
+//!
+//! Make is run in the tree as `make O=<cache>/build/<config> -j<nproc>
+//! CC="ccache gcc" HOSTCC="ccache gcc" GMEM_KMAP_CRATE=<repo root> <targets>`
+//! with `CCACHE_DIR=<cache>/ccache`.
+//!
+//! Overrides, for trying the pipeline on other inputs:
+//! - `GMEM_KMAP_CACHE`: the cache root;
+//! - `GMEM_KMAP_SERIES_DIR`: patches from another directory;
+//! - `GMEM_KMAP_BOOT_CONFIG`, `GMEM_KMAP_NOMITIG_CONFIG`: other fragments;
+//! - `GMEM_KMAP_EXPECTED_SUITES`: comma-separated, instead of
+//!   [`EXPECTED_SUITES`];
+//! - `GMEM_KMAP_BOOT_TIMEOUT`: seconds before QEMU is killed (900).
+//!
+//! More files for the guest: `--add /tests/name=<host file>` on the command
+//! line, or [`Initramfs::file`] / [`Initramfs::host_file`] in
+//! [`make_initramfs`]; `/init` runs every executable in `/tests/` and a
+//! non-zero exit fails the boot test.
 
 mod build;
 mod config;

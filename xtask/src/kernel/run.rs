@@ -55,6 +55,8 @@ pub fn logged(
                 .rev()
                 .find(|l| progress(l))
                 .unwrap_or_default();
+            // Serial output may carry terminal escapes; print text only.
+            let last: String = last.chars().filter(|c| !c.is_control()).collect();
             println!("    [{}] {}", clock(elapsed), last.trim());
             next += PROGRESS_EVERY;
         }
