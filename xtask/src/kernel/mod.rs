@@ -148,8 +148,8 @@ impl Default for Options {
 }
 
 /// `boot-test`'s command-line help.
-pub const USAGE: &str = "\
-  boot-test    build Linux 6.12 + kernel-patch/*.patch and boot it under QEMU,
+pub const USAGE: &str =
+    "  boot-test    build Linux 6.12 + kernel-patch/*.patch and boot it under QEMU,
                checking the KUnit results
                [--smp N] [--timeout SECS] [--add GUEST_PATH=HOST_FILE]...
                (--add /tests/foo=./foo runs ./foo in the guest)";
