@@ -5,7 +5,8 @@
 //! Stages, one file each:
 //! 1. [`packages`]: the Debian packages (source tarball, QEMU, busybox, ...);
 //! 2. [`source`]: the tarball unpacked once into `<cache>/linux`, tag `base`;
-//! 3. [`series`]: `kernel-patch/*.patch` applied with `git am`;
+//! 3. [`series`]: `kernel-patch/*.patch` applied with `git am`, then
+//!    [`checkpatch`]: each patch through `checkpatch.pl --strict`;
 //! 4. [`config`]: `kernel-patch/configs/<name>.config` through allnoconfig;
 //! 5. [`build`]: `make bzImage` through ccache, warnings scanned;
 //! 6. [`initramfs`]: busybox and an `/init` that runs `/tests/*`;
@@ -37,6 +38,7 @@
 //! non-zero exit fails the boot test.
 
 mod build;
+mod checkpatch;
 mod config;
 mod initramfs;
 mod ktap;
@@ -247,6 +249,10 @@ pub fn boot_test(report: &mut Report, opts: &Options) {
         series::apply(&tree, &series_dir())
     });
     let series_failed = p.failed;
+    // Style does not stop the build and boot: both verdicts are wanted.
+    p.report.stage("kernel: checkpatch --strict", || {
+        checkpatch::check(&tree, &series_dir())
+    });
     p.step("kernel: configure boot", || {
         config::configure(&cache, &tree.dir, "boot").map(drop)
     });
@@ -296,6 +302,7 @@ pub fn boot_test(report: &mut Report, opts: &Options) {
 /// The stages after the tree, named when the tree could not be made.
 const LATER: &[&str] = &[
     "kernel: patch series",
+    "kernel: checkpatch --strict",
     "kernel: configure boot",
     "kernel: build boot (bzImage)",
     "kernel: initramfs",

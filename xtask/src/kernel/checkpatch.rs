@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+//! Kernel style: every patch of the series through the tree's own
+//! `scripts/checkpatch.pl --strict`. Any error, warning or check fails the
+//! stage; a patch that needs one explained would relax this deliberately.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::series;
+use super::source::Tree;
+
+/// Runs checkpatch on each patch in `dir` and prints its summary line.
+pub fn check(tree: &Tree, dir: &Path) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for patch in series::patches(dir)? {
+        let name = patch.file_name().unwrap_or_default().to_string_lossy();
+        let out = Command::new("perl")
+            .arg("scripts/checkpatch.pl")
+            .args(["--strict", "--no-color", "--show-types"])
+            .arg(&patch)
+            .current_dir(&tree.dir)
+            .output()
+            .map_err(|e| format!("cannot run scripts/checkpatch.pl: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let summary = summary_line(&text).unwrap_or("no summary line");
+        println!("    {name}: {summary}");
+        if !out.status.success() || !is_clean(summary) {
+            for line in text.lines().filter(|l| is_finding(l)) {
+                println!("      {line}");
+            }
+            problems.push(format!("{name}: {summary}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("checkpatch --strict: {}", problems.join("; ")))
+    }
+}
+
+/// `total: 0 errors, 0 warnings, 0 checks, 119 lines checked`.
+fn summary_line(text: &str) -> Option<&str> {
+    text.lines().find(|l| l.starts_with("total: "))
+}
+
+fn is_clean(summary: &str) -> bool {
+    summary.starts_with("total: 0 errors, 0 warnings, 0 checks,")
+}
+
+fn is_finding(line: &str) -> bool {
+    ["ERROR:", "WARNING:", "CHECK:"]
+        .iter()
+        .any(|p| line.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_all_zero_summary_is_clean() {
+        let out = "some text\ntotal: 0 errors, 0 warnings, 0 checks, 119 lines checked\n";
+        assert_eq!(
+            summary_line(out),
+            Some("total: 0 errors, 0 warnings, 0 checks, 119 lines checked")
+        );
+        assert!(is_clean(summary_line(out).unwrap()));
+        assert!(!is_clean(
+            "total: 0 errors, 1 warnings, 0 checks, 9 lines checked"
+        ));
+        assert!(!is_clean(
+            "total: 0 errors, 0 warnings, 2 checks, 9 lines checked"
+        ));
+        assert!(!is_clean(
+            "total: 1 errors, 0 warnings, 0 checks, 9 lines checked"
+        ));
+        assert!(is_finding("CHECK:BLANK: Please use a blank line"));
+        assert!(!is_finding("#12: FILE: mm/x.c:3:"));
+    }
+}
