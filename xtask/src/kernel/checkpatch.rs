@@ -19,11 +19,22 @@ pub fn check(tree: &Tree, dir: &Path) -> Result<(), String> {
             .args(["--strict", "--no-color", "--show-types"])
             .arg(&patch)
             .current_dir(&tree.dir)
+            // Debian's python3, which has the apt-installed `ply` and `git`
+            // modules spdxcheck.py needs, before any pyenv or venv one.
+            .env("PATH", system_first_path())
             .output()
             .map_err(|e| format!("cannot run scripts/checkpatch.pl: {e}"))?;
         let text = String::from_utf8_lossy(&out.stdout);
         let summary = summary_line(&text).unwrap_or("no summary line");
         println!("    {name}: {summary}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !stderr.trim().is_empty() {
+            // e.g. a Python traceback: a check that did not run.
+            for line in stderr.lines() {
+                println!("      stderr: {line}");
+            }
+            problems.push(format!("{name}: checkpatch printed errors of its own"));
+        }
         if !out.status.success() || !is_clean(summary) {
             for line in text.lines().filter(|l| is_finding(l)) {
                 println!("      {line}");
@@ -36,6 +47,12 @@ pub fn check(tree: &Tree, dir: &Path) -> Result<(), String> {
     } else {
         Err(format!("checkpatch --strict: {}", problems.join("; ")))
     }
+}
+
+/// `/usr/bin:/bin` ahead of the caller's `PATH`.
+fn system_first_path() -> String {
+    let rest = std::env::var("PATH").unwrap_or_default();
+    format!("/usr/bin:/bin:{rest}")
 }
 
 /// `total: 0 errors, 0 warnings, 0 checks, 119 lines checked`.

@@ -23,6 +23,9 @@ pub const PACKAGES: &[&str] = &[
     "make",
     "git",
     "python3",
+    // checkpatch.pl's SPDX check (scripts/spdxcheck.py) imports these.
+    "python3-ply",
+    "python3-git",
 ];
 
 /// True when dpkg says `pkg` is installed.
