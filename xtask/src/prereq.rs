@@ -57,9 +57,15 @@ fn ensure_apt() -> Result<(), String> {
     if missing.is_empty() {
         return Ok(());
     }
+    apt_install(&missing)
+}
+
+/// Installs `packages` with apt (`--no-install-recommends`) when running as
+/// root, or fails naming the exact command to run.
+pub fn apt_install(packages: &[&str]) -> Result<(), String> {
     let install = format!(
         "apt-get install -y --no-install-recommends {}",
-        missing.join(" ")
+        packages.join(" ")
     );
     let is_root = Command::new("id")
         .arg("-u")
@@ -67,10 +73,11 @@ fn ensure_apt() -> Result<(), String> {
         .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
     if !is_root || !has_command("apt-get") {
         return Err(format!(
-            "missing packages; run: sudo apt-get update && sudo {install}"
+            "missing {}; run: sudo apt-get update && sudo {install}",
+            packages.join(" ")
         ));
     }
-    println!("    installing {}: {install}", missing.join(" "));
+    println!("    installing {}: {install}", packages.join(" "));
     let ok = Command::new("sh")
         .args([
             "-c",

@@ -43,32 +43,14 @@ pub fn ensure() -> Result<(), String> {
         println!("    all {} packages installed", PACKAGES.len());
         return Ok(());
     }
-    let install = format!(
-        "apt-get install -y --no-install-recommends {}",
-        missing.join(" ")
-    );
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if !is_root {
-        return Err(format!(
-            "missing {}; run: sudo apt-get update && sudo {install}",
-            missing.join(" ")
-        ));
-    }
-    println!("    installing {}: {install}", missing.join(" "));
     let start = Instant::now();
-    let ok = Command::new("sh")
-        .args([
-            "-c",
-            &format!("apt-get update -qq && DEBIAN_FRONTEND=noninteractive {install}"),
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
+    let installed_ok = crate::prereq::apt_install(&missing);
     let still: Vec<&str> = missing.iter().copied().filter(|p| !installed(p)).collect();
-    if !ok || !still.is_empty() {
-        return Err(format!("`{install}` failed; still missing: {still:?}"));
+    if let Err(e) = installed_ok {
+        return Err(format!("{e}; still missing: {still:?}"));
+    }
+    if !still.is_empty() {
+        return Err(format!("apt-get succeeded but still missing: {still:?}"));
     }
     println!(
         "    installed {} in {:.0}s",
