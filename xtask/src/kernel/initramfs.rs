@@ -20,6 +20,8 @@ const BUSYBOX: &str = "/bin/busybox";
 pub const STARTED: &str = "gmem-kmap: init started";
 /// Printed by `/init` after the last test, just before powering off.
 pub const DONE: &str = "gmem-kmap: init done";
+/// `/init` prints `gmem-kmap: running /tests/<name>` before each test.
+pub const RUNNING: &str = "gmem-kmap: running ";
 /// `/init` prints `gmem-kmap: test /tests/<name> exit <code>` per test.
 pub const TEST_EXIT: &str = "gmem-kmap: test ";
 

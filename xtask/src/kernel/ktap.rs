@@ -30,10 +30,15 @@
 //! Diagnostics (`# ...`) and other console lines may come at any
 //! indentation in between; only version, subtest, plan and result lines
 //! shape the tree.
+//!
+//! Test programs that `/init` runs may print kselftest TAP (`TAP version
+//! 13`, `1..N`, `ok N name`) at the top level after KUnit is done: each such
+//! document becomes one [`Ktap::programs`] entry named `selftest <program>`,
+//! its results as children.
 
 use std::fmt::Write as _;
 
-use super::initramfs::{DONE, STARTED, TEST_EXIT};
+use super::initramfs::{DONE, RUNNING, STARTED, TEST_EXIT};
 
 /// Console lines that mean the kernel is unhappy, whatever the tests say.
 pub const CRASH_PATTERNS: &[&str] = &[
@@ -75,6 +80,16 @@ pub struct Ktap {
     pub plan: Option<usize>,
     /// The `# <suite>: pass:X fail:Y skip:Z total:T` and `# Totals:` lines.
     pub summaries: Vec<String>,
+    /// The TAP documents of test programs, one pseudo-suite each.
+    pub programs: Vec<Test>,
+}
+
+/// Which kind of document the lines being read belong to.
+enum Doc {
+    /// KUnit's KTAP: results at the top level are suites.
+    Kunit,
+    /// A program's kselftest TAP: results at the top level are its tests.
+    Program(String),
 }
 
 /// An open block of results at one indentation.
@@ -106,9 +121,13 @@ fn result_line(text: &str) -> Option<(Status, usize, String, String)> {
     let (num, rest) = rest.split_once(' ').unwrap_or((rest, ""));
     let num = num.parse().ok()?;
     let rest = rest.strip_prefix("- ").unwrap_or(rest);
-    let (name, directive) = match rest.split_once(" # ") {
-        Some((n, d)) => (n, d.trim()),
-        None => (rest, ""),
+    // kselftest prints a skip with no name: `ok 3 # SKIP why`.
+    let (name, directive) = match rest.strip_prefix("# ") {
+        Some(d) => ("", d.trim()),
+        None => match rest.split_once(" # ") {
+            Some((n, d)) => (n, d.trim()),
+            None => (rest, ""),
+        },
     };
     let skip = directive.to_ascii_uppercase().starts_with("SKIP");
     let status = match (ok, skip) {
@@ -122,21 +141,34 @@ fn result_line(text: &str) -> Option<(Status, usize, String, String)> {
 /// Parses the KTAP in a console log; other lines are ignored.
 pub fn parse(log: &str) -> Ktap {
     let mut ktap = Ktap::default();
+    let mut doc = Doc::Kunit;
     let mut stack: Vec<Frame> = Vec::new();
+    let mut program = String::new();
     for raw in log.lines() {
         let line = clean(raw);
         let text = line.trim_start_matches(' ');
         let indent = line.len() - text.len();
         let text = text.trim_end();
+        if let Some(path) = text.strip_prefix(RUNNING) {
+            program = path.rsplit('/').next().unwrap_or(path).to_string();
+        }
+        // A top-level version line starts a document.
+        let kunit = text.starts_with("KTAP version");
+        if indent == 0 && (kunit || text.starts_with("TAP version")) {
+            finish(&mut ktap, doc, stack);
+            doc = if kunit {
+                Doc::Kunit
+            } else {
+                Doc::Program(program.clone())
+            };
+            stack = vec![Frame {
+                indent: 0,
+                plan: None,
+                tests: Vec::new(),
+            }];
+            continue;
+        }
         if stack.is_empty() {
-            // KTAP starts with a top-level version line.
-            if indent == 0 && text.starts_with("KTAP version") {
-                stack.push(Frame {
-                    indent: 0,
-                    plan: None,
-                    tests: Vec::new(),
-                });
-            }
             continue;
         }
         let header = text.starts_with("KTAP version")
@@ -183,13 +215,50 @@ pub fn parse(log: &str) -> Ktap {
             });
         }
     }
-    // Whatever is still open (a crash mid-suite) stays unreported except
-    // for the top level.
-    if let Some(root) = stack.into_iter().next() {
-        ktap.plan = root.plan;
-        ktap.suites = root.tests;
-    }
+    finish(&mut ktap, doc, stack);
     ktap
+}
+
+/// Files a finished document. Whatever is still open (a crash mid-suite)
+/// stays unreported except for the top level.
+fn finish(ktap: &mut Ktap, doc: Doc, stack: Vec<Frame>) {
+    let Some(root) = stack.into_iter().next() else {
+        return;
+    };
+    match doc {
+        Doc::Kunit => {
+            ktap.plan = root.plan;
+            ktap.suites.extend(root.tests);
+        }
+        Doc::Program(name) => {
+            let failed = root.tests.iter().any(|t| t.status == Status::Fail);
+            ktap.programs.push(Test {
+                name: format!("selftest {name}"),
+                status: if failed { Status::Fail } else { Status::Pass },
+                directive: String::new(),
+                plan: root.plan,
+                children: root.tests,
+            });
+        }
+    }
+}
+
+/// The lines the test programs printed: from each top-level `TAP version`
+/// to `/init`'s exit line for it, timestamps removed.
+pub fn program_output(log: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for raw in log.lines() {
+        let line = clean(raw).trim_end();
+        inside |= line.starts_with("TAP version");
+        if inside {
+            out.push(line.to_string());
+        }
+        if line.starts_with(TEST_EXIT) {
+            inside = false;
+        }
+    }
+    out
 }
 
 /// `1..N` → N.
@@ -211,6 +280,7 @@ pub struct Row {
 pub fn rows(ktap: &Ktap) -> Vec<Row> {
     ktap.suites
         .iter()
+        .chain(&ktap.programs)
         .map(|s| {
             let count = |st: Status| s.children.iter().filter(|c| c.status == st).count();
             Row {
@@ -252,7 +322,7 @@ pub fn table(ktap: &Ktap, expected: &[String]) -> String {
 /// short KTAP, kernel complaints, failed /tests programs, no final marker.
 pub fn problems(log: &str, ktap: &Ktap, expected: &[String]) -> Vec<String> {
     let mut problems = Vec::new();
-    for suite in &ktap.suites {
+    for suite in ktap.suites.iter().chain(&ktap.programs) {
         let is_expected = expected.contains(&suite.name);
         walk(suite, &suite.name, &mut |path, t| {
             if t.status == Status::Fail {
@@ -283,7 +353,12 @@ pub fn problems(log: &str, ktap: &Ktap, expected: &[String]) -> Vec<String> {
         ));
     }
     for e in expected {
-        if !ktap.suites.iter().any(|s| &s.name == e) {
+        if !ktap
+            .suites
+            .iter()
+            .chain(&ktap.programs)
+            .any(|s| &s.name == e)
+        {
             problems.push(format!("expected suite `{e}` is not in the log"));
         }
     }

@@ -8,11 +8,13 @@
 //! 3. [`series`]: `kernel-patch/*.patch` applied with `git am`, then
 //!    [`checkpatch`]: each patch through `checkpatch.pl --strict`;
 //! 4. [`config`]: `kernel-patch/configs/<name>.config` through allnoconfig;
-//! 5. [`build`]: `make bzImage` through ccache, warnings scanned;
-//! 6. [`initramfs`]: busybox and an `/init` that runs `/tests/*`;
-//! 7. [`qemu`]: the boot, console into `<cache>/logs/boot.log`;
-//! 8. [`ktap`]: the verdict;
-//! 9. the series' objects built again with mitigations off (`nomitig`).
+//! 5. [`build`]: `make bzImage headers` through ccache, warnings scanned;
+//! 6. [`selftests`]: the series' test programs, built static;
+//! 7. [`initramfs`]: busybox and an `/init` that runs `/tests/*` (the
+//!    selftests among them);
+//! 8. [`qemu`]: the boot, console into `<cache>/logs/boot.log`;
+//! 9. [`ktap`]: the verdict, over KUnit's KTAP and the selftests' TAP;
+//! 10. the series' objects built again with mitigations off (`nomitig`).
 //!
 //! Everything goes under the cache root, `$GMEM_KMAP_CACHE` or
 //! `/var/cache/gmem-kmap`: `linux/` (the tree), `build/<config>/` (O=),
@@ -45,6 +47,7 @@ mod ktap;
 mod packages;
 mod qemu;
 mod run;
+mod selftests;
 mod series;
 mod source;
 
@@ -54,10 +57,15 @@ use std::time::Duration;
 use crate::report::Report;
 pub use initramfs::Initramfs;
 
-/// The KUnit suites that must be in the boot log, all passing and none
-/// skipped. `GMEM_KMAP_EXPECTED_SUITES` (comma-separated) replaces the list,
-/// e.g. `list-kunit-test` to try the pipeline on a kernel without the series.
-pub const EXPECTED_SUITES: &[&str] = &["gmem_kmap"];
+/// The suites that must be in the boot log, all passing and none skipped:
+/// KUnit's, and `selftest <program>` for each of [`selftests::PROGRAMS`].
+/// `GMEM_KMAP_EXPECTED_SUITES` (comma-separated) replaces the list, e.g.
+/// `list-kunit-test` to try the pipeline on a kernel without the series.
+pub const EXPECTED_SUITES: &[&str] = &[
+    "gmem_kmap",
+    "kvm_gmem_no_direct_map",
+    "selftest guest_memfd_no_direct_map_test",
+];
 
 /// The series' C source; without it there is nothing to build with
 /// mitigations off.
@@ -257,15 +265,23 @@ pub fn boot_test(report: &mut Report, opts: &Options) {
         config::configure(&cache, &tree.dir, "boot").map(drop)
     });
     let mut kernel = PathBuf::new();
-    p.step("kernel: build boot (bzImage)", || {
-        let out = build::make(&cache, &tree.dir, "boot", &["bzImage"])?;
+    p.step("kernel: build boot (bzImage, uapi headers)", || {
+        let out = build::make(&cache, &tree.dir, "boot", &["bzImage", "headers"])?;
         kernel = out.join("arch/x86/boot/bzImage");
         let size = std::fs::metadata(&kernel).map_err(|e| e.to_string())?.len();
         println!("    {} ({} KiB)", kernel.display(), size / 1024);
         Ok(())
     });
+    let mut programs = Vec::new();
+    p.step("kernel: selftests (gcc -static)", || {
+        programs = selftests::build(&tree.dir, &cache.build("boot"))?;
+        Ok(())
+    });
     let initrd = cache.root.join("initramfs.cpio.gz");
-    p.step("kernel: initramfs", || make_initramfs(&initrd, &opts.extra));
+    p.step("kernel: initramfs", || {
+        let extra: Vec<_> = programs.iter().chain(&opts.extra).cloned().collect();
+        make_initramfs(&initrd, &extra)
+    });
     let boot_log = cache.log("boot");
     let mut booted = false;
     p.step("kernel: boot under QEMU", || {
@@ -304,7 +320,8 @@ const LATER: &[&str] = &[
     "kernel: patch series",
     "kernel: checkpatch --strict",
     "kernel: configure boot",
-    "kernel: build boot (bzImage)",
+    "kernel: build boot (bzImage, uapi headers)",
+    "kernel: selftests (gcc -static)",
     "kernel: initramfs",
     "kernel: boot under QEMU",
     "kernel: KUnit results and boot log",
@@ -339,6 +356,9 @@ fn verdict(log: &Path) -> Result<(), String> {
     println!("    KTAP summary lines:");
     for s in &parsed.summaries {
         println!("    | {s}");
+    }
+    for line in ktap::program_output(&text) {
+        println!("    | {line}");
     }
     let problems = ktap::problems(&text, &parsed, &expected);
     for p in &problems {

@@ -20,6 +20,8 @@ pub const PACKAGES: &[&str] = &[
     "libssl-dev",
     "cpio",
     "gcc",
+    // libc.a: the series' selftests are linked static for the initramfs.
+    "libc6-dev",
     "make",
     "git",
     "python3",

@@ -257,3 +257,50 @@ fn a_real_boot_log() {
     );
     assert_eq!(p[4], "expected suite `gmem_kmap` is not in the log");
 }
+
+#[test]
+fn a_test_programs_tap_is_its_own_suite() {
+    let log = "\
+KTAP version 1
+1..1
+    KTAP version 1
+    # Subtest: gmem_kmap
+    1..1
+    ok 1 round_trip
+# gmem_kmap: pass:1 fail:0 skip:0 total:1
+ok 1 gmem_kmap
+gmem-kmap: init started
+gmem-kmap: running /tests/gmnd_test
+TAP version 13
+1..3
+# feature: present
+ok 1 window: (a) fetch
+not ok 2 reinsert: (a) fetch
+ok 3 # SKIP shared: nothing to check
+# Totals: pass:1 fail:1 xfail:0 xpass:0 skip:1 error:0
+gmem-kmap: test /tests/gmnd_test exit 1
+gmem-kmap: init done
+";
+    let k = parse(log);
+    // KUnit's plan still counts KUnit's suites only.
+    assert_eq!(k.plan, Some(1));
+    assert_eq!(k.suites.len(), 1);
+    assert_eq!(k.programs.len(), 1);
+    let prog = &k.programs[0];
+    assert_eq!(prog.name, "selftest gmnd_test");
+    assert_eq!(prog.status, Status::Fail);
+    assert_eq!(prog.plan, Some(3));
+    assert_eq!(prog.children.len(), 3);
+    let expected = ["gmem_kmap".to_string(), "selftest gmnd_test".to_string()];
+    let p = problems(log, &k, &expected);
+    assert_eq!(
+        p,
+        vec![
+            "not ok: selftest gmnd_test",
+            "not ok: selftest gmnd_test.reinsert: (a) fetch",
+            "skipped in an expected suite: selftest gmnd_test. # SKIP shared: nothing to check",
+            "initramfs test failed: /tests/gmnd_test exit 1",
+        ]
+    );
+    assert!(table(&k, &expected).contains("selftest gmnd_test*"));
+}
