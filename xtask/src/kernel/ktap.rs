@@ -84,6 +84,13 @@ pub struct Ktap {
     pub programs: Vec<Test>,
 }
 
+impl Ktap {
+    /// KUnit's suites, then the programs' pseudo-suites.
+    pub fn all(&self) -> impl Iterator<Item = &Test> {
+        self.suites.iter().chain(&self.programs)
+    }
+}
+
 /// Which kind of document the lines being read belong to.
 enum Doc {
     /// KUnit's KTAP: results at the top level are suites.
@@ -278,9 +285,7 @@ pub struct Row {
 
 /// The summary table's rows.
 pub fn rows(ktap: &Ktap) -> Vec<Row> {
-    ktap.suites
-        .iter()
-        .chain(&ktap.programs)
+    ktap.all()
         .map(|s| {
             let count = |st: Status| s.children.iter().filter(|c| c.status == st).count();
             Row {
@@ -322,7 +327,7 @@ pub fn table(ktap: &Ktap, expected: &[String]) -> String {
 /// short KTAP, kernel complaints, failed /tests programs, no final marker.
 pub fn problems(log: &str, ktap: &Ktap, expected: &[String]) -> Vec<String> {
     let mut problems = Vec::new();
-    for suite in ktap.suites.iter().chain(&ktap.programs) {
+    for suite in ktap.all() {
         let is_expected = expected.contains(&suite.name);
         walk(suite, &suite.name, &mut |path, t| {
             if t.status == Status::Fail {
@@ -353,12 +358,7 @@ pub fn problems(log: &str, ktap: &Ktap, expected: &[String]) -> Vec<String> {
         ));
     }
     for e in expected {
-        if !ktap
-            .suites
-            .iter()
-            .chain(&ktap.programs)
-            .any(|s| &s.name == e)
-        {
+        if !ktap.all().any(|s| &s.name == e) {
             problems.push(format!("expected suite `{e}` is not in the log"));
         }
     }
