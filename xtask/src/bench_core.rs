@@ -21,7 +21,8 @@ pub fn run() -> bool {
     }
 }
 
-fn measure() -> Result<String, String> {
+/// Runs both benches and writes docs/bench-core.md; returns its path.
+pub fn measure() -> Result<String, String> {
     println!("==> instruction counts (valgrind, 96 runs; about a minute)");
     let instructions = bench("instructions")?;
     println!("==> wall time (divan)");

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! Project tasks: `cargo xtask <task>`.
 
+mod bench;
 mod bench_core;
 mod kernel;
 mod kobj;
@@ -21,6 +22,10 @@ tasks:
   kobj         build the core as the object the kernel links
                (target/kobj/gmem_kmap_core.o) and check its symbols
   header       regenerate include/gmem_kmap_core.h with cbindgen
+  bench        the comparison: builds and boots the patched kernel at 1, 2, 4
+               and 8 CPUs, runs the window / re-insertion / direct map / raw
+               floor microbenchmark and the end-to-end exit rate, and the host
+               simulator sweep; prints the table, writes docs/results.md
   bench-core   run the core's benchmarks and write docs/bench-core.md
 ";
 
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
             .map(|obj| println!("{}", obj.display()))
             .is_ok(),
         Some("header") => test::bless_header(),
+        Some("bench") if args.len() == 1 => bench::run(),
         Some("bench-core") => bench_core::run(),
         _ => return usage(),
     };

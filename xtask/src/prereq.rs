@@ -92,7 +92,8 @@ pub fn apt_install(packages: &[&str]) -> Result<(), String> {
     }
 }
 
-fn has_command(cmd: &str) -> bool {
+/// Whether `cmd` is on the PATH.
+pub fn has_command(cmd: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {cmd} >/dev/null")])
         .status()

@@ -231,42 +231,62 @@ impl Pipeline<'_> {
     }
 }
 
-/// Runs every kernel stage into `report`.
-pub fn boot_test(report: &mut Report, opts: &Options) {
-    let cache = Cache::from_env();
+/// What the build stages made, for booting.
+pub struct Built {
+    /// `arch/x86/boot/bzImage` of the `boot` configuration.
+    pub kernel: PathBuf,
+    /// The series' test programs: (path in the guest, host file).
+    pub programs: Vec<(String, PathBuf)>,
+    tree: source::Tree,
+    /// The stage that failed before the build could be judged, if any.
+    series_failed: Option<&'static str>,
+    /// One boot test or bench at a time per cache, until this is dropped.
+    _lock: std::fs::File,
+}
+
+/// Runs the stages up to a kernel and its test programs; `None` when one
+/// of them failed (already reported). `checkpatch` adds the style check.
+pub fn build(report: &mut Report, cache: &Cache, checkpatch: bool) -> Option<Built> {
     let mut p = Pipeline {
         report,
         failed: None,
     };
+    let built = build_stages(&mut p, cache, checkpatch);
+    if p.failed.is_some() { None } else { built }
+}
+
+/// The build stages; `None` only when there is no tree, otherwise what was
+/// built so far (`p.failed` says whether all of it was).
+fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool) -> Option<Built> {
     p.step("kernel: packages", packages::ensure);
     let mut tree = None;
-    // Held until the end: one boot test at a time per cache.
     let mut lock = None;
     p.step("kernel: linux-source-6.12 tree", || {
         lock = Some(cache.lock()?);
-        tree = Some(source::prepare(&cache)?);
+        tree = Some(source::prepare(cache)?);
         Ok(())
     });
-    let Some(tree) = tree else {
-        for name in LATER {
+    let (Some(tree), Some(lock)) = (tree, lock) else {
+        for name in LATER.iter().filter(|n| style || **n != CHECKPATCH) {
             p.step(name, || Ok(()));
         }
-        return;
+        return None;
     };
     p.step("kernel: patch series", || {
         series::apply(&tree, &series_dir())
     });
     let series_failed = p.failed;
-    // Style does not stop the build and boot: both verdicts are wanted.
-    p.report.stage("kernel: checkpatch --strict", || {
-        checkpatch::check(&tree, &series_dir())
-    });
+    if style {
+        // Style does not stop the build and boot: both verdicts are wanted.
+        p.report
+            .stage(CHECKPATCH, || checkpatch::check(&tree, &series_dir()));
+    }
     p.step("kernel: configure boot", || {
-        config::configure(&cache, &tree.dir, "boot").map(drop)
+        config::configure(cache, &tree.dir, "boot").map(drop)
     });
     let mut kernel = PathBuf::new();
     p.step("kernel: build boot (bzImage, uapi headers)", || {
-        let out = build::make(&cache, &tree.dir, "boot", &["bzImage", "headers"])?;
+        let out = build::make(cache, &tree.dir, "boot", &["bzImage", "headers"])?;
         kernel = out.join("arch/x86/boot/bzImage");
         let size = std::fs::metadata(&kernel).map_err(|e| e.to_string())?.len();
         println!("    {} ({} KiB)", kernel.display(), size / 1024);
@@ -277,55 +297,113 @@ pub fn boot_test(report: &mut Report, opts: &Options) {
         programs = selftests::build(&tree.dir, &cache.build("boot"))?;
         Ok(())
     });
+    Some(Built {
+        kernel,
+        programs,
+        tree,
+        series_failed,
+        _lock: lock,
+    })
+}
+
+/// Runs every kernel stage into `report`.
+pub fn boot_test(report: &mut Report, opts: &Options) {
+    let cache = Cache::from_env();
+    let mut p = Pipeline {
+        report,
+        failed: None,
+    };
+    let built = build_stages(&mut p, &cache, true);
     let initrd = cache.root.join("initramfs.cpio.gz");
     p.step("kernel: initramfs", || {
+        let programs = built.as_ref().map_or(&[][..], |b| &b.programs[..]);
         let extra: Vec<_> = programs.iter().chain(&opts.extra).cloned().collect();
         make_initramfs(&initrd, &extra)
     });
     let boot_log = cache.log("boot");
     let mut booted = false;
     p.step("kernel: boot under QEMU", || {
-        let boot = qemu::boot(&kernel, &initrd, opts.smp, opts.timeout, &boot_log)?;
+        let kernel = &built.as_ref().expect("built before booting").kernel;
+        let boot = qemu::boot(kernel, &initrd, opts.smp, opts.timeout, &boot_log)?;
         booted = true;
-        match boot {
-            qemu::Boot::Exited => Ok(()),
-            qemu::Boot::Failed(s) => Err(format!("QEMU exited with {s}")),
-            qemu::Boot::TimedOut(t) => {
-                Err(format!("timed out after {}; QEMU killed", run::clock(t)))
-            }
-        }
+        boot.result()
     });
     // Whatever a boot printed is judged, even when QEMU failed or hung.
     if booted {
         p.failed = None;
     }
     p.step("kernel: KUnit results and boot log", || verdict(&boot_log));
+    let Some(built) = built else {
+        p.report.not_run(NOMITIG, "kernel: linux-source-6.12 tree");
+        return;
+    };
     // Needs only the series applied, not the boot.
-    if let Some(earlier) = series_failed {
+    if let Some(earlier) = built.series_failed {
         p.report.not_run(NOMITIG, earlier);
         return;
     }
     p.report.skippable(NOMITIG, || {
-        if !tree.dir.join(SERIES_C).exists() {
+        if !built.tree.dir.join(SERIES_C).exists() {
             return Ok(Some(format!("series has no {SERIES_C} yet")));
         }
-        config::configure(&cache, &tree.dir, "nomitig")?;
-        build::make(&cache, &tree.dir, "nomitig", NOMITIG_OBJECTS)?;
+        config::configure(&cache, &built.tree.dir, "nomitig")?;
+        build::make(&cache, &built.tree.dir, "nomitig", NOMITIG_OBJECTS)?;
         Ok(None)
     });
 }
 
+/// Boots the built kernel on `smp` CPUs into an initramfs whose only test is
+/// `script` (a shell script run as `/tests/<name>`), with the series'
+/// programs in `/bin`; returns the console log, or why the boot is not to
+/// be trusted (a crash, a warning, the script's non-zero exit).
+pub fn boot_script(
+    cache: &Cache,
+    built: &Built,
+    smp: u32,
+    name: &str,
+    script: &str,
+) -> Result<String, String> {
+    let mut archive = Initramfs::standard()?;
+    for (guest, host) in &built.programs {
+        let base = Path::new(guest)
+            .file_name()
+            .ok_or("program without a name")?;
+        archive.host_file(&format!("/bin/{}", base.to_string_lossy()), host)?;
+    }
+    archive.file(&format!("/tests/{name}"), script.as_bytes().to_vec(), 0o755);
+    let initrd = cache.root.join(format!("{name}-initramfs.cpio.gz"));
+    archive.write_gz(&initrd)?;
+    let log = cache.log(&format!("{name}-smp{smp}"));
+    qemu::boot(
+        &built.kernel,
+        &initrd,
+        smp,
+        Options::default().timeout,
+        &log,
+    )?
+    .result()?;
+    let text = std::fs::read(&log).map_err(|e| format!("read {}: {e}", log.display()))?;
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let problems = ktap::problems(&text, &ktap::parse(&text), &[]);
+    if let Some(first) = problems.first() {
+        return Err(format!(
+            "{first} (and {} more); log: {}",
+            problems.len() - 1,
+            log.display()
+        ));
+    }
+    Ok(text)
+}
+
+const CHECKPATCH: &str = "kernel: checkpatch --strict";
+
 /// The stages after the tree, named when the tree could not be made.
 const LATER: &[&str] = &[
     "kernel: patch series",
-    "kernel: checkpatch --strict",
+    CHECKPATCH,
     "kernel: configure boot",
     "kernel: build boot (bzImage, uapi headers)",
     "kernel: selftests (gcc -static)",
-    "kernel: initramfs",
-    "kernel: boot under QEMU",
-    "kernel: KUnit results and boot log",
-    NOMITIG,
 ];
 
 const NOMITIG: &str = "kernel: series objects with mitigations off (nomitig)";

@@ -25,6 +25,17 @@ pub enum Boot {
     TimedOut(Duration),
 }
 
+impl Boot {
+    /// Ok when QEMU exited by itself and successfully.
+    pub fn result(self) -> Result<(), String> {
+        match self {
+            Boot::Exited => Ok(()),
+            Boot::Failed(s) => Err(format!("QEMU exited with {s}")),
+            Boot::TimedOut(t) => Err(format!("timed out after {}; QEMU killed", clock(t))),
+        }
+    }
+}
+
 /// Boots `kernel` with `initrd` on `smp` CPUs, console into `log`.
 pub fn boot(
     kernel: &Path,

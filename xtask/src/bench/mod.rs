@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+//! `cargo xtask bench`: the comparison this project exists for.
+//!
+//! 1. host: the simulator sweep (counts per access from 1 to 256 CPUs,
+//!    priced with published per-event costs: a model) and the core's own
+//!    benchmarks (`bench-core`, docs/bench-core.md);
+//! 2. the patched kernel, built as `cargo xtask test` builds it (same cache,
+//!    same configuration, so one build serves both);
+//! 3. a boot at each of [`SMPS`] CPUs running the series' test program in
+//!    its benchmark mode: the kernel's microbenchmark (window, re-insertion,
+//!    plain direct map and the raw floor, one CPU looping and all at once)
+//!    and the end-to-end exit rate of a guest whose MMIO stores KVM fetches
+//!    from a private page;
+//! 4. the table on the terminal, docs/results.md and the plots
+//!    docs/results-micro.svg and docs/results-model.svg.
+
+mod parse;
+mod plot;
+mod results;
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::kernel::{self, Cache};
+use crate::report::Report;
+use crate::{cargo, root};
+use parse::{Exits, HOWS, Micro, Sweep};
+use results::describe;
+
+/// The CPU counts booted.
+const SMPS: [u32; 4] = [1, 2, 4, 8];
+/// Operations per microbenchmark run, runs per figure, MMIO stores per
+/// end-to-end configuration. Chosen for the run time under TCG (about a
+/// minute per boot at 2 CPUs), not for any result.
+const OPERATIONS: u32 = 8192;
+const ROUNDS: u32 = 3;
+const STORES: u32 = 2000;
+/// The series' test program, which has the benchmark modes.
+const PROGRAM: &str = "guest_memfd_no_direct_map_test";
+
+pub fn run() -> bool {
+    let mut report = Report::default();
+    let cache = Cache::from_env();
+    let mut sweep = Vec::new();
+    report.stage("host: simulator sweep, 1 to 256 CPUs (a model)", || {
+        sweep = run_sweep()?;
+        Ok(())
+    });
+    report.stage("host: the core's benchmarks (docs/bench-core.md)", || {
+        if !crate::prereq::has_command("valgrind") {
+            crate::prereq::apt_install(&["valgrind"])?;
+        }
+        crate::bench_core::measure().map(drop)
+    });
+    let mut micro = Vec::new();
+    let mut exits = Vec::new();
+    if let Some(built) = kernel::build(&mut report, &cache, false) {
+        for smp in SMPS {
+            report.stage(&format!("kernel: benchmark boot, {smp} CPU(s)"), || {
+                let script =
+                    format!("#!/bin/sh\n/bin/{PROGRAM} -m {OPERATIONS} -r {ROUNDS} -b {STORES}\n");
+                let log = kernel::boot_script(&cache, &built, smp, "bench", &script)?;
+                let (m, e) = parse::boot(smp, &log)?;
+                println!(
+                    "    {} microbenchmark figures, {} end-to-end",
+                    m.len(),
+                    e.len()
+                );
+                micro.extend(m);
+                exits.extend(e);
+                Ok(())
+            });
+        }
+    }
+    report.stage("results: table, docs/results.md, plots", || {
+        if micro.is_empty() || sweep.is_empty() {
+            return Err("nothing measured to report".into());
+        }
+        let doc = document(&micro, &exits, &sweep);
+        print_summary(&micro, &exits);
+        write(&root().join("docs/results.md"), &doc)?;
+        write(&root().join("docs/results-micro.svg"), &micro_plot(&micro))?;
+        write(&root().join("docs/results-model.svg"), &model_plot(&sweep))
+    });
+    report.finish()
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
+    println!("    wrote {}", path.display());
+    Ok(())
+}
+
+fn run_sweep() -> Result<Vec<Sweep>, String> {
+    let out = cargo()
+        .args([
+            "bench",
+            "--quiet",
+            "--features",
+            "sim",
+            "--bench",
+            "sim_sweep",
+            "--",
+            "--tsv",
+        ])
+        .output()
+        .map_err(|e| format!("cannot run cargo bench: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "sim_sweep failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let rows = parse::sweep(&String::from_utf8_lossy(&out.stdout))?;
+    println!("    {} rows", rows.len());
+    Ok(rows)
+}
+
+fn print_summary(micro: &[Micro], exits: &[Exits]) {
+    for (touch, cpus, what) in [
+        ("read64", "one", "read 64 bytes, one CPU looping"),
+        ("read64", "all", "read 64 bytes, every CPU at once"),
+    ] {
+        println!(
+            "\n    map + {what} + unmap, ns per operation (QEMU TCG: compare ratios, not times)"
+        );
+        for line in results::micro_table(micro, touch, cpus).lines() {
+            println!("    {line}");
+        }
+    }
+    println!("\n    end to end: MMIO exits per second, code in a private page");
+    for line in results::exits_table(exits).lines() {
+        println!("    {line}");
+    }
+    println!("\n    targets");
+    for line in results::targets_table(&results::targets(micro)).lines() {
+        println!("    {line}");
+    }
+    println!();
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|i| {
+            i.lines().find_map(|l| {
+                l.strip_prefix("model name")?
+                    .split_once(':')
+                    .map(|(_, m)| m.trim().to_string())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let sh = |c: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", c])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    format!(
+        "- host: {cpu}, {cores} CPUs, {}\n- QEMU: {} (`-accel tcg -cpu max -m 1G`, multi-threaded TCG)\n- date: {}\n",
+        sh("uname -sr"),
+        sh("qemu-system-x86_64 --version | head -1"),
+        sh("date -u '+%Y-%m-%d %H:%M UTC'"),
+    )
+}
+
+fn document(micro: &[Micro], exits: &[Exits], sweep: &[Sweep]) -> String {
+    let mut d = String::new();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    writeln!(d, "# Results: the window against re-insertion\n").unwrap();
+    writeln!(
+        d,
+        "Generated by `cargo xtask bench`; rerun it to refresh this page and its plots.\n"
+    )
+    .unwrap();
+    writeln!(d, "## Machine\n\n{}", machine()).unwrap();
+    writeln!(
+        d,
+        "**Every kernel figure below comes from a guest kernel under QEMU's TCG \
+         (software emulation)**: its nanoseconds are not hardware nanoseconds, \
+         and only ratios measured in the same boot mean anything. At 4 and 8 \
+         guest CPUs the {cores} host CPUs are overcommitted, so figures with every \
+         CPU looping at once include waiting for a host CPU.\n"
+    )
+    .unwrap();
+    d.push_str(METHOD);
+    writeln!(d, "\n## Strategies\n").unwrap();
+    for how in HOWS {
+        writeln!(d, "- `{how}`: {}", describe(how)).unwrap();
+    }
+    writeln!(
+        d,
+        "\n## Targets\n\n{}",
+        results::targets_table(&results::targets(micro))
+    )
+    .unwrap();
+    for (touch, cpus, what) in [
+        (
+            "read64",
+            "one",
+            "read 64 bytes, one CPU looping, the others idle",
+        ),
+        ("read64", "all", "read 64 bytes, every CPU looping at once"),
+        ("copy4k", "one", "copy the 4 KiB page, one CPU looping"),
+        ("copy4k", "all", "copy the 4 KiB page, every CPU at once"),
+    ] {
+        writeln!(d, "\n## Map, {what}, unmap (ns per operation)\n").unwrap();
+        d.push_str(&results::micro_table(micro, touch, cpus));
+    }
+    writeln!(
+        d,
+        "\n![ns per operation against CPU count](results-micro.svg)\n"
+    )
+    .unwrap();
+    writeln!(d, "## End to end: MMIO exits per second\n").unwrap();
+    d.push_str(END_TO_END);
+    d.push_str(&results::exits_table(exits));
+    writeln!(
+        d,
+        "\n## Host: the simulator sweep, and a model of its cost\n"
+    )
+    .unwrap();
+    d.push_str(MODEL);
+    d.push_str(&results::sweep_table(sweep));
+    writeln!(
+        d,
+        "\n![modelled cost per access against CPU count](results-model.svg)\n"
+    )
+    .unwrap();
+    writeln!(
+        d,
+        "The core's own bookkeeping (instructions and wall time per map + unmap) \
+         is in [bench-core.md](bench-core.md)."
+    )
+    .unwrap();
+    d
+}
+
+fn micro_plot(micro: &[Micro]) -> String {
+    let series: Vec<plot::Series> = HOWS
+        .iter()
+        .map(|how| plot::Series {
+            name: describe(how).into(),
+            points: micro
+                .iter()
+                .filter(|m| m.how == *how && m.touch == "read64" && m.cpus == "all")
+                .map(|m| (m.smp as f64, m.median_ns))
+                .collect(),
+        })
+        .collect();
+    plot::svg(
+        &plot::Chart {
+            title: "map + read 64 bytes + unmap, every CPU at once (QEMU TCG, median)",
+            x_label: "CPUs",
+            y_label: "ns per operation (TCG)",
+            x_log2: true,
+            y_log10: true,
+        },
+        &series,
+    )
+}
+
+fn model_plot(sweep: &[Sweep]) -> String {
+    let series: Vec<plot::Series> = ["window", "reinsert"]
+        .iter()
+        .map(|s| plot::Series {
+            name: format!("{} (model)", describe(s)),
+            points: sweep
+                .iter()
+                .filter(|r| r.strategy == *s)
+                .map(|r| (r.cpus as f64, r.initiator_ns))
+                .collect(),
+        })
+        .collect();
+    plot::svg(
+        &plot::Chart {
+            title: "modelled cost per access to the accessing CPU (simulator counts × published costs)",
+            x_label: "CPUs",
+            y_label: "ns (model)",
+            x_log2: true,
+            y_log10: true,
+        },
+        &series,
+    )
+}
+
+const METHOD: &str = "\
+## Method
+
+The kernel is the one `cargo xtask test` builds: Linux 6.12 with
+`kernel-patch/`, `CONFIG_KVM_GMEM_NO_DIRECT_MAP_BENCH=y`. It is booted at 1,
+2, 4 and 8 CPUs; in each boot the series' test program
+(`guest_memfd_no_direct_map_test -m OPERATIONS -r 3 -b STORES`) runs:
+
+- **The microbenchmark** (`<debugfs>/kvm/gmem_no_direct_map/bench`): a
+  kernel thread bound to a CPU maps a page of a guest_memfd file, touches it
+  (reads 64 bytes, or copies the 4 KiB page out) and unmaps it, through the
+  very functions KVM's accesses use. Window, re-insertion and the raw floor
+  use a file with `GUEST_MEMFD_FLAG_NO_DIRECT_MAP`; the plain direct map uses
+  one without. Each CPU has a page of its own. A sample is 16 operations
+  timed together with `ktime_get_ns()`; a run is `OPERATIONS` operations;
+  median and 99th percentile are over the run's samples (all CPUs'
+  together when every CPU loops). Every strategy runs once per round, side
+  by side, for 3 rounds; a figure is the median over the rounds.
+- **One CPU looping** leaves the other CPUs idle: what one access costs.
+  **Every CPU at once** runs the same loop on every online CPU, started
+  together: where re-insertion's shootdowns interrupt everyone.
+";
+
+const END_TO_END: &str = "\
+A guest copies a loop into a private page and runs it there: each
+iteration stores the loop counter to an MMIO address, which exits to KVM;
+KVM fetches the store from the private page (through the window, a
+re-insertion, or the direct map when the file has no flag), decodes it and
+exits to userspace, which checks the value. `shared` runs the loop from
+shared memory (no guest_memfd access at all). Exits per second over the
+whole loop; the counts per exit come from the feature's debugfs counters.
+
+";
+
+const MODEL: &str = "\
+**This part is a model, not a measurement.** The simulator runs the core's
+real code for both strategies, every CPU accessing a page of its own, and
+counts the events per access; the cost columns multiply those counts by
+published figures (`../shared/notes/background.md`): a local single-page
+flush ≈ 100 ns (commit a5102476a24b); a shootdown, from Nadav Amit's
+Haswell measurements (661 ns alone, 1436 ns with one remote CPU, 1571 ns
+with three), ≈ 775 ns for the first remote CPU and 67.5 ns for each further
+one, extrapolated linearly past three; PTE writes priced at 0. The last
+column adds 100 ns of interrupt and flush per IPI on the CPUs receiving
+them (a lower bound).
+
+";
