@@ -22,12 +22,14 @@ pub struct Micro {
     pub rounds: usize,
 }
 
-/// One configuration of the end-to-end loop in one boot.
+/// One configuration of the end-to-end loop in one boot: exits per second
+/// the median over the rounds, the counts summed over them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Exits {
     pub smp: u32,
     pub config: String,
     pub stores: u64,
+    pub rounds: usize,
     pub exits_per_sec: f64,
     pub window_maps: u64,
     pub reinsertions: u64,
@@ -114,6 +116,7 @@ pub fn boot(smp: u32, log: &str) -> Result<(Vec<Micro>, Vec<Exits>), String> {
                 smp,
                 config: kv.get("config").unwrap_or(&"").to_string(),
                 stores: num(&kv, "stores", rest)?,
+                rounds: 1,
                 exits_per_sec: num(&kv, "exits_per_sec", rest)?,
                 window_maps: num(&kv, "window_maps", rest)?,
                 reinsertions: num(&kv, "reinsertions", rest)?,
@@ -144,12 +147,32 @@ pub fn boot(smp: u32, log: &str) -> Result<(Vec<Micro>, Vec<Exits>), String> {
             }
         }
     }
-    for config in CONFIGS {
-        if !exits.iter().any(|e| e.config == config) {
-            return Err(format!("no end-to-end result for `{config}` in the log"));
-        }
-    }
+    let exits = CONFIGS
+        .iter()
+        .map(|c| merge_rounds(exits.iter().filter(|e| e.config == *c)))
+        .collect::<Option<Vec<_>>>()
+        .ok_or("an end-to-end configuration is missing from the log")?;
     Ok((micro, exits))
+}
+
+/// One configuration's rounds as one figure; `None` without any.
+fn merge_rounds<'a>(rounds: impl Iterator<Item = &'a Exits>) -> Option<Exits> {
+    let rounds: Vec<&Exits> = rounds.collect();
+    let mut rates: Vec<f64> = rounds.iter().map(|e| e.exits_per_sec).collect();
+    let sum = |f: fn(&Exits) -> u64| rounds.iter().map(|e| f(e)).sum();
+    Some(Exits {
+        rounds: rounds.len(),
+        exits_per_sec: if rates.is_empty() {
+            return None;
+        } else {
+            median(&mut rates)
+        },
+        stores: sum(|e| e.stores),
+        window_maps: sum(|e| e.window_maps),
+        reinsertions: sum(|e| e.reinsertions),
+        remote_flushes: sum(|e| e.remote_flushes),
+        ..rounds[0].clone()
+    })
 }
 
 /// The sweep's `--tsv` output.
@@ -199,10 +222,13 @@ mod tests {
                 }
             }
         }
-        for c in CONFIGS {
-            log.push_str(&format!(
-                "gmem-bench: exits config={c} stores=100 seconds=0.5 exits_per_sec=200.0 window_maps=100 reinsertions=0 remote_flushes=0\n"
-            ));
+        for round in 0..3 {
+            for c in CONFIGS {
+                log.push_str(&format!(
+                    "gmem-bench: exits round={round} config={c} stores=100 seconds=0.5 exits_per_sec={}.0 window_maps=100 reinsertions=0 remote_flushes=0\n",
+                    200 + round * 10
+                ));
+            }
         }
         log + extra
     }
@@ -221,12 +247,17 @@ mod tests {
         );
         assert_eq!(exits.len(), 4);
         assert_eq!(exits[2].config, "window");
-        assert_eq!(exits[2].exits_per_sec, 200.0);
+        assert_eq!(exits[2].exits_per_sec, 210.0, "the median of 200, 210, 220");
+        assert_eq!(
+            (exits[2].rounds, exits[2].stores, exits[2].window_maps),
+            (3, 300, 300)
+        );
     }
 
     #[test]
     fn boot_fails_on_an_error_line_or_a_missing_figure() {
-        let bad = log_with("gmem-bench: exits config=window error=\"KVM_RUN: Bad address\"\n");
+        let bad =
+            log_with("gmem-bench: exits round=0 config=window error=\"KVM_RUN: Bad address\"\n");
         assert!(boot(2, &bad).unwrap_err().contains("KVM_RUN"));
         let missing = log_with("").replace("how=floor touch=copy4k cpus=all all", "x");
         assert!(boot(2, &missing).unwrap_err().contains("floor copy4k all"));
