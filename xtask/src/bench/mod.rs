@@ -197,6 +197,7 @@ fn document(micro: &[Micro], exits: &[Exits], sweep: &[Sweep]) -> String {
         results::targets_table(&results::targets(micro))
     )
     .unwrap();
+    d.push_str(UNDER_TCG);
     for (touch, cpus, what) in [
         (
             "read64",
@@ -316,6 +317,31 @@ The kernel is the one `cargo xtask test` builds: Linux 6.12 with
     )
 }
 
+const UNDER_TCG: &str = "\
+### Reading these figures under TCG
+
+Two properties of the emulator shape every kernel figure, whatever the
+strategy; they limit what the targets can show here:
+
+- **An `invlpg` costs QEMU a flush of its whole software TLB.** QEMU's
+  `tlb_flush_page_locked()` (accel/tcg/cputlb.c) flushes every entry of the
+  MMU index when the page lies in the range it tracks for large pages, and
+  that range grows to cover every large page ever mapped: the direct map and
+  the kernel image, and so the vmalloc space between them where the window
+  and the floor's page live. After each local flush, every page the CPU
+  touches next costs a software page walk. The raw floor pays this once per
+  operation too, which is why it costs several times the plain direct map
+  here; the window pays it for each page its bookkeeping touches (the
+  task's slot stack, the per-CPU counters, the slot PTE array, the folio),
+  which hardware, where `invlpg` drops one entry, does not.
+- **Guest CPUs beyond the host's are time-sliced.** With more guest CPUs
+  than host CPUs, a guest IPI waits until the host schedules the receiving
+  vCPU thread, so re-insertion with every CPU looping costs milliseconds;
+  and the whole guest runs slower at 8 CPUs, as the floor and the plain
+  direct map show by slowing down with the window.
+
+";
+
 const END_TO_END: &str = "\
 A guest copies a loop into a private page and runs it there: each
 iteration stores the loop counter to an MMIO address, which exits to KVM;
@@ -323,7 +349,8 @@ KVM fetches the store from the private page (through the window, a
 re-insertion, or the direct map when the file has no flag), decodes it and
 exits to userspace, which checks the value. `shared` runs the loop from
 shared memory (no guest_memfd access at all). Exits per second over the
-whole loop; the counts per exit come from the feature's debugfs counters.
+whole loop, the median over the rounds (every configuration once per
+round); the counts per exit come from the feature's debugfs counters.
 
 ";
 
