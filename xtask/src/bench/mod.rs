@@ -331,9 +331,12 @@ strategy; they limit what the targets can show here:
   and the floor's page live. After each local flush, every page the CPU
   touches next costs a software page walk. The raw floor pays this once per
   operation too, which is why it costs several times the plain direct map
-  here; the window pays it for each page its bookkeeping touches (the
-  task's slot stack, the per-CPU counters, the slot PTE array, the folio),
-  which hardware, where `invlpg` drops one entry, does not.
+  here. The window's bookkeeping touches more pages after each flush than
+  the floor does (the task's slot stack, the per-CPU counters, the slot PTE
+  array, the window's configuration), and under TCG each is likely another
+  software page walk; on hardware, where `invlpg` drops one entry, those
+  stay cached. The window-to-floor ratio measured here is likely larger
+  than on hardware; this has not been checked on hardware.
 - **Guest CPUs beyond the host's are time-sliced.** With more guest CPUs
   than host CPUs, a guest IPI waits until the host schedules the receiving
   vCPU thread, so re-insertion with every CPU looping costs milliseconds;
