@@ -26,6 +26,7 @@ tasks:
                and 8 CPUs, runs the window / re-insertion / direct map / raw
                floor microbenchmark and the end-to-end exit rate, and the host
                simulator sweep; prints the table, writes docs/results.md
+               [--from-logs: only the report, from the last run's boot logs]
   bench-core   run the core's benchmarks and write docs/bench-core.md
 ";
 
@@ -52,7 +53,11 @@ fn main() -> ExitCode {
             .map(|obj| println!("{}", obj.display()))
             .is_ok(),
         Some("header") => test::bless_header(),
-        Some("bench") if args.len() == 1 => bench::run(),
+        Some("bench") => match args[1..] {
+            [] => bench::run(false),
+            [ref a] if a == "--from-logs" => bench::run(true),
+            _ => return usage(),
+        },
         Some("bench-core") => bench_core::run(),
         _ => return usage(),
     };

@@ -39,7 +39,9 @@ const STORES: u32 = 5000;
 /// The series' test program, which has the benchmark modes.
 const PROGRAM: &str = "guest_memfd_no_direct_map_test";
 
-pub fn run() -> bool {
+/// The whole comparison; with `from_logs`, only the report, from the boot
+/// logs the last run left in the cache (and a new simulator sweep).
+pub fn run(from_logs: bool) -> bool {
     let mut report = Report::default();
     let cache = Cache::from_env();
     let mut sweep = Vec::new();
@@ -47,14 +49,28 @@ pub fn run() -> bool {
         sweep = run_sweep()?;
         Ok(())
     });
+    let mut micro = Vec::new();
+    let mut exits = Vec::new();
+    if from_logs {
+        for smp in SMPS {
+            let log = cache.log(&format!("bench-smp{smp}"));
+            report.stage(&format!("results of {}", log.display()), || {
+                let text = std::fs::read_to_string(&log)
+                    .map_err(|e| format!("read {}: {e}", log.display()))?;
+                let (m, e) = parse::boot(smp, &text)?;
+                micro.extend(m);
+                exits.extend(e);
+                Ok(())
+            });
+        }
+        return report_results(report, &micro, &exits, &sweep);
+    }
     report.stage("host: the core's benchmarks (docs/bench-core.md)", || {
         if !crate::prereq::has_command("valgrind") {
             crate::prereq::apt_install(&["valgrind"])?;
         }
         crate::bench_core::measure().map(drop)
     });
-    let mut micro = Vec::new();
-    let mut exits = Vec::new();
     if let Some(built) = kernel::build(&mut report, &cache, false) {
         for smp in SMPS {
             report.stage(&format!("kernel: benchmark boot, {smp} CPU(s)"), || {
@@ -73,15 +89,19 @@ pub fn run() -> bool {
             });
         }
     }
+    report_results(report, &micro, &exits, &sweep)
+}
+
+fn report_results(mut report: Report, micro: &[Micro], exits: &[Exits], sweep: &[Sweep]) -> bool {
     report.stage("results: table, docs/results.md, plots", || {
         if micro.is_empty() || sweep.is_empty() {
             return Err("nothing measured to report".into());
         }
-        let doc = document(&micro, &exits, &sweep);
-        print_summary(&micro, &exits);
+        let doc = document(micro, exits, sweep);
+        print_summary(micro, exits);
         write(&root().join("docs/results.md"), &doc)?;
-        write(&root().join("docs/results-micro.svg"), &micro_plot(&micro))?;
-        write(&root().join("docs/results-model.svg"), &model_plot(&sweep))
+        write(&root().join("docs/results-micro.svg"), &micro_plot(micro))?;
+        write(&root().join("docs/results-model.svg"), &model_plot(sweep))
     });
     report.finish()
 }
@@ -160,7 +180,7 @@ fn machine() -> String {
             .unwrap_or_default()
     };
     format!(
-        "- host: {cpu}, {cores} CPUs, {}\n- QEMU: {} (`-accel tcg -cpu max -m 1G`, multi-threaded TCG)\n- date: {}\n",
+        "- host: {cpu}, {cores} CPUs, {}\n- QEMU: {} (`-accel tcg -cpu max -m 1G`, multi-threaded TCG)\n- written: {}\n",
         sh("uname -sr"),
         sh("qemu-system-x86_64 --version | head -1"),
         sh("date -u '+%Y-%m-%d %H:%M UTC'"),
