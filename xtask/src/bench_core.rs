@@ -115,7 +115,8 @@ fn output(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| format!("({cmd} unavailable)"))
 }
 
-fn cpu_model() -> String {
+/// The host CPU's model name, from /proc/cpuinfo.
+pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {

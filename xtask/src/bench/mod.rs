@@ -161,16 +161,7 @@ fn print_summary(micro: &[Micro], exits: &[Exits]) {
 }
 
 fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|i| {
-            i.lines().find_map(|l| {
-                l.strip_prefix("model name")?
-                    .split_once(':')
-                    .map(|(_, m)| m.trim().to_string())
-            })
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
+    let cpu = crate::bench_core::cpu_model();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let sh = |c: &str| {
         std::process::Command::new("sh")
