@@ -45,6 +45,10 @@ pub fn run(from_logs: bool) -> bool {
     let mut report = Report::default();
     let cache = Cache::from_env();
     let mut sweep = Vec::new();
+    report.stage(
+        "prerequisites (rustup target and components, cc, binutils)",
+        crate::prereq::ensure,
+    );
     report.stage("host: simulator sweep, 1 to 256 CPUs (a model)", || {
         sweep = run_sweep()?;
         Ok(())
