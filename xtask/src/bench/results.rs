@@ -99,19 +99,20 @@ pub fn exits_table(e: &[Exits]) -> String {
 /// The simulator sweep: counts per access and the model's estimate.
 pub fn sweep_table(s: &[Sweep]) -> String {
     let mut t = String::from(
-        "| CPUs | strategy | slot PTE writes | direct-map writes | local flushes | IPIs | model: initiator ns | model: CPU time ns, all CPUs |\n|---:|---|---:|---:|---:|---:|---:|---:|\n",
+        "| CPUs | strategy | slot PTE writes | direct-map writes | local flushes | kernel-wide flushes | IPIs | model: initiator ns | model: CPU time ns, all CPUs |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut rows: Vec<&Sweep> = s.iter().collect();
     rows.sort_by_key(|r| (r.cpus, r.strategy != "window"));
     for r in rows {
         writeln!(
             t,
-            "| {} | {} | {} | {} | {} | {} | {:.0} | {:.0} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} |",
             r.cpus,
             r.strategy,
             r.slot_pte_writes,
             r.direct_map_writes,
             r.local_flushes,
+            r.global_flushes,
             r.ipis,
             r.initiator_ns,
             r.machine_ns
