@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! `cargo xtask boot-test`: builds Linux 6.12 with the series in
 //! `kernel-patch/` and boots it under QEMU, judging the KUnit results.
+//! `cargo xtask bench` uses the same build ([`build`]) and boots it with a
+//! script of its own ([`boot_script`]).
 //!
 //! Stages, one file each:
 //! 1. [`packages`]: the Debian packages (source tarball, QEMU, busybox, ...);
@@ -238,7 +240,8 @@ pub struct Built {
     /// The series' test programs: (path in the guest, host file).
     pub programs: Vec<(String, PathBuf)>,
     tree: source::Tree,
-    /// The stage that failed before the build could be judged, if any.
+    /// The stage that failed up to applying the series, if any: then the
+    /// tree does not hold the series and `nomitig` is not built.
     series_failed: Option<&'static str>,
     /// One boot test or bench at a time per cache, until this is dropped.
     _lock: std::fs::File,
