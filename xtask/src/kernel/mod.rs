@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! `cargo xtask boot-test`: builds Linux 6.12 with the series in
 //! `kernel-patch/` and boots it under QEMU, judging the KUnit results.
-//! `cargo xtask bench` uses the same build ([`build`]) and boots it with a
+//! `cargo xtask bench` uses the same build ([`build()`]) and boots it with a
 //! script of its own ([`boot_script`]).
 //!
 //! Stages, one file each:
