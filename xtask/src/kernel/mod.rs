@@ -10,7 +10,7 @@
 //! 3. [`series`]: `kernel-patch/*.patch` applied with `git am`, then
 //!    [`checkpatch`]: each patch through `checkpatch.pl --strict`;
 //! 4. [`config`]: `kernel-patch/configs/<name>.config` through allnoconfig;
-//! 5. [`build`]: `make bzImage headers` through ccache, warnings scanned;
+//! 5. [`build`](mod@build): `make bzImage headers` through ccache, warnings scanned;
 //! 6. [`selftests`]: the series' test programs, built static;
 //! 7. [`initramfs`]: busybox and an `/init` that runs `/tests/*` (the
 //!    selftests among them);
