@@ -90,19 +90,33 @@ either figure.
 ";
 
 fn bench(name: &str) -> Result<String, String> {
+    let stdout = cargo_bench("ffi", name, &[])?;
+    print!("{stdout}");
+    Ok(stdout)
+}
+
+/// `cargo bench --features <feature> --bench <name> -- <args>`: its output.
+pub fn cargo_bench(feature: &str, name: &str, args: &[&str]) -> Result<String, String> {
     let out = cargo()
-        .args(["bench", "--quiet", "--features", "ffi", "--bench", name])
+        .args([
+            "bench",
+            "--quiet",
+            "--features",
+            feature,
+            "--bench",
+            name,
+            "--",
+        ])
+        .args(args)
         .output()
         .map_err(|e| format!("cannot run cargo bench: {e}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    print!("{stdout}");
     if !out.status.success() {
         return Err(format!(
             "bench {name} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    Ok(stdout)
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn output(cmd: &str, args: &[&str]) -> String {

@@ -23,7 +23,7 @@ use std::path::Path;
 
 use crate::kernel::{self, Cache};
 use crate::report::Report;
-use crate::{cargo, root};
+use crate::root;
 use parse::{Exits, HOWS, Micro, Sweep};
 use results::describe;
 
@@ -117,26 +117,8 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
 }
 
 fn run_sweep() -> Result<Vec<Sweep>, String> {
-    let out = cargo()
-        .args([
-            "bench",
-            "--quiet",
-            "--features",
-            "sim",
-            "--bench",
-            "sim_sweep",
-            "--",
-            "--tsv",
-        ])
-        .output()
-        .map_err(|e| format!("cannot run cargo bench: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "sim_sweep failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let rows = parse::sweep(&String::from_utf8_lossy(&out.stdout))?;
+    let tsv = crate::bench_core::cargo_bench("sim", "sim_sweep", &["--tsv"])?;
+    let rows = parse::sweep(&tsv)?;
     println!("    {} rows", rows.len());
     Ok(rows)
 }

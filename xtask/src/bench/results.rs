@@ -139,11 +139,12 @@ fn ratio(m: &[Micro], smp: u32, a: &str, b: &str, touch: &str, cpus: &str) -> Op
 pub fn targets(m: &[Micro]) -> Vec<Target> {
     let mut out = Vec::new();
     let smps = boots(m);
+    let per_boot = |f: &dyn Fn(u32) -> Option<f64>| -> Vec<(u32, f64)> {
+        smps.iter().filter_map(|&s| f(s).map(|x| (s, x))).collect()
+    };
+    let floor_ratio = |touch: &str| per_boot(&|s| ratio(m, s, "window", "floor", touch, "one"));
     for touch in ["read64", "copy4k"] {
-        let r: Vec<(u32, f64)> = smps
-            .iter()
-            .filter_map(|&s| ratio(m, s, "window", "floor", touch, "one").map(|x| (s, x)))
-            .collect();
+        let r = floor_ratio(touch);
         let worst = r.iter().map(|x| x.1).fold(0.0, f64::max);
         out.push(Target {
             what: format!("window ≤ 1.3 × raw floor ({touch}, one CPU looping, every boot)"),
@@ -152,10 +153,7 @@ pub fn targets(m: &[Micro]) -> Vec<Target> {
         });
     }
     for cpus in ["all", "one"] {
-        let gap: Vec<(u32, f64)> = smps
-            .iter()
-            .filter_map(|&s| ratio(m, s, "reinsert", "window", "read64", cpus).map(|x| (s, x)))
-            .collect();
+        let gap = per_boot(&|s| ratio(m, s, "reinsert", "window", "read64", cpus));
         let at2 = gap.iter().find(|x| x.0 == 2).map(|x| x.1);
         let from2: Vec<f64> = gap.iter().filter(|x| x.0 >= 2).map(|x| x.1).collect();
         out.push(Target {
@@ -171,32 +169,29 @@ pub fn targets(m: &[Micro]) -> Vec<Target> {
     }
     // The emulator's own speed changes from boot to boot; the ratio to the
     // floor measured in the same boot does not carry it.
-    let r: Vec<(u32, f64)> = smps
-        .iter()
-        .filter_map(|&s| ratio(m, s, "window", "floor", "read64", "one").map(|x| (s, x)))
-        .collect();
-    let lo = r.iter().map(|x| x.1).fold(f64::INFINITY, f64::min);
-    let hi = r.iter().map(|x| x.1).fold(0.0, f64::max);
+    let r = floor_ratio("read64");
     out.push(Target {
         what: "window ÷ raw floor (same boot) flat within 10 % from 1 to 8 CPUs (read64, one)"
             .into(),
-        figure: format!("{}; max ÷ min = {:.2}", list(&r, "×"), hi / lo),
-        met: r.len() >= 2 && hi / lo <= 1.10,
+        figure: format!("{}; max ÷ min = {:.2}", list(&r, "×"), spread(&r)),
+        met: r.len() >= 2 && spread(&r) <= 1.10,
     });
     for cpus in ["one", "all"] {
-        let w: Vec<(u32, f64)> = smps
-            .iter()
-            .filter_map(|&s| find(m, s, "window", "read64", cpus).map(|x| (s, x.median_ns)))
-            .collect();
-        let lo = w.iter().map(|x| x.1).fold(f64::INFINITY, f64::min);
-        let hi = w.iter().map(|x| x.1).fold(0.0, f64::max);
+        let w = per_boot(&|s| find(m, s, "window", "read64", cpus).map(|x| x.median_ns));
         out.push(Target {
             what: format!("window flat within 10 % from 1 to 8 CPUs (read64, {cpus})"),
-            figure: format!("{} ns; max ÷ min = {:.2}", list(&w, ""), hi / lo),
-            met: w.len() >= 2 && hi / lo <= 1.10,
+            figure: format!("{} ns; max ÷ min = {:.2}", list(&w, ""), spread(&w)),
+            met: w.len() >= 2 && spread(&w) <= 1.10,
         });
     }
     out
+}
+
+/// Largest over smallest of the figures.
+fn spread(v: &[(u32, f64)]) -> f64 {
+    let lo = v.iter().map(|x| x.1).fold(f64::INFINITY, f64::min);
+    let hi = v.iter().map(|x| x.1).fold(0.0, f64::max);
+    hi / lo
 }
 
 fn list(v: &[(u32, f64)], unit: &str) -> String {
