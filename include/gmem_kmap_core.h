@@ -126,18 +126,6 @@ u64 gmem_kmap_hw_read_pte(u64 addr);
 void gmem_kmap_hw_flush_local(u64 addr);
 
 /**
- * Makes the direct-map entry of page frame `pfn` present or absent,
- * without a flush (`set_direct_map_{default,invalid}_noflush`).
- */
-void gmem_kmap_hw_direct_map_set(u64 pfn, bool present);
-
-/**
- * Flushes the direct-map address of `pfn` on every CPU
- * (`flush_tlb_kernel_range`).
- */
-void gmem_kmap_hw_flush_all(u64 pfn);
-
-/**
  * Sets up the window: `nr_cpus` CPUs' slots from `base`, mapped with
  * `page_kernel` on a machine with `phys_bits` of physical address.
  *
@@ -207,6 +195,18 @@ int gmem_kmap_exit(struct gmem_kmap_ctrl *ctrl, u32 cpu);
  * `addr` is null or valid for writes.
  */
 int gmem_kmap_slot_addr(u32 cpu, u32 idx, u64 *addr);
+
+/**
+ * Makes the direct-map entry of page frame `pfn` present or absent,
+ * without a flush (`set_direct_map_{default,invalid}_noflush`).
+ */
+void gmem_kmap_hw_direct_map_set(u64 pfn, bool present);
+
+/**
+ * Flushes the direct-map address of `pfn` on every CPU
+ * (`flush_tlb_kernel_range`).
+ */
+void gmem_kmap_hw_flush_all(u64 pfn);
 
 /**
  * Re-insertion: makes page frame `pfn` present in the direct map if

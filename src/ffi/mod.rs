@@ -8,18 +8,21 @@
 //! generated from this file by cbindgen.
 
 use x86_64::VirtAddr;
-use x86_64::structures::paging::{PhysFrame, Size4KiB};
 
 use crate::error::{Error, Result};
 use crate::geometry::Layout;
-use crate::hw::{DirectMapHardware, SlotHardware};
+use crate::hw::SlotHardware;
 use crate::pte::{Pte, PteTemplate, frame_from_pfn};
-use crate::reinsert::Reinsert;
 use crate::slot_stack::SlotStack;
 use crate::window::Window;
 
 mod init_once;
 use init_once::InitOnce;
+
+#[cfg(feature = "reinsert")]
+mod reinsert;
+#[cfg(feature = "reinsert")]
+pub use reinsert::{gmem_reinsert_map, gmem_reinsert_unmap};
 
 // Provided by the kernel glue; each acts for the CPU it is called on.
 unsafe extern "C" {
@@ -31,12 +34,6 @@ unsafe extern "C" {
     fn gmem_kmap_hw_read_pte(addr: u64) -> u64;
     /// Flushes `addr` from the local TLB only (`flush_tlb_one_kernel`).
     fn gmem_kmap_hw_flush_local(addr: u64);
-    /// Makes the direct-map entry of page frame `pfn` present or absent,
-    /// without a flush (`set_direct_map_{default,invalid}_noflush`).
-    fn gmem_kmap_hw_direct_map_set(pfn: u64, present: bool);
-    /// Flushes the direct-map address of `pfn` on every CPU
-    /// (`flush_tlb_kernel_range`).
-    fn gmem_kmap_hw_flush_all(pfn: u64);
 }
 
 /// The hardware as the kernel glue provides it.
@@ -63,28 +60,6 @@ impl SlotHardware for KernelHw {
         // SAFETY: flushing any kernel address from the local TLB is harmless.
         unsafe { gmem_kmap_hw_flush_local(addr.as_u64()) }
     }
-}
-
-impl DirectMapHardware for KernelHw {
-    fn direct_map_present(&mut self, frame: PhysFrame<Size4KiB>) {
-        // SAFETY: the glue only re-inserts frames of its own (guest_memfd)
-        // pages, and the core only passes frames the caller handed in.
-        unsafe { gmem_kmap_hw_direct_map_set(pfn_of(frame), true) }
-    }
-
-    fn direct_map_absent(&mut self, frame: PhysFrame<Size4KiB>) {
-        // SAFETY: as above.
-        unsafe { gmem_kmap_hw_direct_map_set(pfn_of(frame), false) }
-    }
-
-    fn flush_all(&mut self, frame: PhysFrame<Size4KiB>) {
-        // SAFETY: flushing a kernel address everywhere is harmless.
-        unsafe { gmem_kmap_hw_flush_all(pfn_of(frame)) }
-    }
-}
-
-fn pfn_of(frame: PhysFrame<Size4KiB>) -> u64 {
-    frame.start_address().as_u64() >> 12
 }
 
 /// The window, set once at boot by [`gmem_kmap_init`].
@@ -155,19 +130,6 @@ unsafe fn with_stack(
         let window = window()?;
         // SAFETY: forwarded from the caller.
         op(window, unsafe { stack_from_c(ctrl)? })
-    };
-    status(run())
-}
-
-/// Runs `op` on re-insertion and the user count behind `users`.
-///
-/// # Safety
-/// As [`from_c`] for `users`.
-unsafe fn with_users(users: *mut u32, op: impl FnOnce(Reinsert, &mut u32) -> Result<()>) -> i32 {
-    let run = || {
-        let reinsert = Reinsert::new(*window()?.template());
-        // SAFETY: forwarded from the caller.
-        op(reinsert, unsafe { from_c(users)? })
     };
     status(run())
 }
@@ -282,34 +244,4 @@ pub unsafe extern "C" fn gmem_kmap_slot_addr(cpu: u32, idx: u32, addr: *mut u64)
         Ok(())
     };
     status(slot_addr())
-}
-
-/// Re-insertion: makes page frame `pfn` present in the direct map if
-/// `*users` is 0, and counts one more user.
-///
-/// # Safety
-/// `users` is null or valid, and the caller serializes all users of `pfn`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gmem_reinsert_map(pfn: u64, users: *mut u32) -> i32 {
-    // SAFETY: forwarded from this function's contract.
-    unsafe {
-        with_users(users, |reinsert, users| {
-            reinsert.map(&mut KernelHw, frame_from_pfn(pfn)?, users)
-        })
-    }
-}
-
-/// Re-insertion: counts one user fewer; the last removes `pfn` from the
-/// direct map and flushes it on every CPU.
-///
-/// # Safety
-/// As [`gmem_reinsert_map`].
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gmem_reinsert_unmap(pfn: u64, users: *mut u32) -> i32 {
-    // SAFETY: forwarded from this function's contract.
-    unsafe {
-        with_users(users, |reinsert, users| {
-            reinsert.unmap(&mut KernelHw, frame_from_pfn(pfn)?, users)
-        })
-    }
 }

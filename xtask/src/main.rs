@@ -59,6 +59,13 @@ fn main() -> ExitCode {
             _ => return usage(),
         },
         Some("bench-core") => bench_core::run(),
+        Some("series") => match kernel::series(&args[1..]) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("series: {e}");
+                false
+            }
+        },
         _ => return usage(),
     };
     if ok {
@@ -69,7 +76,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("{USAGE}{}", kernel::USAGE);
+    eprintln!("{USAGE}{}\n{}", kernel::USAGE, kernel::SERIES_USAGE);
     ExitCode::from(2)
 }
 

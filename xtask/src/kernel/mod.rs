@@ -41,9 +41,12 @@
 //! [`make_initramfs`]; `/init` runs every executable in `/tests/` and a
 //! non-zero exit fails the boot test.
 
+mod branch;
 mod build;
 mod checkpatch;
 mod config;
+mod export;
+mod generated;
 mod initramfs;
 mod ktap;
 mod packages;
@@ -57,6 +60,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::report::Report;
+pub use branch::{USAGE as SERIES_USAGE, run as series};
 pub use initramfs::Initramfs;
 
 /// The suites that must be in the boot log, all passing and none skipped:
@@ -194,7 +198,7 @@ impl Options {
 }
 
 /// `kernel-patch/`, or `$GMEM_KMAP_SERIES_DIR` (to try other patches).
-fn series_dir() -> PathBuf {
+pub fn series_dir() -> PathBuf {
     std::env::var_os("GMEM_KMAP_SERIES_DIR")
         .map_or_else(|| crate::root().join("kernel-patch"), PathBuf::from)
 }
@@ -270,7 +274,10 @@ fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool) -> Option<Built> {
         Ok(())
     });
     let (Some(tree), Some(lock)) = (tree, lock) else {
-        for name in LATER.iter().filter(|n| style || **n != CHECKPATCH) {
+        for name in LATER
+            .iter()
+            .filter(|n| style || (**n != CHECKPATCH && **n != ROUND_TRIP))
+        {
             p.step(name, || Ok(()));
         }
         return None;
@@ -279,6 +286,16 @@ fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool) -> Option<Built> {
         series::apply(&tree, &series_dir())
     });
     let series_failed = p.failed;
+    if style {
+        // What was applied, exported again: kernel-patch/ is what its
+        // branch exports, generated files included.
+        p.report.stage(ROUND_TRIP, || {
+            if series_failed.is_some() {
+                return Err("the series did not apply".into());
+            }
+            branch::check(&tree.dir, &series_dir())
+        });
+    }
     if style {
         // Style does not stop the build and boot: both verdicts are wanted.
         p.report
@@ -399,10 +416,12 @@ pub fn boot_script(
 }
 
 const CHECKPATCH: &str = "kernel: checkpatch --strict";
+const ROUND_TRIP: &str = "kernel: series export --check (round trip)";
 
 /// The stages after the tree, named when the tree could not be made.
 const LATER: &[&str] = &[
     "kernel: patch series",
+    ROUND_TRIP,
     CHECKPATCH,
     "kernel: configure boot",
     "kernel: build boot (bzImage, uapi headers)",

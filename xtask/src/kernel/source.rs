@@ -32,11 +32,9 @@ pub fn installed_version() -> Result<String, String> {
     Ok(v.trim().to_string())
 }
 
-/// Unpacks and commits the tree unless the cache already holds this
-/// version; a new version also empties the build directories (the
-/// tarball's old mtimes would otherwise look older than stale objects).
-pub fn prepare(cache: &Cache) -> Result<Tree, String> {
-    let version = installed_version()?;
+/// The tree, when the cache holds the installed version already.
+pub fn cached(cache: &Cache) -> Option<Tree> {
+    let version = installed_version().ok()?;
     let dir = cache.linux();
     let stamp = cache.root.join("linux.version");
     let cached = fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == version)
@@ -44,9 +42,38 @@ pub fn prepare(cache: &Cache) -> Result<Tree, String> {
             .args(["rev-parse", "-q", "--verify", "refs/tags/base"])
             .output()
             .is_ok_and(|o| o.status.success());
-    if cached {
-        println!("    cached: {PACKAGE} {version} in {}", dir.display());
-        return Ok(Tree { dir, version });
+    cached.then_some(Tree { dir, version })
+}
+
+/// Unpacks and commits the tree unless the cache already holds this
+/// version; a new version also empties the build directories (the
+/// tarball's old mtimes would otherwise look older than stale objects).
+/// The caller holds the cache lock.
+pub fn prepare(cache: &Cache) -> Result<Tree, String> {
+    if let Some(tree) = cached(cache) {
+        println!(
+            "    cached: {PACKAGE} {} in {}",
+            tree.version,
+            tree.dir.display()
+        );
+        return Ok(tree);
+    }
+    let version = installed_version()?;
+    let dir = cache.linux();
+    let stamp = cache.root.join("linux.version");
+    // The repository also holds the branch `series edit` works on.
+    if git(&dir)
+        .args(["rev-parse", "-q", "--verify", "refs/heads/gmem-kmap"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return Err(format!(
+            "{} holds branch gmem-kmap (`series edit`), but {PACKAGE} is now {version}: \
+             export your work (`cargo xtask series export`), then remove {} and the \
+             edit worktree by hand",
+            dir.display(),
+            dir.display()
+        ));
     }
     let _ = fs::remove_file(&stamp);
     for stale in [dir.clone(), cache.root.join("build")] {
@@ -79,12 +106,14 @@ pub fn prepare(cache: &Cache) -> Result<Tree, String> {
     Ok(Tree { dir, version })
 }
 
-/// `git` in `dir` with a fixed identity and dates, so commits made by the
-/// pipeline never depend on the user's git configuration and a rerun gives
-/// the same commit ids.
+/// `git` in `dir` with a fixed identity and dates and without the user's
+/// or the system's configuration, so that what the pipeline commits and
+/// exports never depends on who runs it, and a rerun gives the same ids.
 pub fn git(dir: &Path) -> Command {
     let mut cmd = Command::new("git");
     cmd.current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_AUTHOR_NAME", "gmem-kmap xtask")
         .env("GIT_AUTHOR_EMAIL", "xtask@gmem-kmap.invalid")
         .env("GIT_COMMITTER_NAME", "gmem-kmap xtask")

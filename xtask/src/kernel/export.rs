@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+//! The series as patch files: `git format-patch` of `base..tip`, made
+//! reproducible (no signature, a zero `From` id, fixed abbreviations, no
+//! user configuration, the cover letter dated as the newest patch), and the
+//! comparison of two such directories.
+//!
+//! The cover letter's text comes from `kernel-patch/cover-letter.txt`:
+//! header lines `Subject:` (without the `[PATCH 00/NN]` prefix) and `Tail:`
+//! (the subject of the first patch of the series' tail), a blank line, then
+//! the body, in which `{patches}` becomes the number of patches and
+//! `{tail}` the tail's range, e.g. `11-14`. git adds the shortlog and the
+//! diffstat, so every number in it is the series' own.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::run::output;
+use super::source::git;
+
+/// The cover letter's source, in `kernel-patch/`.
+pub const COVER_SOURCE: &str = "cover-letter.txt";
+/// The cover letter git writes.
+pub const COVER: &str = "0000-cover-letter.patch";
+
+/// Writes the patches of `base..tip` and the cover letter into `out` (an
+/// empty directory); their paths, cover letter first.
+pub fn format(
+    repo: &Path,
+    base: &str,
+    tip: &str,
+    cover_source: &Path,
+    out: &Path,
+) -> Result<Vec<PathBuf>, String> {
+    let cover_text = fs::read_to_string(cover_source)
+        .map_err(|e| format!("read {}: {e}", cover_source.display()))?;
+    let cover =
+        CoverSource::parse(&cover_text).map_err(|e| format!("{}: {e}", cover_source.display()))?;
+    let range = format!("{base}..{tip}");
+    let subjects: Vec<String> =
+        output(git(repo).args(["log", "--reverse", "--format=%s", &range]))?
+            .lines()
+            .map(String::from)
+            .collect();
+    let body = cover.body(&subjects)?;
+    // The cover letter is "from" and dated as the newest patch, not as
+    // whoever exports it and when.
+    let who =
+        output(git(repo).args(["log", "-1", "--format=%an%x00%ae%x00%ad", "--date=raw", tip]))?;
+    let mut who = who.trim_end().split('\0');
+    let (name, email, date) = (who.next(), who.next(), who.next());
+    let (Some(name), Some(email), Some(date)) = (name, email, date) else {
+        return Err(format!("cannot read the author of {tip}"));
+    };
+    let listing = output(
+        git(repo)
+            .env("GIT_COMMITTER_NAME", name)
+            .env("GIT_COMMITTER_EMAIL", email)
+            .env("GIT_COMMITTER_DATE", date)
+            .args([
+                "format-patch",
+                "--quiet",
+                "--cover-letter",
+                "--numbered",
+                "--zero-commit",
+                "--no-signature",
+                "--abbrev=12",
+                "--output-directory",
+            ])
+            .arg(out)
+            .arg(&range),
+    );
+    listing?;
+    let cover_path = out.join(COVER);
+    let letter = fs::read_to_string(&cover_path).map_err(|e| format!("read {COVER}: {e}"))?;
+    let letter = letter
+        .replacen("*** SUBJECT HERE ***", &cover.subject, 1)
+        .replacen("*** BLURB HERE ***", body.trim_end(), 1);
+    fs::write(&cover_path, letter).map_err(|e| e.to_string())?;
+    patch_files(out)
+}
+
+/// The `.patch` files in `dir`, sorted (the cover letter sorts first).
+pub fn patch_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(|e| format!("read {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "patch"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The first file in which `have` and `want` differ: one missing from
+/// either, or the first line whose bytes differ; `None` when identical.
+pub fn first_difference(have: &Path, want: &Path) -> Result<Option<String>, String> {
+    let names = |dir: &Path| -> Result<Vec<String>, String> {
+        Ok(patch_files(dir)?
+            .iter()
+            .map(|p| {
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect())
+    };
+    let (mut all, theirs) = (names(have)?, names(want)?);
+    all.extend(theirs.iter().cloned());
+    all.sort();
+    all.dedup();
+    for name in all {
+        let read = |dir: &Path| fs::read(dir.join(&name)).ok();
+        match (read(have), read(want)) {
+            (Some(a), Some(b)) if a == b => continue,
+            (Some(a), Some(b)) => {
+                let la: Vec<&[u8]> = a.split(|&c| c == b'\n').collect();
+                let lb: Vec<&[u8]> = b.split(|&c| c == b'\n').collect();
+                // The first differing line, or where the shorter one ends.
+                let line = la
+                    .iter()
+                    .zip(&lb)
+                    .position(|(x, y)| x != y)
+                    .unwrap_or(la.len().min(lb.len()));
+                return Ok(Some(format!("{name} differs from line {}", line + 1)));
+            }
+            (Some(_), None) => {
+                return Ok(Some(format!("{name} is not in what the series exports")));
+            }
+            (None, _) => return Ok(Some(format!("{name} is missing"))),
+        }
+    }
+    Ok(None)
+}
+
+/// `kernel-patch/cover-letter.txt`, parsed.
+#[derive(Debug)]
+struct CoverSource {
+    subject: String,
+    tail: String,
+    body: String,
+}
+
+impl CoverSource {
+    fn parse(text: &str) -> Result<Self, String> {
+        let (head, body) = text
+            .split_once("\n\n")
+            .ok_or("no blank line between the header and the body")?;
+        let field = |name: &str| {
+            head.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+                .ok_or(format!("no `{name}` line in the header"))
+        };
+        Ok(CoverSource {
+            subject: field("Subject:")?,
+            tail: field("Tail:")?,
+            body: body.to_string(),
+        })
+    }
+
+    /// The body with `{patches}` and `{tail}` filled in from the series'
+    /// subjects, in order.
+    fn body(&self, subjects: &[String]) -> Result<String, String> {
+        let first = subjects
+            .iter()
+            .position(|s| *s == self.tail)
+            .ok_or(format!(
+                "the tail's first patch, `{}`, is not in the series",
+                self.tail
+            ))?;
+        let tail = format!("{}-{}", first + 1, subjects.len());
+        Ok(self
+            .body
+            .replace("{patches}", &subjects.len().to_string())
+            .replace("{tail}", &tail))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cover_source_fills_in_the_numbers() {
+        let src =
+            CoverSource::parse("Subject: KVM: x\nTail: c\n\n{patches} patches; {tail} compare.\n")
+                .unwrap();
+        assert_eq!(src.subject, "KVM: x");
+        let subjects = ["a", "b", "c", "d"].map(String::from);
+        assert_eq!(src.body(&subjects).unwrap(), "4 patches; 3-4 compare.\n");
+        assert!(src.body(&subjects[..2]).unwrap_err().contains("`c`"));
+        assert!(
+            CoverSource::parse("Subject: x\n\nbody")
+                .unwrap_err()
+                .contains("Tail:")
+        );
+    }
+
+    #[test]
+    fn names_the_first_difference() {
+        let dir = std::env::temp_dir().join(format!("xtask-export-test-{}", std::process::id()));
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        for d in [&a, &b] {
+            fs::create_dir_all(d).unwrap();
+            fs::write(d.join("0001-x.patch"), "same\n").unwrap();
+        }
+        assert_eq!(first_difference(&a, &b).unwrap(), None);
+        fs::write(b.join("0002-y.patch"), "one\ntwo\n").unwrap();
+        fs::write(a.join("0002-y.patch"), "one\nTWO\n").unwrap();
+        assert_eq!(
+            first_difference(&a, &b).unwrap().unwrap(),
+            "0002-y.patch differs from line 2"
+        );
+        fs::write(a.join("0003-z.patch"), "").unwrap();
+        fs::write(a.join("0002-y.patch"), "one\ntwo\n").unwrap();
+        assert_eq!(
+            first_difference(&a, &b).unwrap().unwrap(),
+            "0003-z.patch is not in what the series exports"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
