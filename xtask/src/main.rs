@@ -4,7 +4,6 @@
 mod bench;
 mod bench_core;
 mod kernel;
-mod kobj;
 mod prereq;
 mod report;
 mod test;
@@ -19,8 +18,6 @@ tasks:
   test         everything CI checks: fmt, clippy, host tests, the kernel object
                and its symbol check, then the boot-test stages; ends with
                `N passed, N failed` [--host-only: skip the boot test]
-  kobj         build the core as the object the kernel links
-               (target/kobj/gmem_kmap_core.o) and check its symbols
   header       regenerate include/gmem_kmap_core.h with cbindgen
   bench        the comparison: builds and boots the patched kernel at 1, 2, 4
                and 8 CPUs, runs the window / re-insertion / direct map / raw
@@ -49,9 +46,6 @@ fn main() -> ExitCode {
                 return usage();
             }
         },
-        Some("kobj") => kobj::build_and_check()
-            .map(|obj| println!("{}", obj.display()))
-            .is_ok(),
         Some("header") => test::bless_header(),
         Some("bench") => match args[1..] {
             [] => bench::run(false),

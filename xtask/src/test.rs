@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use crate::report::Report;
-use crate::{cargo, kernel, kobj, prereq};
+use crate::{cargo, kernel, prereq};
 
 const CLIPPY_DENY: &[&str] = &["-D", "warnings", "-D", "clippy::undocumented_unsafe_blocks"];
 
@@ -70,14 +70,6 @@ pub fn run(boot: bool) -> bool {
     report.counted("cargo test (host)", || {
         cargo_test(cargo().args(["test", "--no-fail-fast", "--workspace", "--all-features"]))
     });
-    report.stage(
-        "kernel object (x86_64-unknown-none): symbols, relocations, sections",
-        || kobj::build_and_check().map(drop),
-    );
-    report.stage(
-        "the object check rejects a panic path",
-        kobj::check_rejects_panics,
-    );
     if boot {
         kernel::boot_test(&mut report, &kernel::Options::default());
     }

@@ -16,8 +16,9 @@ const CCACHE_MAX: &str = "5G";
 /// Builds `targets` in `<cache>/build/<name>` and scans the log.
 ///
 /// The command is `make O=<dir> -j<nproc> CC="ccache gcc" HOSTCC="ccache gcc"
-/// GMEM_KMAP_CRATE=<repo root> <targets>` run in the source tree, with
-/// `CCACHE_DIR=<cache>/ccache`.
+/// <targets>` run in the source tree, with `CCACHE_DIR=<cache>/ccache`: the
+/// tree carries the Rust core and its dependencies, so nothing outside it
+/// is named.
 pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<PathBuf, String> {
     let out = cache.build(name);
     let log = cache.log(&format!("{name}-build"));
@@ -28,7 +29,6 @@ pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<
         .arg(format!("-j{jobs}"))
         .arg("CC=ccache gcc")
         .arg("HOSTCC=ccache gcc")
-        .arg(format!("GMEM_KMAP_CRATE={}", crate::root().display()))
         .args(targets);
     // This build's own ccache statistics go to a log of their own, so
     // other builds sharing the cache neither skew nor reset them.

@@ -51,7 +51,7 @@ pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf, Stri
         );
     } else {
         let _ = fs::remove_file(&stamp_path);
-        allnoconfig(cache, tree, name, &frag, &out)?;
+        allnoconfig(cache, tree, name, &frag, &out, &[])?;
         fs::write(&stamp_path, stamp).map_err(|e| e.to_string())?;
     }
     let config = fs::read_to_string(out.join(".config")).map_err(|e| e.to_string())?;
@@ -75,12 +75,36 @@ pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf, Stri
 }
 
 /// `make O=<out> KCONFIG_ALLCONFIG=<frag> allnoconfig`, logged.
+/// The `.config` fragment `fragment_name` gives in build directory
+/// `build_name` with `make` given `extra` too (e.g. another `RUSTC=`),
+/// made afresh and not checked against the fragment.
+pub fn configure_with(
+    cache: &Cache,
+    tree: &Path,
+    fragment_name: &str,
+    build_name: &str,
+    extra: &[String],
+) -> Result<String, String> {
+    let out = cache.build(build_name);
+    fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    allnoconfig(
+        cache,
+        tree,
+        build_name,
+        &fragment(fragment_name),
+        &out,
+        extra,
+    )?;
+    fs::read_to_string(out.join(".config")).map_err(|e| e.to_string())
+}
+
 fn allnoconfig(
     cache: &Cache,
     tree: &Path,
     name: &str,
     frag: &Path,
     out: &Path,
+    extra: &[String],
 ) -> Result<(), String> {
     let log = cache.log(&format!("{name}-config"));
     println!("    {} -> {}/.config", frag.display(), out.display());
@@ -88,6 +112,7 @@ fn allnoconfig(
     make.current_dir(tree)
         .arg(format!("O={}", out.display()))
         .arg(format!("KCONFIG_ALLCONFIG={}", frag.display()))
+        .args(extra)
         .arg("allnoconfig");
     match logged(&mut make, &log, None, |_| true)? {
         Ended::Exited(s) if s.success() => Ok(()),

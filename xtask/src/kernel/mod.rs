@@ -25,8 +25,13 @@
 //! time per cache).
 //!
 //! Make is run in the tree as `make O=<cache>/build/<config> -j<nproc>
-//! CC="ccache gcc" HOSTCC="ccache gcc" GMEM_KMAP_CRATE=<repo root> <targets>`
-//! with `CCACHE_DIR=<cache>/ccache`.
+//! CC="ccache gcc" HOSTCC="ccache gcc" <targets>` with
+//! `CCACHE_DIR=<cache>/ccache`; the series carries the Rust core with its
+//! dependencies vendored ([`generated`]), so the tree builds on its own.
+//!
+//! `<cache>/linux` is the pipeline's tree: it is reset to `base` and the
+//! series applied whenever `kernel-patch/` changes. Kernel work is done in
+//! the worktree `cargo xtask series edit` makes ([`branch`]).
 //!
 //! Overrides, for trying the pipeline on other inputs:
 //! - `GMEM_KMAP_CACHE`: the cache root;
@@ -55,6 +60,7 @@ mod run;
 mod selftests;
 mod series;
 mod source;
+mod toolchain;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -276,7 +282,7 @@ fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool) -> Option<Built> {
     let (Some(tree), Some(lock)) = (tree, lock) else {
         for name in LATER
             .iter()
-            .filter(|n| style || (**n != CHECKPATCH && **n != ROUND_TRIP))
+            .filter(|n| style || ![CHECKPATCH, ROUND_TRIP, PANIC_PROBE, NO_TARGET].contains(*n))
         {
             p.step(name, || Ok(()));
         }
@@ -312,6 +318,15 @@ fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool) -> Option<Built> {
         println!("    {} ({} KiB)", kernel.display(), size / 1024);
         Ok(())
     });
+    if style {
+        // Checks of the tree's own Rust build rules; neither stops the boot.
+        p.report.stage(PANIC_PROBE, || {
+            toolchain::check_rejects_panics(cache, &tree.dir)
+        });
+        p.report.stage(NO_TARGET, || {
+            toolchain::hidden_without_target(cache, &tree.dir)
+        });
+    }
     let mut programs = Vec::new();
     p.step("kernel: selftests (gcc -static)", || {
         programs = selftests::build(&tree.dir, &cache.build("boot"))?;
@@ -417,6 +432,8 @@ pub fn boot_script(
 
 const CHECKPATCH: &str = "kernel: checkpatch --strict";
 const ROUND_TRIP: &str = "kernel: series export --check (round trip)";
+const PANIC_PROBE: &str = "kernel: the object check rejects a panic path";
+const NO_TARGET: &str = "kernel: Kconfig hides GMEM_KMAP without the Rust target";
 
 /// The stages after the tree, named when the tree could not be made.
 const LATER: &[&str] = &[
@@ -425,6 +442,8 @@ const LATER: &[&str] = &[
     CHECKPATCH,
     "kernel: configure boot",
     "kernel: build boot (bzImage, uapi headers)",
+    PANIC_PROBE,
+    NO_TARGET,
     "kernel: selftests (gcc -static)",
 ];
 
