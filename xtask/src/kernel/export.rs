@@ -7,8 +7,9 @@
 //! The cover letter's text comes from `kernel-patch/cover-letter.txt`:
 //! header lines `Subject:` (without the `[PATCH 00/NN]` prefix) and `Tail:`
 //! (the subject of the first patch of the series' tail), a blank line, then
-//! the body, in which `{patches}` becomes the number of patches and
-//! `{tail}` the tail's range, e.g. `11-14`. git adds the shortlog and the
+//! the body, in which `{patches}` becomes the number of patches, `{head}`
+//! the range before the tail, e.g. `1-10`, and `{tail}` the tail's, e.g.
+//! `11-14`. git adds the shortlog and the
 //! diffstat, so every number in it is the series' own.
 
 use std::fs;
@@ -158,8 +159,8 @@ impl CoverSource {
         })
     }
 
-    /// The body with `{patches}` and `{tail}` filled in from the series'
-    /// subjects, in order.
+    /// The body with `{patches}`, `{head}` and `{tail}` filled in from the
+    /// series' subjects, in order.
     fn body(&self, subjects: &[String]) -> Result<String, String> {
         let first = subjects
             .iter()
@@ -168,10 +169,12 @@ impl CoverSource {
                 "the tail's first patch, `{}`, is not in the series",
                 self.tail
             ))?;
+        let head = format!("1-{first}");
         let tail = format!("{}-{}", first + 1, subjects.len());
         Ok(self
             .body
             .replace("{patches}", &subjects.len().to_string())
+            .replace("{head}", &head)
             .replace("{tail}", &tail))
     }
 }
@@ -182,12 +185,16 @@ mod tests {
 
     #[test]
     fn the_cover_source_fills_in_the_numbers() {
-        let src =
-            CoverSource::parse("Subject: KVM: x\nTail: c\n\n{patches} patches; {tail} compare.\n")
-                .unwrap();
+        let src = CoverSource::parse(
+            "Subject: KVM: x\nTail: c\n\n{patches} patches; {head} propose, {tail} compare.\n",
+        )
+        .unwrap();
         assert_eq!(src.subject, "KVM: x");
         let subjects = ["a", "b", "c", "d"].map(String::from);
-        assert_eq!(src.body(&subjects).unwrap(), "4 patches; 3-4 compare.\n");
+        assert_eq!(
+            src.body(&subjects).unwrap(),
+            "4 patches; 1-2 propose, 3-4 compare.\n"
+        );
         assert!(src.body(&subjects[..2]).unwrap_err().contains("`c`"));
         assert!(
             CoverSource::parse("Subject: x\n\nbody")
