@@ -45,12 +45,22 @@ pub fn format(
     let body = cover.body(&subjects)?;
     // The cover letter is "from" and dated as the newest patch, not as
     // whoever exports it and when.
-    let who =
-        output(git(repo).args(["log", "-1", "--format=%an%x00%ae%x00%ad", "--date=raw", tip]))?;
-    let mut who = who.trim_end().split('\0');
-    let (name, email, date) = (who.next(), who.next(), who.next());
-    let (Some(name), Some(email), Some(date)) = (name, email, date) else {
-        return Err(format!("cannot read the author of {tip}"));
+    let authors = output(git(repo).args([
+        "log",
+        "--format=%at%x00%an%x00%ae%x00%ad",
+        "--date=raw",
+        &range,
+    ]))?;
+    let newest = authors
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split('\0');
+            let at: u64 = f.next()?.parse().ok()?;
+            Some((at, f.next()?, f.next()?, f.next()?))
+        })
+        .max_by_key(|(at, ..)| *at);
+    let Some((_, name, email, date)) = newest else {
+        return Err(format!("cannot read the authors of {range}"));
     };
     let listing = output(
         git(repo)
