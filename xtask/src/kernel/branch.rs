@@ -7,11 +7,21 @@
 //!   out in a worktree of its own (`<cache>/edit`, or
 //!   `$GMEM_KMAP_EDIT_TREE`). The boot pipeline builds from the
 //!   repository's main worktree (`<cache>/linux`) and never touches it.
-//! - [`SYNCED`] records the branch's tip when xtask last wrote it or
-//!   exported it: a tip past it holds work of yours.
-//! - Nothing here discards work. `edit` stops when the branch holds
-//!   commits or changes that `kernel-patch/` lacks; when it replaces a
-//!   branch, the old tip stays reachable as `refs/gmem-kmap/backup/<n>`.
+//! - At each sync (xtask wrote the branch, or exported it), [`SYNCED`]
+//!   records the branch's tip and [`EXPORTED`] a hash of `kernel-patch/`:
+//!   a tip past the first holds work of yours, a `kernel-patch/` that no
+//!   longer matches the second was changed under the branch (a pull, or a
+//!   hand edit).
+//! - Nothing here discards work. Both commands stop in a worktree that is
+//!   not on the branch, is in the middle of a rebase, merge or `am`, or
+//!   holds uncommitted or untracked files (Debian's top-level `.gitignore`
+//!   hides every new file from `git status`; builds go to `O=`). `edit`
+//!   stops when the branch holds commits that `kernel-patch/` lacks, and
+//!   `export` when `kernel-patch/` changed under the branch (`--force`
+//!   overrides); when `edit` replaces a branch, the old tip stays
+//!   reachable as `refs/gmem-kmap/backup/<n>`.
+//! - Progress goes to stderr, so that `cd "$(cargo xtask series edit)"`
+//!   works.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -26,22 +36,27 @@ use super::{Cache, series, series_dir};
 pub const BRANCH: &str = "gmem-kmap";
 /// The branch's tip as xtask last left it.
 const SYNCED: &str = "refs/gmem-kmap/synced";
+/// A file in the edit worktree's git directory: the hash of `kernel-patch/`
+/// at the last sync.
+const EXPORTED: &str = "gmem-kmap-exported";
 
 /// `series`'s command-line help.
 pub const USAGE: &str = "  series edit  make or refresh the kernel worktree with kernel-patch/ as
                commits on branch gmem-kmap, and print its path; stops when
                the branch holds work that kernel-patch/ lacks
-  series export [--check]
+  series export [--check | --force]
                rewrite kernel-patch/ from that branch (git format-patch,
-               reproducible); --check applies kernel-patch/ to the pristine
-               tree, exports it again and fails on any differing byte";
+               reproducible); stops when kernel-patch/ changed under the
+               branch, unless --force; --check applies kernel-patch/ to the
+               pristine tree, exports it again and fails on any differing byte";
 
 /// Runs `series <args>`.
 pub fn run(args: &[String]) -> Result<(), String> {
     let cache = Cache::from_env();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["edit"] => edit(&cache).map(|dir| println!("{}", dir.display())),
-        ["export"] => export(&cache),
+        ["export"] => export(&cache, false),
+        ["export", "--force"] => export(&cache, true),
         ["export", "--check"] => {
             let _lock = cache.lock()?;
             let tree = prepare(&cache)?;
@@ -52,9 +67,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
 }
 
-/// The edit worktree's path.
+/// The edit worktree's path, absolute.
 pub fn edit_dir(cache: &Cache) -> PathBuf {
-    std::env::var_os("GMEM_KMAP_EDIT_TREE").map_or_else(|| cache.root.join("edit"), PathBuf::from)
+    let dir = std::env::var_os("GMEM_KMAP_EDIT_TREE")
+        .map_or_else(|| cache.root.join("edit"), PathBuf::from);
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 /// The packages and the pristine tree. The caller holds the cache lock, or
@@ -78,14 +95,13 @@ fn edit(cache: &Cache) -> Result<PathBuf, String> {
         }
     };
     let dir = edit_dir(cache);
-    let dir_git = |args: &[&str]| output(git(&dir).args(args));
     let has_branch = rev(&repo, &format!("refs/heads/{BRANCH}")).is_some();
     if !dir.join(".git").exists() {
         output(git(&repo).args(["worktree", "prune"]))?;
         let mut add = git(&repo);
         add.args(["worktree", "add", "--quiet"]);
         if has_branch {
-            println!(
+            eprintln!(
                 "    checking out the existing branch {BRANCH} in {}",
                 dir.display()
             );
@@ -94,76 +110,140 @@ fn edit(cache: &Cache) -> Result<PathBuf, String> {
             add.args(["-b", BRANCH]).arg(&dir).arg(BASE);
         }
         output(&mut add)?;
-        if !has_branch {
-            apply(&dir)?;
-            return Ok(dir);
-        }
     }
-    if !dir_git(&["status", "--porcelain"])?.trim().is_empty() {
-        return Err(format!(
-            "{} has uncommitted changes: commit them on {BRANCH} and run \
-             `cargo xtask series export`, or stash them; nothing was changed",
-            dir.display()
-        ));
-    }
+    ready(&dir)?;
     let tip = rev(&dir, "HEAD").ok_or("the edit worktree has no HEAD")?;
-    let exported = Scratch::new("edit")?;
-    // The branch as it is, generated files included, against kernel-patch/.
-    export::format(
-        &dir,
-        BASE,
-        &tip,
-        &series_dir().join(COVER_SOURCE),
-        &exported.0,
-    )?;
-    let difference = export::first_difference(&series_dir(), &exported.0)?;
-    let synced = rev(&dir, SYNCED).is_some_and(|s| s == tip);
-    match (difference, synced) {
-        (None, _) => println!("    {BRANCH} holds kernel-patch/ as it is"),
-        (Some(diff), true) => {
-            println!("    kernel-patch/ changed since {BRANCH} was made ({diff}): re-applying it");
-            let backup = backup(&dir, &tip)?;
-            println!("    the old tip stays as {backup}");
-            dir_git(&["reset", "--quiet", "--hard", BASE])?;
-            apply(&dir)?;
-        }
-        (Some(diff), false) => {
-            let count = dir_git(&["rev-list", "--count", &format!("{SYNCED}..HEAD")])
-                .unwrap_or_else(|_| "?".into());
-            return Err(format!(
-                "{BRANCH} in {} holds {} commit(s) since xtask last wrote it, and kernel-patch/ \
-                 lacks them ({diff}): run `cargo xtask series export` to take them in; \
-                 nothing was changed",
-                dir.display(),
-                count.trim()
-            ));
-        }
+    let base = rev(&dir, BASE).ok_or("no `base` tag")?;
+    let patches_now = patches_hash(&dir)?;
+    let branch_untouched = tip == base || rev(&dir, SYNCED).is_some_and(|s| s == tip);
+    // No record yet (a worktree older than the record): compare exports.
+    let patches_untouched = match recorded(&dir) {
+        Some(hash) => hash == patches_now,
+        None => tip != base && difference(&dir, &tip)?.is_none(),
+    };
+    if tip == base {
+        eprintln!("    {BRANCH} is empty: applying kernel-patch/");
+        apply(&dir, None)?;
+    } else if branch_untouched && patches_untouched {
+        eprintln!("    {BRANCH} holds kernel-patch/ as it is");
+    } else if branch_untouched {
+        eprintln!("    kernel-patch/ changed since {BRANCH} was last synced: re-applying it");
+        apply(&dir, Some(&tip))?;
+    } else if let Some(diff) = difference(&dir, &tip)? {
+        let count = output(git(&dir).args(["rev-list", "--count", &format!("{SYNCED}..HEAD")]))
+            .unwrap_or_else(|_| "?".into());
+        return Err(format!(
+            "{BRANCH} in {} holds {} commit(s) since xtask last wrote it, and kernel-patch/ \
+             differs from what it exports ({diff}): run `cargo xtask series export` to take \
+             them in (if kernel-patch/ changed too, rebase them onto it first); nothing \
+             was changed",
+            dir.display(),
+            count.trim()
+        ));
+    } else {
+        eprintln!("    {BRANCH} holds kernel-patch/ as it is");
     }
     refresh_generated(&dir)?;
     mark_synced(&dir)?;
     Ok(dir)
 }
 
-/// Applies `kernel-patch/` on the worktree's (clean) HEAD.
-fn apply(dir: &Path) -> Result<(), String> {
+/// Refuses a worktree in which xtask could lose or misread work: not on
+/// [`BRANCH`], in the middle of a git operation, or not clean.
+fn ready(dir: &Path) -> Result<(), String> {
+    let dir_git = |args: &[&str]| output(git(dir).args(args)).map(|s| s.trim().to_string());
+    let stop = |why: String| Err(format!("{}: {why}; nothing was changed", dir.display()));
+    let head = dir_git(&["symbolic-ref", "-q", "HEAD"]).unwrap_or_default();
+    if head != format!("refs/heads/{BRANCH}") {
+        return stop(format!("HEAD is not branch {BRANCH} (it is `{head}`)"));
+    }
+    for op in [
+        "rebase-merge",
+        "rebase-apply",
+        "MERGE_HEAD",
+        "CHERRY_PICK_HEAD",
+        "REVERT_HEAD",
+        "BISECT_LOG",
+    ] {
+        let path = dir_git(&["rev-parse", "--path-format=absolute", "--git-path", op])?;
+        if Path::new(&path).exists() {
+            return stop(format!(
+                "a git operation is in progress ({op}); finish or abort it"
+            ));
+        }
+    }
+    if !dir_git(&["status", "--porcelain"])?.is_empty() {
+        return stop(format!(
+            "uncommitted changes: commit them on {BRANCH} (then `cargo xtask series export`), \
+             or stash them"
+        ));
+    }
+    // Without exclude rules: the tree's top-level `.gitignore` hides all.
+    let untracked = dir_git(&[
+        "ls-files",
+        "--others",
+        "--directory",
+        "--no-empty-directory",
+    ])?;
+    if let Some(first) = untracked.lines().next() {
+        return stop(format!(
+            "untracked file(s), e.g. {first}: `git add -f` and commit them, or remove them \
+             (build with O= outside the tree)"
+        ));
+    }
+    Ok(())
+}
+
+/// The first difference between `kernel-patch/` and what `tip` exports as
+/// it is, if any.
+fn difference(dir: &Path, tip: &str) -> Result<Option<String>, String> {
+    let exported = Scratch::new("edit")?;
+    export::format(
+        dir,
+        BASE,
+        tip,
+        &series_dir().join(COVER_SOURCE),
+        &exported.0,
+    )?;
+    export::first_difference(&series_dir(), &exported.0)
+}
+
+/// Resets the worktree to `base` and applies `kernel-patch/`; `old` is the
+/// tip being replaced, kept as a backup and restored if `git am` fails.
+fn apply(dir: &Path, old: Option<&str>) -> Result<(), String> {
+    if let Some(old) = old {
+        eprintln!("    the old tip stays as {}", backup(dir, old)?);
+        output(git(dir).args(["reset", "--quiet", "--hard", BASE]))?;
+    }
     let patches = series::patches(&series_dir())?;
-    println!("    applying {} patch(es) on {BRANCH}", patches.len());
+    eprintln!("    applying {} patch(es) on {BRANCH}", patches.len());
     let out = git(dir)
-        .args(["am", "--quiet", "--3way", "--committer-date-is-author-date"])
+        .args([
+            "am",
+            "--quiet",
+            "--3way",
+            "--keep-cr",
+            "--committer-date-is-author-date",
+        ])
         .args(&patches)
         .output()
         .map_err(|e| format!("git am: {e}"))?;
-    if !out.status.success() {
-        let _ = git(dir).args(["am", "--abort"]).output();
-        return Err(format!(
-            "git am failed in {}: {}{}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ));
+    if out.status.success() {
+        return Ok(());
     }
-    refresh_generated(dir)?;
-    mark_synced(dir)
+    let _ = git(dir).args(["am", "--abort"]).output();
+    let restored = old.map_or(String::new(), |old| {
+        match output(git(dir).args(["reset", "--quiet", "--hard", old])) {
+            Ok(_) => format!("; {BRANCH} is back at {old}"),
+            Err(e) => format!("; restoring {old} failed too: {e}"),
+        }
+    });
+    Err(format!(
+        "git am failed in {}{restored}: {}{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
 }
 
 /// Puts the generated files as `src/` has them now into the branch.
@@ -171,7 +251,7 @@ fn refresh_generated(dir: &Path) -> Result<(), String> {
     let tip = rev(dir, "HEAD").ok_or("no HEAD")?;
     let fresh = generated::refresh(dir, BASE, &tip)?;
     if fresh != tip {
-        println!(
+        eprintln!(
             "    generated files ({}) refreshed from src/",
             generated::CRATE_DIR
         );
@@ -180,8 +260,43 @@ fn refresh_generated(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Records a sync: the branch's tip and `kernel-patch/` as they are now.
 fn mark_synced(dir: &Path) -> Result<(), String> {
-    output(git(dir).args(["update-ref", SYNCED, "HEAD"])).map(drop)
+    output(git(dir).args(["update-ref", SYNCED, "HEAD"]))?;
+    let hash = patches_hash(dir)?;
+    fs::write(exported_path(dir)?, hash).map_err(|e| format!("write {EXPORTED}: {e}"))
+}
+
+fn exported_path(dir: &Path) -> Result<PathBuf, String> {
+    let path = output(git(dir).args([
+        "rev-parse",
+        "--path-format=absolute",
+        "--git-path",
+        EXPORTED,
+    ]))?;
+    Ok(PathBuf::from(path.trim()))
+}
+
+/// The hash `kernel-patch/` had at the last sync.
+fn recorded(dir: &Path) -> Option<String> {
+    fs::read_to_string(exported_path(dir).ok()?).ok()
+}
+
+/// A hash of every `.patch` file in `kernel-patch/`, names and bytes.
+fn patches_hash(dir: &Path) -> Result<String, String> {
+    let mut all = Vec::new();
+    for p in export::patch_files(&series_dir())? {
+        all.extend_from_slice(p.file_name().unwrap_or_default().as_encoded_bytes());
+        all.push(0);
+        all.extend(fs::read(&p).map_err(|e| format!("read {}: {e}", p.display()))?);
+        all.push(0);
+    }
+    let scratch = Scratch::new("hash")?;
+    let file = scratch.0.join("all");
+    fs::write(&file, all).map_err(|e| e.to_string())?;
+    Ok(output(git(dir).args(["hash-object"]).arg(&file))?
+        .trim()
+        .to_string())
 }
 
 /// Keeps `tip` reachable under the next free `refs/gmem-kmap/backup/<n>`.
@@ -195,7 +310,7 @@ fn backup(dir: &Path, tip: &str) -> Result<String, String> {
 }
 
 /// `series export`: `kernel-patch/` from the branch.
-fn export(cache: &Cache) -> Result<(), String> {
+fn export(cache: &Cache, force: bool) -> Result<(), String> {
     let dir = edit_dir(cache);
     if !dir.join(".git").exists() {
         return Err(format!(
@@ -203,21 +318,22 @@ fn export(cache: &Cache) -> Result<(), String> {
             dir.display()
         ));
     }
-    if !output(git(&dir).args(["status", "--porcelain"]))?
-        .trim()
-        .is_empty()
-    {
-        return Err(format!(
-            "{} has uncommitted changes: commit them on {BRANCH} first",
-            dir.display()
-        ));
-    }
+    ready(&dir)?;
     refresh_generated(&dir)?;
-    let tip = rev(&dir, "HEAD").ok_or("no HEAD")?;
+    let tip = rev(&dir, &format!("refs/heads/{BRANCH}")).ok_or("no branch")?;
     let out = Scratch::new("export")?;
     let files = export::format(&dir, BASE, &tip, &series_dir().join(COVER_SOURCE), &out.0)?;
     let target = series_dir();
     let before = export::first_difference(&target, &out.0)?;
+    let changed_under = recorded(&dir).is_none_or(|h| h != patches_hash(&dir).unwrap_or_default());
+    if before.is_some() && changed_under && !force {
+        return Err(format!(
+            "kernel-patch/ changed since {BRANCH} was last synced (a pull, or a hand edit), \
+             and the branch does not hold that change: `cargo xtask series edit` takes it in \
+             if the branch has no work of yours; `series export --force` overwrites it; \
+             nothing was changed"
+        ));
+    }
     for old in export::patch_files(&target)? {
         fs::remove_file(&old).map_err(|e| format!("rm {}: {e}", old.display()))?;
     }
@@ -227,15 +343,14 @@ fn export(cache: &Cache) -> Result<(), String> {
     }
     mark_synced(&dir)?;
     match before {
-        None => println!("    kernel-patch/ unchanged ({} files)", files.len()),
-        Some(first) => println!(
+        None => eprintln!("    kernel-patch/ unchanged ({} files)", files.len()),
+        Some(first) => eprintln!(
             "    wrote {} files to kernel-patch/ (first change: {first}); see `git diff kernel-patch/`",
             files.len()
         ),
     }
     Ok(())
 }
-
 /// `series export --check` on a tree whose HEAD is `dir`'s series applied
 /// to `base`: exports it again and compares it with `dir` byte for byte.
 pub fn check(tree: &Path, dir: &Path) -> Result<(), String> {
@@ -263,4 +378,48 @@ fn rev(dir: &Path, name: &str) -> Option<String> {
     output(git(dir).args(["rev-parse", "-q", "--verify", &format!("{name}^{{commit}}")]))
         .ok()
         .map(|s| s.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_refuses_what_could_lose_work() {
+        let scratch = Scratch::new("test-ready").unwrap();
+        let dir = scratch.0.join("repo");
+        fs::create_dir_all(dir.join("mm")).unwrap();
+        let run = |args: &[&str]| output(git(&dir).args(args)).unwrap();
+        run(&["init", "-q", "-b", BRANCH]);
+        // Debian's top-level .gitignore: every new file is "ignored".
+        fs::write(dir.join(".gitignore"), "/*\n").unwrap();
+        fs::write(dir.join("mm/a.c"), "int a;\n").unwrap();
+        run(&["add", "-f", "."]);
+        run(&["commit", "-q", "-m", "base"]);
+        assert_eq!(ready(&dir), Ok(()));
+
+        fs::write(dir.join("mm/new.c"), "int b;\n").unwrap();
+        assert!(
+            run(&["status", "--porcelain"]).is_empty(),
+            "git status hides it"
+        );
+        let err = ready(&dir).unwrap_err();
+        assert!(
+            err.contains("untracked") && err.contains("mm/new.c"),
+            "{err}"
+        );
+        fs::remove_file(dir.join("mm/new.c")).unwrap();
+
+        fs::write(dir.join("mm/a.c"), "int c;\n").unwrap();
+        assert!(ready(&dir).unwrap_err().contains("uncommitted"));
+        run(&["checkout", "-q", "mm/a.c"]);
+
+        run(&["checkout", "-q", "--detach"]);
+        assert!(ready(&dir).unwrap_err().contains("HEAD is not branch"));
+        run(&["checkout", "-q", BRANCH]);
+
+        let rebase = output(git(&dir).args(["rev-parse", "--git-path", "rebase-merge"])).unwrap();
+        fs::create_dir_all(dir.join(rebase.trim())).unwrap();
+        assert!(ready(&dir).unwrap_err().contains("in progress"));
+    }
 }

@@ -18,6 +18,32 @@ use std::path::{Path, PathBuf};
 use super::run::output;
 use super::source::git;
 
+/// Configuration that would change what `git format-patch` writes, set to
+/// git's defaults whatever the repository says. The hunk headers still
+/// come from git's built-in `diff=` patterns (the kernel's
+/// `.gitattributes`), which may differ between git versions: the check
+/// holds for one git version (2.47 here, the one on `PATH`).
+const REPRODUCIBLE: &[&str] = &[
+    "-c",
+    "diff.noprefix=false",
+    "-c",
+    "diff.mnemonicPrefix=false",
+    "-c",
+    "diff.context=3",
+    "-c",
+    "diff.interHunkContext=0",
+    "-c",
+    "diff.algorithm=myers",
+    "-c",
+    "diff.renames=true",
+    "-c",
+    "diff.relative=false",
+    "-c",
+    "format.useAutoBase=false",
+    "-c",
+    "format.coverFromDescription=message",
+];
+
 /// The cover letter's source, in `kernel-patch/`.
 pub const COVER_SOURCE: &str = "cover-letter.txt";
 /// The cover letter git writes.
@@ -42,6 +68,9 @@ pub fn format(
             .lines()
             .map(String::from)
             .collect();
+    if subjects.is_empty() {
+        return Err(format!("{range} holds no commits: nothing to export"));
+    }
     let body = cover.body(&subjects)?;
     // The cover letter is "from" and dated as the newest patch, not as
     // whoever exports it and when.
@@ -67,6 +96,8 @@ pub fn format(
             .env("GIT_COMMITTER_NAME", name)
             .env("GIT_COMMITTER_EMAIL", email)
             .env("GIT_COMMITTER_DATE", date)
+            // What the repository's own configuration could change, fixed.
+            .args(REPRODUCIBLE)
             .args([
                 "format-patch",
                 "--quiet",
@@ -74,6 +105,11 @@ pub fn format(
                 "--numbered",
                 "--zero-commit",
                 "--no-signature",
+                "--no-signoff",
+                "--no-thread",
+                "--no-base",
+                "--subject-prefix=PATCH",
+                "--filename-max-length=64",
                 "--abbrev=12",
                 "--output-directory",
             ])
@@ -83,6 +119,16 @@ pub fn format(
     listing?;
     let cover_path = out.join(COVER);
     let letter = fs::read_to_string(&cover_path).map_err(|e| format!("read {COVER}: {e}"))?;
+    for placeholder in ["*** SUBJECT HERE ***", "*** BLURB HERE ***"] {
+        if !letter.contains(placeholder) {
+            return Err(format!(
+                "git's cover letter has no `{placeholder}` to fill in"
+            ));
+        }
+    }
+    if !cover.subject.is_ascii() {
+        return Err("the cover letter's subject must be ASCII".into());
+    }
     let letter = letter
         .replacen("*** SUBJECT HERE ***", &cover.subject, 1)
         .replacen("*** BLURB HERE ***", body.trim_end(), 1);

@@ -159,8 +159,19 @@ pub fn refresh(repo: &Path, base: &str, tip: &str) -> Result<String, String> {
     let scratch = Scratch::new("refresh")?;
     let generated = scratch.0.join("files");
     generate(&generated)?;
-    let index = scratch.0.join("index");
-    let objects = store(repo, &generated, &index)?;
+    refresh_with(repo, base, tip, &generated, &scratch.0.join("index"))
+}
+
+/// [`refresh`] with the generated files in `generated`, using `index` as
+/// a scratch index.
+fn refresh_with(
+    repo: &Path,
+    base: &str,
+    tip: &str,
+    generated: &Path,
+    index: &Path,
+) -> Result<String, String> {
+    let objects = store(repo, generated, index)?;
     let commits = output(git(repo).args([
         "rev-list",
         "--reverse",
@@ -174,14 +185,12 @@ pub fn refresh(repo: &Path, base: &str, tip: &str) -> Result<String, String> {
             "{base}..{tip} holds merges; the series must be linear"
         ));
     }
-    let mut parent = output(git(repo).args(["rev-parse", &format!("{base}^{{commit}}")]))?
-        .trim()
-        .to_string();
+    let commits: Vec<&str> = commits.lines().collect();
+    // Refuse before rewriting anything: nothing is half done.
     let mut seen = false;
-    for commit in commits.lines() {
+    for commit in &commits {
         let here = generated_ids(repo, commit);
-        let before = generated_ids(repo, &format!("{commit}^"));
-        if seen && here != before {
+        if seen && here != generated_ids(repo, &format!("{commit}^")) {
             let subject = output(git(repo).args(["log", "-1", "--format=%h %s", commit]))?;
             return Err(format!(
                 "commit {} changes generated files ({}); change the crate in this \
@@ -190,9 +199,14 @@ pub fn refresh(repo: &Path, base: &str, tip: &str) -> Result<String, String> {
                 PATHS.join(", ")
             ));
         }
-        let tree = if here.iter().any(Option::is_some) {
-            seen = true;
-            tree_with(repo, &index, commit, &objects)?
+        seen |= here.iter().any(Option::is_some);
+    }
+    let mut parent = output(git(repo).args(["rev-parse", &format!("{base}^{{commit}}")]))?
+        .trim()
+        .to_string();
+    for commit in commits {
+        let tree = if generated_ids(repo, commit).iter().any(Option::is_some) {
+            tree_with(repo, index, commit, &objects)?
         } else {
             output(git(repo).args(["rev-parse", &format!("{commit}^{{tree}}")]))?
                 .trim()
@@ -220,6 +234,8 @@ fn tree_with(repo: &Path, index: &Path, commit: &str, objects: &Objects) -> Resu
         "rm",
         "-r",
         "-q",
+        // A scratch index: its blobs need not match any work tree.
+        "-f",
         "--cached",
         "--ignore-unmatch",
         "--",
@@ -244,17 +260,31 @@ fn tree_with(repo: &Path, index: &Path, commit: &str, objects: &Objects) -> Resu
 /// committer, dates, message) byte for byte; the same id when neither
 /// changed.
 fn recommit(repo: &Path, commit: &str, tree: &str, parent: &str) -> Result<String, String> {
-    let raw = output(git(repo).args(["cat-file", "commit", commit]))?;
-    let (headers, message) = raw.split_once("\n\n").unwrap_or((&raw, ""));
-    let mut out = format!("tree {tree}\nparent {parent}\n");
-    for line in headers.lines() {
-        if !line.starts_with("tree ") && !line.starts_with("parent ") {
-            out.push_str(line);
-            out.push('\n');
+    let raw = git(repo)
+        .args(["cat-file", "commit", commit])
+        .output()
+        .map_err(|e| format!("git cat-file: {e}"))?;
+    if !raw.status.success() {
+        return Err(format!("git cat-file commit {commit} failed"));
+    }
+    let raw = raw.stdout;
+    let split = raw
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map_or(raw.len(), |i| i + 1);
+    let (headers, message) = raw.split_at(split);
+    let mut out = format!("tree {tree}\nparent {parent}\n").into_bytes();
+    // A signature would no longer match; its continuation lines start
+    // with a space.
+    let mut in_signature = false;
+    for line in headers.split_inclusive(|&c| c == b'\n') {
+        let continued = line.starts_with(b" ");
+        in_signature = (in_signature && continued) || line.starts_with(b"gpgsig");
+        if !in_signature && !line.starts_with(b"tree ") && !line.starts_with(b"parent ") {
+            out.extend_from_slice(line);
         }
     }
-    out.push('\n');
-    out.push_str(message);
+    out.extend_from_slice(message);
     let file = Scratch::new("commit")?;
     let path = file.0.join("commit");
     fs::write(&path, out).map_err(|e| e.to_string())?;
@@ -290,6 +320,73 @@ impl Drop for Scratch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A repository with `base`, a commit adding the generated paths and
+    /// one more commit; runs `git` there.
+    fn repo(name: &str) -> (Scratch, impl Fn(&[&str]) -> String) {
+        let scratch = Scratch::new(name).unwrap();
+        let dir = scratch.0.join("repo");
+        fs::create_dir_all(&dir).unwrap();
+        let d = dir.clone();
+        let run = move |args: &[&str]| output(git(&d).args(args)).unwrap().trim().to_string();
+        run(&["init", "-q", "-b", "main"]);
+        fs::write(dir.join("README"), "x\n").unwrap();
+        run(&["add", "."]);
+        run(&["commit", "-q", "-m", "base"]);
+        run(&["tag", "base"]);
+        write(&dir.join(CRATE_DIR).join("lib.rs"), b"old\n").unwrap();
+        write(&dir.join(HEADER), b"old\n").unwrap();
+        run(&["add", "."]);
+        run(&["commit", "-q", "-m", "add the core"]);
+        fs::write(dir.join("README"), "y\n").unwrap();
+        run(&["commit", "-q", "-a", "-m", "build it"]);
+        (scratch, run)
+    }
+
+    fn files(at: &Path, lib: &[u8]) {
+        write(&at.join(CRATE_DIR).join("lib.rs"), lib).unwrap();
+        write(&at.join(HEADER), b"old\n").unwrap();
+    }
+
+    #[test]
+    fn refresh_rewrites_from_the_adding_commit_and_keeps_ids_when_unchanged() {
+        let (scratch, git_in) = repo("test-refresh");
+        let dir = scratch.0.join("repo");
+        let (same, new) = (scratch.0.join("same"), scratch.0.join("new"));
+        files(&same, b"old\n");
+        files(&new, b"new\n");
+        let tip = git_in(&["rev-parse", "HEAD"]);
+        let index = scratch.0.join("index");
+        assert_eq!(
+            refresh_with(&dir, "base", &tip, &same, &index).unwrap(),
+            tip
+        );
+        let fresh = refresh_with(&dir, "base", &tip, &new, &index).unwrap();
+        assert_ne!(fresh, tip);
+        let show = |rev: &str| git_in(&["show", &format!("{rev}:{CRATE_DIR}/lib.rs")]);
+        assert_eq!(
+            (show(&format!("{fresh}~1")), show(&fresh)),
+            ("new".into(), "new".into())
+        );
+        // Everything but the tree and parent is kept.
+        let meta = |rev: &str| git_in(&["log", "-1", "--format=%an %ae %ad %cn %cd %B", rev]);
+        assert_eq!(meta(&fresh), meta(&tip));
+        assert_eq!(git_in(&["show", &format!("{fresh}:README")]), "y");
+    }
+
+    #[test]
+    fn refresh_refuses_by_name_a_later_commit_that_edits_generated_files() {
+        let (scratch, git_in) = repo("test-refuse");
+        let dir = scratch.0.join("repo");
+        fs::write(dir.join(CRATE_DIR).join("lib.rs"), "edited here\n").unwrap();
+        git_in(&["commit", "-q", "-a", "-m", "tweak the vendored crate"]);
+        let tip = git_in(&["rev-parse", "HEAD"]);
+        let new = scratch.0.join("new");
+        files(&new, b"new\n");
+        let err = refresh_with(&dir, "base", &tip, &new, &scratch.0.join("index")).unwrap_err();
+        assert!(err.contains("tweak the vendored crate"), "{err}");
+        assert!(err.contains("changes generated files"), "{err}");
+    }
 
     #[test]
     fn the_kernel_manifest_keeps_only_what_the_library_needs() {

@@ -320,12 +320,19 @@ fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool) -> Option<Built> {
     });
     if style {
         // Checks of the tree's own Rust build rules; neither stops the boot.
-        p.report.stage(PANIC_PROBE, || {
-            toolchain::check_rejects_panics(cache, &tree.dir)
-        });
-        p.report.stage(NO_TARGET, || {
-            toolchain::hidden_without_target(cache, &tree.dir)
-        });
+        // Without the series the tree has neither rule to check.
+        for (name, check) in [
+            (
+                PANIC_PROBE,
+                toolchain::check_rejects_panics as fn(&Cache, &Path) -> _,
+            ),
+            (NO_TARGET, toolchain::hidden_without_target),
+        ] {
+            match series_failed {
+                Some(earlier) => p.report.not_run(name, earlier),
+                None => p.report.stage(name, || check(cache, &tree.dir)),
+            }
+        }
     }
     let mut programs = Vec::new();
     p.step("kernel: selftests (gcc -static)", || {

@@ -61,21 +61,36 @@ pub fn prepare(cache: &Cache) -> Result<Tree, String> {
     let version = installed_version()?;
     let dir = cache.linux();
     let stamp = cache.root.join("linux.version");
-    // The repository also holds the branch `series edit` works on.
-    if git(&dir)
-        .args(["rev-parse", "-q", "--verify", "refs/heads/gmem-kmap"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return Err(format!(
-            "{} holds branch gmem-kmap (`series edit`), but {PACKAGE} is now {version}: \
-             export your work (`cargo xtask series export`), then remove {} and the \
-             edit worktree by hand",
-            dir.display(),
-            dir.display()
-        ));
+    // The repository also holds the branch `series edit` works on, its
+    // backups and its worktree: never removed behind the user's back.
+    if dir.exists() {
+        let work = output(git(&dir).args([
+            "for-each-ref",
+            "--format=%(refname)",
+            "refs/heads/gmem-kmap",
+            "refs/gmem-kmap/",
+        ]))
+        .unwrap_or_default();
+        let worktrees = output(git(&dir).args(["worktree", "list", "--porcelain"]))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("worktree "))
+            .count();
+        if !work.trim().is_empty() || worktrees > 1 {
+            let why = if fs::read_to_string(&stamp).is_ok_and(|s| s.trim() != version) {
+                format!("{PACKAGE} is now {version}")
+            } else {
+                "the tree's version stamp or `base` tag is missing".to_string()
+            };
+            return Err(format!(
+                "{} must be made again ({why}), but it holds the work of `series edit` \
+                 (branch gmem-kmap, its backups or a worktree): export it \
+                 (`cargo xtask series export`), then remove {} and the edit worktree by hand",
+                dir.display(),
+                dir.display()
+            ));
+        }
     }
-    let _ = fs::remove_file(&stamp);
     for stale in [dir.clone(), cache.root.join("build")] {
         if stale.exists() {
             println!("    removing {}", stale.display());
@@ -106,12 +121,21 @@ pub fn prepare(cache: &Cache) -> Result<Tree, String> {
     Ok(Tree { dir, version })
 }
 
-/// `git` in `dir` with a fixed identity and dates and without the user's
-/// or the system's configuration, so that what the pipeline commits and
+/// `git` in `dir` with a fixed identity and dates, without the user's or
+/// the system's configuration or any inherited `GIT_*` variable, so that what the pipeline commits and
 /// exports never depends on who runs it, and a rerun gives the same ids.
 pub fn git(dir: &Path) -> Command {
     let mut cmd = Command::new("git");
+    // Nothing inherited: run from a hook or `rebase -x`, GIT_DIR,
+    // GIT_INDEX_FILE or GIT_CONFIG_PARAMETERS would point elsewhere.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("GIT_") {
+            cmd.env_remove(name);
+        }
+    }
     cmd.current_dir(dir)
+        // Messages parsed here (`Patch failed at`) are the untranslated ones.
+        .env("LC_ALL", "C")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_AUTHOR_NAME", "gmem-kmap xtask")
