@@ -39,7 +39,23 @@ directory = \"vendor\"
 /// in the kernel tree.
 pub fn generate(out: &Path) -> Result<(), String> {
     let krate = out.join(CRATE_DIR);
-    copy_dir(&root().join("src"), &krate.join("src"))?;
+    // What git would commit of src/: no editor swap file or build leftover.
+    let files = output(git(&root()).args([
+        "ls-files",
+        "--cached",
+        "--others",
+        "--exclude-standard",
+        "--",
+        "src",
+    ]))?;
+    for file in files.lines() {
+        let from = root().join(file);
+        if from.is_file() {
+            let to = krate.join(file);
+            fs::create_dir_all(to.parent().expect("under src/")).map_err(|e| e.to_string())?;
+            fs::copy(&from, &to).map_err(|e| format!("copy {file}: {e}"))?;
+        }
+    }
     let manifest = fs::read_to_string(root().join("Cargo.toml")).map_err(|e| e.to_string())?;
     write(
         &krate.join("Cargo.toml"),
@@ -59,6 +75,7 @@ pub fn generate(out: &Path) -> Result<(), String> {
             ])
             .arg(krate.join("Cargo.toml")),
     )?;
+    pinned_by_root_lock(&fs::read_to_string(krate.join("Cargo.lock")).map_err(|e| e.to_string())?)?;
     output(
         cargo()
             .args(["vendor", "--quiet", "--locked", "--manifest-path"])
@@ -68,6 +85,35 @@ pub fn generate(out: &Path) -> Result<(), String> {
     write(&krate.join(".cargo/config.toml"), CARGO_CONFIG.as_bytes())?;
     let header = fs::read(root().join("include/gmem_kmap_core.h")).map_err(|e| e.to_string())?;
     write(&out.join(HEADER), &header)
+}
+
+/// Every package of the kernel's `Cargo.lock` must be in the project's at
+/// the same version: pruning may drop entries, never pick new versions.
+fn pinned_by_root_lock(kernel_lock: &str) -> Result<(), String> {
+    let root_lock = fs::read_to_string(root().join("Cargo.lock")).map_err(|e| e.to_string())?;
+    let packages = |text: &str| -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut name = None;
+        for line in text.lines() {
+            if let Some(n) = line.strip_prefix("name = ") {
+                name = Some(n.trim_matches('"').to_string());
+            } else if let (Some(v), Some(n)) = (line.strip_prefix("version = "), name.take()) {
+                out.push((n, v.trim_matches('"').to_string()));
+            }
+        }
+        out
+    };
+    let pinned = packages(&root_lock);
+    match packages(kernel_lock)
+        .into_iter()
+        .find(|p| !pinned.contains(p))
+    {
+        None => Ok(()),
+        Some((name, version)) => Err(format!(
+            "the kernel crate's Cargo.lock wants {name} {version}, which Cargo.lock does not \
+             pin: run `cargo update` here (or `cargo build`) first"
+        )),
+    }
 }
 
 /// The project's manifest as the kernel builds it: the library, its
@@ -103,21 +149,6 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
         fs::create_dir_all(dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
     }
     fs::write(path, bytes).map_err(|e| format!("write {}: {e}", path.display()))
-}
-
-fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
-    fs::create_dir_all(to).map_err(|e| format!("mkdir {}: {e}", to.display()))?;
-    for entry in fs::read_dir(from).map_err(|e| format!("read {}: {e}", from.display()))? {
-        let entry = entry.map_err(|e| e.to_string())?;
-        let path = entry.path();
-        let dest = to.join(entry.file_name());
-        if path.is_dir() {
-            copy_dir(&path, &dest)?;
-        } else {
-            fs::copy(&path, &dest).map_err(|e| format!("copy {}: {e}", path.display()))?;
-        }
-    }
-    Ok(())
 }
 
 /// The generated files as git objects of `repo`: the crate's tree and the
@@ -386,6 +417,20 @@ mod tests {
         let err = refresh_with(&dir, "base", &tip, &new, &scratch.0.join("index")).unwrap_err();
         assert!(err.contains("tweak the vendored crate"), "{err}");
         assert!(err.contains("changes generated files"), "{err}");
+    }
+
+    #[test]
+    fn the_kernel_lock_may_only_drop_entries() {
+        let root_lock = fs::read_to_string(root().join("Cargo.lock")).unwrap();
+        let x86 = root_lock.find("name = \"x86_64\"").unwrap();
+        let entry = &root_lock[x86..x86 + 60];
+        assert!(pinned_by_root_lock(&format!("[[package]]\n{entry}")).is_ok());
+        let bumped = "[[package]]\nname = \"x86_64\"\nversion = \"9.9.9\"\n";
+        assert!(
+            pinned_by_root_lock(bumped)
+                .unwrap_err()
+                .contains("x86_64 9.9.9")
+        );
     }
 
     #[test]
