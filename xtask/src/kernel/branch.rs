@@ -282,21 +282,10 @@ fn recorded(dir: &Path) -> Option<String> {
     fs::read_to_string(exported_path(dir).ok()?).ok()
 }
 
-/// A hash of every `.patch` file in `kernel-patch/`, names and bytes.
+/// A hash of every `.patch` file in `kernel-patch/`, the cover letter
+/// included, names and bytes.
 fn patches_hash(dir: &Path) -> Result<String, String> {
-    let mut all = Vec::new();
-    for p in export::patch_files(&series_dir())? {
-        all.extend_from_slice(p.file_name().unwrap_or_default().as_encoded_bytes());
-        all.push(0);
-        all.extend(fs::read(&p).map_err(|e| format!("read {}: {e}", p.display()))?);
-        all.push(0);
-    }
-    let scratch = Scratch::new("hash")?;
-    let file = scratch.0.join("all");
-    fs::write(&file, all).map_err(|e| e.to_string())?;
-    Ok(output(git(dir).args(["hash-object"]).arg(&file))?
-        .trim()
-        .to_string())
+    series::series_hash(dir, &export::patch_files(&series_dir())?)
 }
 
 /// Keeps `tip` reachable under the next free `refs/gmem-kmap/backup/<n>`.

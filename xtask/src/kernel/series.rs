@@ -35,7 +35,7 @@ pub fn patches(dir: &Path) -> Result<Vec<PathBuf>, String> {
 
 /// A hash of the series: every patch's name and contents, through
 /// `git hash-object`.
-fn series_hash(tree: &Path, patches: &[PathBuf]) -> Result<String, String> {
+pub fn series_hash(tree: &Path, patches: &[PathBuf]) -> Result<String, String> {
     let mut all = Vec::new();
     for p in patches {
         all.extend_from_slice(p.file_name().unwrap_or_default().as_encoded_bytes());
