@@ -15,9 +15,10 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  test         everything CI checks: fmt, clippy, host tests, the kernel object
-               and its symbol check, then the boot-test stages; ends with
-               `N passed, N failed` [--host-only: skip the boot test]
+  test         everything CI checks: fmt, clippy, host tests, then the
+               boot-test stages (the series' round trip, checkpatch, the
+               kernel build with its check of the Rust object, the boot);
+               ends with `N passed, N failed` [--host-only: skip the boot test]
   header       regenerate include/gmem_kmap_core.h with cbindgen
   bench        the comparison: builds and boots the patched kernel at 1, 2, 4
                and 8 CPUs, runs the window / re-insertion / direct map / raw

@@ -74,7 +74,6 @@ pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf, Stri
     Ok(out)
 }
 
-/// `make O=<out> KCONFIG_ALLCONFIG=<frag> allnoconfig`, logged.
 /// The `.config` fragment `fragment_name` gives in build directory
 /// `build_name` with `make` given `extra` too (e.g. another `RUSTC=`),
 /// made afresh and not checked against the fragment.
@@ -98,6 +97,7 @@ pub fn configure_with(
     fs::read_to_string(out.join(".config")).map_err(|e| e.to_string())
 }
 
+/// `make O=<out> KCONFIG_ALLCONFIG=<frag> <extra> allnoconfig`, logged.
 fn allnoconfig(
     cache: &Cache,
     tree: &Path,

@@ -91,7 +91,7 @@ pub fn format(
     let Some((_, name, email, date)) = newest else {
         return Err(format!("cannot read the authors of {range}"));
     };
-    let listing = output(
+    output(
         git(repo)
             .env("GIT_COMMITTER_NAME", name)
             .env("GIT_COMMITTER_EMAIL", email)
@@ -115,8 +115,7 @@ pub fn format(
             ])
             .arg(out)
             .arg(&range),
-    );
-    listing?;
+    )?;
     let cover_path = out.join(COVER);
     let letter = fs::read_to_string(&cover_path).map_err(|e| format!("read {COVER}: {e}"))?;
     for placeholder in ["*** SUBJECT HERE ***", "*** BLURB HERE ***"] {

@@ -301,8 +301,6 @@ fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool) -> Option<Built> {
             }
             branch::check(&tree.dir, &series_dir())
         });
-    }
-    if style {
         // Style does not stop the build and boot: both verdicts are wanted.
         p.report
             .stage(CHECKPATCH, || checkpatch::check(&tree, &series_dir()));

@@ -91,6 +91,7 @@ pub fn prepare(cache: &Cache) -> Result<Tree, String> {
             ));
         }
     }
+    let _ = fs::remove_file(&stamp);
     for stale in [dir.clone(), cache.root.join("build")] {
         if stale.exists() {
             println!("    removing {}", stale.display());
@@ -122,8 +123,9 @@ pub fn prepare(cache: &Cache) -> Result<Tree, String> {
 }
 
 /// `git` in `dir` with a fixed identity and dates, without the user's or
-/// the system's configuration or any inherited `GIT_*` variable, so that what the pipeline commits and
-/// exports never depends on who runs it, and a rerun gives the same ids.
+/// the system's configuration or any inherited `GIT_*` variable, so that
+/// what the pipeline commits and exports never depends on who runs it, and
+/// a rerun gives the same ids.
 pub fn git(dir: &Path) -> Command {
     let mut cmd = Command::new("git");
     // Nothing inherited: run from a hook or `rebase -x`, GIT_DIR,
