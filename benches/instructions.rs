@@ -17,8 +17,8 @@ mod common;
 use std::hint::black_box;
 use std::process::Command;
 
-use common::{NoopHw, stack_at, window};
-use gmem_kmap::frame_from_pfn;
+use common::{Cpu0, NoopHw, stack_at, window};
+use gmem_kmap::{CpuId, frame_from_pfn};
 
 const CHILD_ENV: &str = "GMEM_KMAP_BENCH_LOOP";
 const PAIRS: u64 = 20_000;
@@ -120,15 +120,16 @@ fn run(kind: Loop, pairs: u64, depth: usize) {
         return;
     }
     let window = window();
-    let stack = stack_at(&window, depth);
+    let cpu = Cpu0::new();
+    let stack = stack_at(&window, &cpu, depth);
     let frame = frame_from_pfn(PFN).unwrap();
-    let slot = window.slot_addr(0, depth - 1).unwrap();
+    let slot = window.slot_addr(CpuId::new(0), depth - 1).unwrap();
     for _ in 0..pairs {
         let frame = black_box(frame);
         if kind == Loop::Core {
-            let addr = window.map(&mut NoopHw, &stack, 0, frame).unwrap();
+            let slot = window.map(&mut NoopHw, &stack, cpu.pin(), frame).unwrap();
             window
-                .unmap(&mut NoopHw, &stack, 0, black_box(addr))
+                .unmap(&mut NoopHw, &stack, cpu.pin(), black_box(slot.addr()))
                 .unwrap();
         } else {
             black_box(slot);
@@ -153,22 +154,28 @@ mod c_abi {
     extern "C" fn gmem_kmap_hw_clear_pte(_: u64) {}
     #[unsafe(no_mangle)]
     #[inline(never)]
-    extern "C" fn gmem_kmap_hw_read_pte(_: u64) -> u64 {
-        0
+    extern "C" fn gmem_kmap_hw_pte_none(_: u64) -> bool {
+        true
     }
     #[unsafe(no_mangle)]
     #[inline(never)]
     extern "C" fn gmem_kmap_hw_flush_local(_: u64) {}
+    #[unsafe(no_mangle)]
+    extern "C" fn gmem_kmap_hw_warn(_: i32) {}
     #[unsafe(no_mangle)]
     extern "C" fn gmem_kmap_hw_direct_map_set(_: u64, _: bool) {}
     #[unsafe(no_mangle)]
     extern "C" fn gmem_kmap_hw_flush_all(_: u64) {}
 
     pub fn run(pairs: u64, depth: usize) {
-        assert_eq!(
-            gmem_kmap_init(0xffff_fe00_0000_0000, 64, 0x8000_0000_0000_0163, 46),
-            0
+        let init = gmem_kmap_init(
+            super::common::WINDOW_BASE,
+            64,
+            0x8000_0000_0000_0163,
+            46,
+            super::common::LEVELS,
         );
+        assert_eq!(init, 0);
         let mut ctrl = SlotStack::new();
         let mut addr = 0;
         // SAFETY: `ctrl` and `addr` are live locals nothing else references.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{NoopHw, stack_at, window};
+use common::{Cpu0, NoopHw, stack_at, window};
 use divan::{Bencher, black_box};
 use gmem_kmap::{Reinsert, frame_from_pfn};
 
@@ -18,14 +18,15 @@ const DEPTHS: [usize; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 
 #[divan::bench(args = DEPTHS)]
 fn window_pair(bencher: Bencher, depth: usize) {
     let window = window();
-    let stack = stack_at(&window, depth);
+    let cpu = Cpu0::new();
+    let stack = stack_at(&window, &cpu, depth);
     let frame = frame_from_pfn(0x1234).unwrap();
     bencher.bench_local(|| {
-        let addr = window
-            .map(&mut NoopHw, &stack, 0, black_box(frame))
+        let slot = window
+            .map(&mut NoopHw, &stack, cpu.pin(), black_box(frame))
             .unwrap();
         window
-            .unmap(&mut NoopHw, &stack, 0, black_box(addr))
+            .unmap(&mut NoopHw, &stack, cpu.pin(), black_box(slot.addr()))
             .unwrap();
     });
 }

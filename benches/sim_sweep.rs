@@ -12,9 +12,8 @@
 
 use std::fmt::Debug;
 
-use gmem_kmap::sim::{Counters, Machine, WINDOW_BASE};
-use gmem_kmap::{Layout, Reinsert, SlotStack, Window};
-use x86_64::VirtAddr;
+use gmem_kmap::sim::{Counters, Machine, OnCpu};
+use gmem_kmap::{PagingDepth, PinnedCpu, Reinsert, SlotStack};
 
 const CPU_COUNTS: [u32; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 /// Accesses per CPU.
@@ -85,17 +84,17 @@ enum Strategy {
 }
 
 /// Runs `ACCESSES` accesses per CPU, round-robin, each CPU on its own frame.
+/// The counts do not depend on the paging depth; the machine is 5-level.
 fn sweep(strategy: Strategy, nr_cpus: u32) -> PerAccess {
     let n = nr_cpus as usize;
-    let mut machine = Machine::new(nr_cpus, n);
+    let mut machine = Machine::new(PagingDepth::Five, nr_cpus, n);
     for pfn in 0..n {
         let frame = machine.frame(pfn);
         for (i, b) in machine.frame_bytes_mut(frame).iter_mut().enumerate() {
             *b = (pfn * 31 + i) as u8;
         }
     }
-    let layout = Layout::new(VirtAddr::new(WINDOW_BASE), nr_cpus).expect("window layout");
-    let window = Window::new(layout, machine.template());
+    let window = machine.window();
     let reinsert = Reinsert::new(machine.template());
     let stacks: Vec<SlotStack> = (0..n).map(|_| SlotStack::new()).collect();
     let mut users = vec![0u32; n];
@@ -107,17 +106,22 @@ fn sweep(strategy: Strategy, nr_cpus: u32) -> PerAccess {
             let fail = |step: &str, e: &dyn Debug| -> String {
                 format!("{strategy:?}, cpu {cpu} of {nr_cpus}: {step} failed: {e:?}")
             };
+            let on = OnCpu::new(cpu);
             let addr = match strategy {
-                Strategy::Window => window.map(&mut machine.cpu(cpu), &stacks[c], cpu, frame),
+                Strategy::Window => window
+                    .map(&mut machine.cpu(cpu), &stacks[c], PinnedCpu::of(&on), frame)
+                    .map(|slot| slot.addr()),
                 Strategy::Reinsert => reinsert
                     .map(&mut machine.cpu(cpu), frame, &mut users[c])
-                    .map(|()| Machine::direct_map_addr(frame)),
+                    .map(|()| machine.direct_map_addr(frame)),
             };
             let addr = addr.unwrap_or_else(|e| panic!("{}", fail("map", &e)));
             let read = machine.read(cpu, addr, &mut buf);
             read.unwrap_or_else(|e| panic!("{}", fail("read", &e)));
             let unmapped = match strategy {
-                Strategy::Window => window.unmap(&mut machine.cpu(cpu), &stacks[c], cpu, addr),
+                Strategy::Window => {
+                    window.unmap(&mut machine.cpu(cpu), &stacks[c], PinnedCpu::of(&on), addr)
+                }
                 Strategy::Reinsert => reinsert.unmap(&mut machine.cpu(cpu), frame, &mut users[c]),
             };
             unmapped.unwrap_or_else(|e| panic!("{}", fail("unmap", &e)));

@@ -81,14 +81,34 @@ enum gmem_kmap_err {
 	 * C passed a null pointer where the ABI needs one.
 	 */
 	GMEM_KMAP_ERR_NULL_POINTER = -15,
+	/**
+	 * The paging depth is neither 4 nor 5 levels.
+	 */
+	GMEM_KMAP_ERR_BAD_PAGING_DEPTH = -16,
+	/**
+	 * The address is not in the kernel half at the window's paging depth.
+	 */
+	GMEM_KMAP_ERR_NOT_KERNEL_ADDR = -17,
 };
 
 /**
- * A task's live slots: how many, on which CPU, and their PTEs so they can be
- * re-installed when the task is scheduled back in.
+ * A task's live slots: how many, on which CPU, and the frame each maps, so
+ * they can be re-installed when the task is scheduled back in.
  *
- * Two stacks are equal when their live state is: saved PTEs past the depth
- * are leftovers nothing reads.
+ * Two stacks are equal when their live state is: saved frames past the
+ * depth are leftovers nothing reads.
+ *
+ * # Invariants
+ * Only the core writes the fields, and when `depth > 0`:
+ * - slots `0..depth` of CPU `cpu` are this task's, and no other task's;
+ * - `pfn[i]` is the frame slot `i` maps (present while the task runs on
+ *   `cpu`, cleared while it is switched out).
+ *
+ * The stack lives in C's `task_struct`, where any kernel code could write
+ * it, so the core relies on no more than it checks: a depth beyond the
+ * maximum reads as full, and each saved frame goes through the template
+ * again before it is re-installed, so a scribbled word can at worst name
+ * another frame, never other protection bits.
  */
 struct gmem_kmap_ctrl {
 	/**
@@ -100,9 +120,9 @@ struct gmem_kmap_ctrl {
 	 */
 	u32 cpu;
 	/**
-	 * The PTE of each live slot, as installed.
+	 * The frame number each live slot maps.
 	 */
-	u64 pteval[GMEM_KMAP_SLOTS_PER_CPU];
+	u64 pfn[GMEM_KMAP_SLOTS_PER_CPU];
 };
 
 /**
@@ -116,9 +136,9 @@ void gmem_kmap_hw_set_pte(u64 addr, u64 pte);
 void gmem_kmap_hw_clear_pte(u64 addr);
 
 /**
- * Reads the kernel PTE that maps window slot `addr`.
+ * Whether the kernel PTE that maps window slot `addr` is `pte_none()`.
  */
-u64 gmem_kmap_hw_read_pte(u64 addr);
+bool gmem_kmap_hw_pte_none(u64 addr);
 
 /**
  * Flushes `addr` from the local TLB only (`flush_tlb_one_kernel`).
@@ -126,13 +146,19 @@ u64 gmem_kmap_hw_read_pte(u64 addr);
 void gmem_kmap_hw_flush_local(u64 addr);
 
 /**
+ * `WARN`s that the core found misuse `code` it could not return.
+ */
+void gmem_kmap_hw_warn(int code);
+
+/**
  * Sets up the window: `nr_cpus` CPUs' slots from `base`, mapped with
- * `page_kernel` on a machine with `phys_bits` of physical address.
+ * `page_kernel` on a machine with `phys_bits` of physical address and
+ * `paging_levels` (4 or 5) levels of page tables.
  *
  * Call once at boot, before any other function. A second call with the same
  * values succeeds; with different ones it fails and changes nothing.
  */
-int gmem_kmap_init(u64 base, u32 nr_cpus, u64 page_kernel, u8 phys_bits);
+int gmem_kmap_init(u64 base, u32 nr_cpus, u64 page_kernel, u8 phys_bits, u8 paging_levels);
 
 /**
  * Maps page frame `pfn` at the next slot of `cpu` for the task owning

@@ -42,6 +42,10 @@ pub enum Error {
     AlreadyInitialized = -14,
     /// C passed a null pointer where the ABI needs one.
     NullPointer = -15,
+    /// The paging depth is neither 4 nor 5 levels.
+    BadPagingDepth = -16,
+    /// The address is not in the kernel half at the window's paging depth.
+    NotKernelAddr = -17,
 }
 
 impl Error {
@@ -51,7 +55,7 @@ impl Error {
     }
 
     /// Every variant, for tests that check the codes are distinct.
-    pub const fn all() -> [Error; 15] {
+    pub const fn all() -> [Error; 17] {
         [
             Error::NotInitialized,
             Error::BadTemplate,
@@ -68,6 +72,8 @@ impl Error {
             Error::BadRefcount,
             Error::AlreadyInitialized,
             Error::NullPointer,
+            Error::BadPagingDepth,
+            Error::NotKernelAddr,
         ]
     }
 
@@ -89,6 +95,8 @@ impl Error {
             Error::BadRefcount => "re-insertion refcount out of range",
             Error::AlreadyInitialized => "window initialized twice",
             Error::NullPointer => "null pointer",
+            Error::BadPagingDepth => "paging depth is not 4 or 5 levels",
+            Error::NotKernelAddr => "not a kernel-half canonical address",
         }
     }
 }

@@ -1,16 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Where each CPU's slots live: slot → address and back.
+//! Where each CPU's slots are: slot → address and back.
 //!
 //! The window is one contiguous, page-aligned range of kernel virtual
-//! addresses. CPU `c` owns the `SLOTS_PER_CPU` pages starting at
+//! addresses, anywhere in the kernel half at the paging depth the kernel
+//! runs at. CPU `c` owns the `SLOTS_PER_CPU` pages starting at
 //! `base + c * SLOTS_PER_CPU * SLOT_SIZE`; slot `i` of that CPU is the `i`-th
 //! page. The page tables covering the range are shared by every CPU (as the
 //! fixmap is); the slots are only *logically* per-CPU.
 
 use static_assertions::const_assert;
-use x86_64::VirtAddr;
 use x86_64::structures::paging::{PageSize, Size4KiB};
 
+use crate::addr::{KernelAddr, PagingDepth};
+use crate::cpu::CpuId;
 use crate::error::{Error, Result};
 
 /// Slots each CPU owns, i.e. the deepest nesting of live mappings per task
@@ -26,64 +28,99 @@ pub const MAX_CPUS: u32 = 8192;
 /// Bytes of address space one CPU's slots take.
 pub const CPU_STRIDE: u64 = SLOTS_PER_CPU as u64 * SLOT_SIZE;
 
-/// Lowest address the window may start at: the kernel half of the 48-bit
-/// canonical space, which is also canonical under 5-level paging.
-pub const KERNEL_HALF: u64 = 0xffff_8000_0000_0000;
+/// Bytes of address space the largest window takes.
+pub const MAX_WINDOW_SIZE: u64 = MAX_CPUS as u64 * CPU_STRIDE;
 
 // The slot index must fit the control block's bookkeeping and a slot must be
 // exactly one base page; the largest window must fit in one 1 GiB PUD entry
-// so the kernel can reserve it with a handful of page tables.
+// so the kernel can reserve it with a handful of page tables, at either
+// depth (a PUD entry maps 1 GiB at both).
 const_assert!(SLOTS_PER_CPU.is_power_of_two());
 const_assert!(SLOTS_PER_CPU <= 64);
 const_assert!(SLOT_SIZE == 4096);
-const_assert!(MAX_CPUS as u64 * CPU_STRIDE <= 1 << 30);
+const_assert!(MAX_WINDOW_SIZE <= 1 << 30);
+// The largest window fits in the kernel half at both depths (the 4-level
+// half is the smaller), so `new` can place one at any depth.
+const_assert!(MAX_WINDOW_SIZE <= 0u64.wrapping_sub(PagingDepth::Four.kernel_half_start()));
+const_assert!(PagingDepth::Four.kernel_half_start() > PagingDepth::Five.kernel_half_start());
+
+/// A page-aligned address of a window slot.
+///
+/// Only a [`Layout`] makes one, so the hardware traits can take it as proof
+/// that the address is a slot of some window, page-aligned, in the kernel
+/// half of the depth the window was laid out for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(transparent)]
+pub struct SlotAddr(KernelAddr);
+
+impl SlotAddr {
+    /// The slot's address.
+    #[inline]
+    pub const fn addr(self) -> KernelAddr {
+        self.0
+    }
+
+    /// The slot's address as an integer.
+    #[inline]
+    pub const fn as_u64(self) -> u64 {
+        self.0.as_u64()
+    }
+}
 
 /// A validated window: base address and the number of CPUs it serves.
+///
+/// # Invariants
+/// - `base` is page-aligned and kernel-half canonical at `depth`;
+/// - `1 <= nr_cpus <= MAX_CPUS` and `size == nr_cpus * CPU_STRIDE`;
+/// - `base + size - 1` does not wrap, so every address in the window is
+///   kernel-half canonical at `depth` too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
-    base: VirtAddr,
+    base: KernelAddr,
     nr_cpus: u32,
     /// `nr_cpus * CPU_STRIDE`, kept because every unmap needs it.
     size: u64,
+    depth: PagingDepth,
 }
 
 /// A CPU's slot, as found from an address inside the window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SlotId {
     /// The CPU that owns the slot.
-    pub cpu: u32,
+    pub cpu: CpuId,
     /// The slot's position in that CPU's stack (0 = first mapped).
     pub idx: usize,
 }
 
 impl Layout {
-    /// Checks that `nr_cpus` windows of `SLOTS_PER_CPU` pages fit at `base`.
+    /// Checks that `nr_cpus` windows of `SLOTS_PER_CPU` pages fit at `base`
+    /// in a kernel that runs at `depth`.
     ///
-    /// `base` must be page-aligned, in the kernel half, and the whole window
-    /// must end at or below the top of the address space.
-    pub fn new(base: VirtAddr, nr_cpus: u32) -> Result<Self> {
-        let start = base.as_u64();
-        if nr_cpus == 0 || nr_cpus > MAX_CPUS {
+    /// `base` must be page-aligned, in the kernel half at `depth`, and the
+    /// whole window must end at or below the top of the address space.
+    pub const fn new(base: u64, nr_cpus: u32, depth: PagingDepth) -> Result<Self> {
+        if nr_cpus == 0 || nr_cpus > MAX_CPUS || !base.is_multiple_of(SLOT_SIZE) {
             return Err(Error::BadLayout);
         }
-        if start < KERNEL_HALF || !start.is_multiple_of(SLOT_SIZE) {
+        let Ok(base) = KernelAddr::new(base, depth) else {
             return Err(Error::BadLayout);
-        }
-        let size = u64::from(nr_cpus) * CPU_STRIDE;
-        // `start + size` may be exactly 2^64 (window at the very top).
-        if start.checked_add(size - 1).is_none() {
+        };
+        let size = nr_cpus as u64 * CPU_STRIDE;
+        // `base + size` may be exactly 2^64 (window at the very top).
+        if base.offset(size - 1).is_none() {
             return Err(Error::BadLayout);
         }
         Ok(Self {
             base,
             nr_cpus,
             size,
+            depth,
         })
     }
 
     /// First address of the window.
     #[inline]
-    pub fn base(&self) -> VirtAddr {
+    pub fn base(&self) -> KernelAddr {
         self.base
     }
 
@@ -99,37 +136,58 @@ impl Layout {
         self.size
     }
 
+    /// The paging depth the window was laid out for.
+    #[inline]
+    pub fn depth(&self) -> PagingDepth {
+        self.depth
+    }
+
     /// Address of slot `idx` of CPU `cpu`.
     #[inline]
-    pub fn slot_addr(&self, cpu: u32, idx: usize) -> Result<VirtAddr> {
-        if cpu >= self.nr_cpus {
+    pub fn slot_addr(&self, cpu: CpuId, idx: usize) -> Result<SlotAddr> {
+        if cpu.as_u32() >= self.nr_cpus {
             return Err(Error::BadCpu);
         }
         if idx >= SLOTS_PER_CPU {
             return Err(Error::DepthExceeded);
         }
-        let offset = u64::from(cpu) * CPU_STRIDE + idx as u64 * SLOT_SIZE;
-        // SAFETY: `offset < size`, and `new` checked that the whole window is
-        // in the kernel half without wrapping, so the sum is canonical.
-        Ok(unsafe { VirtAddr::new_unsafe(self.base.as_u64() + offset) })
+        let offset = u64::from(cpu.as_u32()) * CPU_STRIDE + idx as u64 * SLOT_SIZE;
+        // `offset < size`, and the whole window is below 2^64 (invariant).
+        match self.base.offset(offset) {
+            Some(addr) => Ok(SlotAddr(addr)),
+            None => Err(Error::BadLayout),
+        }
     }
 
     /// The slot containing `addr` (any offset inside the slot's page).
     #[inline]
-    pub fn slot_of(&self, addr: VirtAddr) -> Result<SlotId> {
+    pub fn slot_of(&self, addr: KernelAddr) -> Result<SlotId> {
+        self.locate(addr).map(|(id, _)| id)
+    }
+
+    /// The address of the slot containing `addr`.
+    #[inline]
+    pub fn slot_base(&self, addr: KernelAddr) -> Result<SlotAddr> {
+        self.locate(addr).map(|(_, slot)| slot)
+    }
+
+    /// The slot containing `addr`: whose it is, and where it starts.
+    #[inline]
+    pub(crate) fn locate(&self, addr: KernelAddr) -> Result<(SlotId, SlotAddr)> {
         let offset = match addr.as_u64().checked_sub(self.base.as_u64()) {
             Some(off) if off < self.size => off,
             _ => return Err(Error::NotASlot),
         };
         // Both quotients are bounded by `size()`: cpu < nr_cpus, idx < SLOTS_PER_CPU.
-        let cpu = (offset / CPU_STRIDE) as u32;
+        let cpu = CpuId::new((offset / CPU_STRIDE) as u32);
         let idx = ((offset % CPU_STRIDE) / SLOT_SIZE) as usize;
-        Ok(SlotId { cpu, idx })
+        // In the window, whose slots are its pages: the page is the slot.
+        Ok((SlotId { cpu, idx }, SlotAddr(addr.page_base())))
     }
 
     /// Whether `addr` lies inside the window.
     #[inline]
-    pub fn contains(&self, addr: VirtAddr) -> bool {
+    pub fn contains(&self, addr: KernelAddr) -> bool {
         self.slot_of(addr).is_ok()
     }
 }
@@ -138,56 +196,92 @@ impl Layout {
 mod tests {
     use super::*;
 
-    const BASE: u64 = 0xffff_ff00_0000_0000;
+    /// Where the kernel's vmalloc space starts at each depth, and the top of
+    /// the address space: a window at the lowest and highest place it can be.
+    fn bases(depth: PagingDepth) -> [u64; 2] {
+        let vmalloc = match depth {
+            PagingDepth::Four => 0xffff_c900_0000_0000,
+            PagingDepth::Five => 0xffa0_0000_0000_0000,
+        };
+        [vmalloc, 0u64.wrapping_sub(MAX_WINDOW_SIZE)]
+    }
 
-    fn layout(nr_cpus: u32) -> Layout {
-        Layout::new(VirtAddr::new(BASE), nr_cpus).expect("valid layout")
+    fn addr(a: u64, depth: PagingDepth) -> KernelAddr {
+        KernelAddr::new(a, depth).unwrap()
     }
 
     #[test]
-    fn slot_addr_and_slot_of_are_inverse_for_every_cpu() {
-        let l = layout(MAX_CPUS);
-        let mut prev_end = BASE;
-        for cpu in 0..MAX_CPUS {
-            for idx in 0..SLOTS_PER_CPU {
-                let a = l.slot_addr(cpu, idx).unwrap();
-                // Consecutive and non-overlapping: each slot starts where the
-                // previous one ended, so no two (cpu, idx) share a page.
-                assert_eq!(a.as_u64(), prev_end);
-                prev_end += SLOT_SIZE;
-                assert_eq!(l.slot_of(a).unwrap(), SlotId { cpu, idx });
-                assert_eq!(l.slot_of(a + (SLOT_SIZE - 1)).unwrap(), SlotId { cpu, idx });
+    fn slot_addr_and_slot_of_are_inverse_for_every_cpu_at_both_depths() {
+        for depth in PagingDepth::ALL {
+            for base in bases(depth) {
+                let l = Layout::new(base, MAX_CPUS, depth).expect("valid layout");
+                let mut prev_end = base;
+                for cpu in (0..MAX_CPUS).map(CpuId::new) {
+                    for idx in 0..SLOTS_PER_CPU {
+                        let a = l.slot_addr(cpu, idx).unwrap();
+                        // Consecutive and non-overlapping: each slot starts
+                        // where the previous one ended.
+                        assert_eq!(a.as_u64(), prev_end);
+                        assert!(a.addr().is_valid_at(depth));
+                        prev_end = prev_end.wrapping_add(SLOT_SIZE);
+                        let last = a.addr().offset(SLOT_SIZE - 1).unwrap();
+                        assert_eq!(l.slot_of(a.addr()).unwrap(), SlotId { cpu, idx });
+                        assert_eq!(l.slot_of(last).unwrap(), SlotId { cpu, idx });
+                        assert_eq!(l.slot_base(last), Ok(a));
+                    }
+                }
+                assert_eq!(prev_end.wrapping_sub(base), l.size());
             }
         }
-        assert_eq!(prev_end - BASE, l.size());
     }
 
     #[test]
     fn out_of_range_is_an_error() {
-        let l = layout(4);
-        assert_eq!(l.slot_addr(4, 0), Err(Error::BadCpu));
-        assert_eq!(l.slot_addr(0, SLOTS_PER_CPU), Err(Error::DepthExceeded));
-        assert_eq!(l.slot_of(VirtAddr::new(BASE - 1)), Err(Error::NotASlot));
-        assert_eq!(
-            l.slot_of(VirtAddr::new(BASE + l.size())),
-            Err(Error::NotASlot)
-        );
-        assert_eq!(l.slot_of(VirtAddr::new(0x1000)), Err(Error::NotASlot));
+        for depth in PagingDepth::ALL {
+            let base = bases(depth)[0];
+            let l = Layout::new(base, 4, depth).unwrap();
+            assert_eq!(l.slot_addr(CpuId::new(4), 0), Err(Error::BadCpu));
+            assert_eq!(
+                l.slot_addr(CpuId::new(0), SLOTS_PER_CPU),
+                Err(Error::DepthExceeded)
+            );
+            assert_eq!(l.slot_of(addr(base - 1, depth)), Err(Error::NotASlot));
+            assert_eq!(
+                l.slot_of(addr(base + l.size(), depth)),
+                Err(Error::NotASlot)
+            );
+            assert_eq!(
+                l.slot_base(addr(base + l.size(), depth)),
+                Err(Error::NotASlot)
+            );
+        }
     }
 
     #[test]
     fn bad_layouts_are_refused() {
-        let bad = |base: u64, n| Layout::new(VirtAddr::new_truncate(base), n);
-        assert_eq!(bad(BASE, 0), Err(Error::BadLayout));
-        assert_eq!(bad(BASE, MAX_CPUS + 1), Err(Error::BadLayout));
-        assert_eq!(bad(BASE + 8, 1), Err(Error::BadLayout));
-        assert_eq!(bad(0x7fff_0000_0000, 1), Err(Error::BadLayout));
+        let four = PagingDepth::Four;
+        let five = PagingDepth::Five;
+        let base = bases(four)[0];
+        assert_eq!(Layout::new(base, 0, four), Err(Error::BadLayout));
+        assert_eq!(Layout::new(base, MAX_CPUS + 1, four), Err(Error::BadLayout));
+        assert_eq!(Layout::new(base + 8, 1, four), Err(Error::BadLayout));
+        assert_eq!(
+            Layout::new(0x7fff_0000_0000, 1, five),
+            Err(Error::BadLayout)
+        );
+        // 5-level vmalloc space is not canonical with 4 levels.
+        assert_eq!(Layout::new(bases(five)[0], 1, four), Err(Error::BadLayout));
+        assert!(Layout::new(bases(five)[0], 1, five).is_ok());
+        assert_eq!(
+            Layout::new(0xfe00_0000_0000_0000, 1, five),
+            Err(Error::BadLayout)
+        );
         // Would wrap past the top of the address space.
         assert_eq!(
-            bad(u64::MAX - CPU_STRIDE + 1 - SLOT_SIZE, 2),
+            Layout::new(u64::MAX - CPU_STRIDE + 1 - SLOT_SIZE, 2, four),
             Err(Error::BadLayout)
         );
         // Exactly reaching the top is fine.
-        assert!(bad(u64::MAX - 2 * CPU_STRIDE + 1, 2).is_ok());
+        assert!(Layout::new(u64::MAX - 2 * CPU_STRIDE + 1, 2, four).is_ok());
     }
 }

@@ -2,30 +2,38 @@
 //! The hardware each strategy may touch, as two small traits.
 //!
 //! The kernel glue implements them with `set_pte` / `pte_clear` /
-//! `flush_tlb_one_kernel` and `set_direct_map_*_noflush` /
+//! `flush_tlb_one_kernel` / `WARN` and `set_direct_map_*_noflush` /
 //! `flush_tlb_kernel_range`; the simulator implements them over a model MMU.
 //! They are separate so that the window strategy, which is generic over
 //! [`SlotHardware`] only, cannot write the direct map or flush another CPU's
 //! TLB: the type system says so, and the simulator's counters confirm it.
+//!
+//! The arguments are typed so that the core cannot pass what the hardware
+//! must not get: a [`SlotAddr`] only comes from a [`Layout`](crate::Layout)
+//! and a [`Pte`] only from a [`PteTemplate`](crate::PteTemplate).
 
-use x86_64::VirtAddr;
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 
+use crate::error::Error;
+use crate::geometry::SlotAddr;
 use crate::pte::Pte;
 
-/// What the window needs: the slot PTEs and the local TLB.
+/// What the window needs: the slot PTEs, the local TLB and a way to
+/// complain.
 ///
-/// Every method acts for the CPU the caller runs on; `addr` is always the
-/// page-aligned address of a window slot.
+/// Every method acts for the CPU the caller runs on.
 pub trait SlotHardware {
-    /// Writes `pte` into the kernel page-table entry that maps `addr`.
-    fn set_pte(&mut self, addr: VirtAddr, pte: Pte);
-    /// Clears the entry that maps `addr` (no flush).
-    fn clear_pte(&mut self, addr: VirtAddr);
-    /// Reads the entry that maps `addr`.
-    fn read_pte(&self, addr: VirtAddr) -> Pte;
-    /// Drops any translation of `addr` from this CPU's TLB, and only this one's.
-    fn flush_local(&mut self, addr: VirtAddr);
+    /// Writes `pte` into the kernel page-table entry that maps `slot`.
+    fn set_pte(&mut self, slot: SlotAddr, pte: Pte);
+    /// Clears the entry that maps `slot` (no flush).
+    fn clear_pte(&mut self, slot: SlotAddr);
+    /// Whether the entry that maps `slot` is empty (`pte_none()`).
+    fn pte_is_none(&self, slot: SlotAddr) -> bool;
+    /// Drops any translation of `slot` from this CPU's TLB, and only this one's.
+    fn flush_local(&mut self, slot: SlotAddr);
+    /// Reports a misuse the core found where it cannot return an error (a
+    /// guard's unmap in `drop`): the kernel's `WARN`.
+    fn warn(&mut self, err: Error);
 }
 
 /// What re-insertion needs: the page's direct-map entry and a global flush.

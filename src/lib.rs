@@ -8,6 +8,8 @@
 //! window maps it at a slot only the current CPU uses and undoes it with a
 //! local flush.
 //!
+//! - [`addr`]: kernel addresses at either paging depth.
+//! - [`cpu`]: the pinned-CPU token every window operation takes.
 //! - [`geometry`]: where each CPU's slots are.
 //! - [`pte`]: checked protection template and entries.
 //! - [`slot_stack`]: the per-task stack of live slots (C embeds it).
@@ -24,6 +26,8 @@
 #[cfg(any(test, feature = "sim"))]
 extern crate std;
 
+pub mod addr;
+pub mod cpu;
 pub mod error;
 pub mod geometry;
 pub mod hw;
@@ -38,8 +42,10 @@ pub mod ffi;
 #[cfg(feature = "sim")]
 pub mod sim;
 
+pub use addr::{KernelAddr, PagingDepth};
+pub use cpu::{CpuId, PinCurrentCpu, PinnedCpu};
 pub use error::{Error, Result};
-pub use geometry::{Layout, SLOTS_PER_CPU, SlotId};
+pub use geometry::{Layout, SLOTS_PER_CPU, SlotAddr, SlotId};
 pub use hw::{DirectMapHardware, SlotHardware};
 pub use mapping::{LocalWindow, Mapping};
 pub use pte::{Pte, PteTemplate, frame_from_pfn};

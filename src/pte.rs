@@ -18,17 +18,28 @@ pub const MIN_PHYS_BITS: u8 = 32;
 
 const PAGE_SHIFT: u32 = 12;
 
-/// One raw x86-64 page-table entry, as stored in the page table.
+/// An x86-64 page-table entry for a window slot.
+///
+/// Only a [`PteTemplate`] makes one (or the simulator, reading its page
+/// table back), so the hardware traits can take it as proof that the entry
+/// is present, kernel-only, 4 KiB, with the kernel's protection and a frame
+/// below the physical address width. Raw bits cannot become one:
+///
+/// ```compile_fail,E0624
+/// let pte = gmem_kmap::Pte::from_bits(0x8000_0000_0000_0167); // user page
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[repr(transparent)]
 pub struct Pte(u64);
 
 impl Pte {
     /// The empty (not present) entry.
-    pub const NONE: Pte = Pte(0);
+    #[cfg(feature = "sim")]
+    pub(crate) const NONE: Pte = Pte(0);
 
-    /// Wraps raw bits read from a page table.
-    pub const fn from_bits(bits: u64) -> Self {
+    /// Wraps raw bits; only the simulator may (the template builds its own).
+    #[cfg(feature = "sim")]
+    pub(crate) const fn from_bits(bits: u64) -> Self {
         Pte(bits)
     }
 

@@ -13,15 +13,29 @@ use core::cell::Cell;
 use core::fmt;
 use core::mem::offset_of;
 
+use x86_64::structures::paging::{PhysFrame, Size4KiB};
+
+use crate::cpu::CpuId;
 use crate::error::{Error, Result};
 use crate::geometry::SLOTS_PER_CPU;
-use crate::pte::Pte;
 
-/// A task's live slots: how many, on which CPU, and their PTEs so they can be
-/// re-installed when the task is scheduled back in.
+/// A task's live slots: how many, on which CPU, and the frame each maps, so
+/// they can be re-installed when the task is scheduled back in.
 ///
-/// Two stacks are equal when their live state is: saved PTEs past the depth
-/// are leftovers nothing reads.
+/// Two stacks are equal when their live state is: saved frames past the
+/// depth are leftovers nothing reads.
+///
+/// # Invariants
+/// Only the core writes the fields, and when `depth > 0`:
+/// - slots `0..depth` of CPU `cpu` are this task's, and no other task's;
+/// - `pfn[i]` is the frame slot `i` maps (present while the task runs on
+///   `cpu`, cleared while it is switched out).
+///
+/// The stack lives in C's `task_struct`, where any kernel code could write
+/// it, so the core relies on no more than it checks: a depth beyond the
+/// maximum reads as full, and each saved frame goes through the template
+/// again before it is re-installed, so a scribbled word can at worst name
+/// another frame, never other protection bits.
 #[derive(Clone)]
 #[repr(C)]
 pub struct SlotStack {
@@ -29,8 +43,8 @@ pub struct SlotStack {
     depth: Cell<u32>,
     /// The CPU the live slots belong to; meaningless when `depth` is 0.
     cpu: Cell<u32>,
-    /// The PTE of each live slot, as installed.
-    pteval: [Cell<u64>; SLOTS_PER_CPU],
+    /// The frame number each live slot maps.
+    pfn: [Cell<u64>; SLOTS_PER_CPU],
 }
 
 impl PartialEq for SlotStack {
@@ -45,13 +59,13 @@ impl fmt::Debug for SlotStack {
     // Inline, like a derived impl: the kernel object must not carry it.
     #[inline]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        /// The saved PTEs of the live slots.
+        /// The saved frames of the live slots.
         struct Live<'a>(&'a SlotStack);
         impl fmt::Debug for Live<'_> {
             #[inline]
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_list()
-                    .entries(self.0.live().map(|(_, pte)| pte))
+                    .entries(self.0.live().map(|(_, pfn)| pfn))
                     .finish()
             }
         }
@@ -74,7 +88,7 @@ impl SlotStack {
         Self {
             depth: Cell::new(0),
             cpu: Cell::new(0),
-            pteval: [const { Cell::new(0) }; SLOTS_PER_CPU],
+            pfn: [const { Cell::new(0) }; SLOTS_PER_CPU],
         }
     }
 
@@ -93,13 +107,13 @@ impl SlotStack {
 
     /// The CPU whose slots the task holds, if it holds any.
     #[inline]
-    pub fn cpu(&self) -> Option<u32> {
-        (!self.is_empty()).then_some(self.cpu.get())
+    pub fn cpu(&self) -> Option<CpuId> {
+        (!self.is_empty()).then_some(CpuId::new(self.cpu.get()))
     }
 
     /// Checks that a task on `cpu` may use its live slots there.
     #[inline]
-    pub(crate) fn check_cpu(&self, cpu: u32) -> Result<()> {
+    pub(crate) fn check_cpu(&self, cpu: CpuId) -> Result<()> {
         match self.cpu() {
             Some(owner) if owner != cpu => Err(Error::WrongCpu),
             _ => Ok(()),
@@ -109,16 +123,16 @@ impl SlotStack {
     /// Claims slot `idx` on `cpu`. The caller checked that `idx` is the
     /// current depth, below `SLOTS_PER_CPU`, and that `cpu` owns the stack.
     #[inline]
-    pub(crate) fn push(&self, cpu: u32, idx: usize) {
-        self.cpu.set(cpu);
+    pub(crate) fn push(&self, cpu: CpuId, idx: usize) {
+        self.cpu.set(cpu.as_u32());
         self.depth.set(idx as u32 + 1);
     }
 
-    /// Records the PTE installed in slot `idx`.
+    /// Records the frame mapped at slot `idx`.
     #[inline]
-    pub(crate) fn save(&self, idx: usize, pte: Pte) {
-        if let Some(slot) = self.pteval.get(idx) {
-            slot.set(pte.bits());
+    pub(crate) fn save(&self, idx: usize, frame: PhysFrame<Size4KiB>) {
+        if let Some(slot) = self.pfn.get(idx) {
+            slot.set(frame.start_address().as_u64() >> 12);
         }
     }
 
@@ -128,16 +142,17 @@ impl SlotStack {
         self.depth.set(idx as u32);
     }
 
-    /// The live slots, first mapped first, with their saved PTEs.
+    /// The live slots, first mapped first, with their saved frame numbers
+    /// (as saved, or as C scribbled them: unchecked).
     #[inline]
-    pub(crate) fn live(&self) -> impl Iterator<Item = (usize, Pte)> + '_ {
-        self.pteval[..self.depth()]
+    pub(crate) fn live(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.pfn[..self.depth()]
             .iter()
             .enumerate()
-            .map(|(idx, bits)| (idx, Pte::from_bits(bits.get())))
+            .map(|(idx, pfn)| (idx, pfn.get()))
     }
 
-    /// Forgets every slot without touching the hardware. Saved PTEs past
+    /// Forgets every slot without touching the hardware. Saved frames past
     /// the depth are never read, so they stay (and no `memset` is emitted).
     pub(crate) fn clear(&self) {
         self.depth.set(0);
@@ -150,7 +165,7 @@ impl SlotStack {
         [
             ("depth", offset_of!(SlotStack, depth)),
             ("cpu", offset_of!(SlotStack, cpu)),
-            ("pteval", offset_of!(SlotStack, pteval)),
+            ("pfn", offset_of!(SlotStack, pfn)),
         ]
     }
 
@@ -176,17 +191,18 @@ mod tests {
     #[test]
     fn push_pop_and_owner() {
         let s = SlotStack::new();
-        assert_eq!((s.cpu(), s.check_cpu(2)), (None, Ok(())));
+        let (two, three) = (CpuId::new(2), CpuId::new(3));
+        assert_eq!((s.cpu(), s.check_cpu(two)), (None, Ok(())));
         for idx in 0..SLOTS_PER_CPU {
-            s.push(3, idx);
+            s.push(three, idx);
         }
-        assert_eq!((s.depth(), s.cpu()), (SLOTS_PER_CPU, Some(3)));
-        assert_eq!(s.check_cpu(2), Err(Error::WrongCpu));
+        assert_eq!((s.depth(), s.cpu()), (SLOTS_PER_CPU, Some(three)));
+        assert_eq!(s.check_cpu(two), Err(Error::WrongCpu));
         for idx in (0..SLOTS_PER_CPU).rev() {
             s.pop(idx);
         }
         assert!(s.is_empty());
-        assert_eq!(s.check_cpu(2), Ok(()));
+        assert_eq!(s.check_cpu(two), Ok(()));
     }
 
     #[test]
@@ -201,7 +217,7 @@ mod tests {
     fn fork_resets_and_reports() {
         let s = SlotStack::new();
         assert_eq!(s.reset_for_fork(), Ok(()));
-        s.push(0, 0);
+        s.push(CpuId::new(0), 0);
         assert_eq!(s.reset_for_fork(), Err(Error::StackNotEmpty));
         assert!(s.is_empty());
     }

@@ -32,10 +32,14 @@ fn generate() -> String {
 }
 
 /// What cbindgen cannot be told: tabs for its two-space indentation, the
-/// kernel's integer types, no `extern` on prototypes.
+/// kernel's integer types, no `extern` on prototypes, and no runs of blank
+/// lines (excluded items leave theirs behind).
 fn kernel_style(c: &str) -> String {
     let mut out = String::new();
     for line in c.lines() {
+        if line.is_empty() && out.ends_with("\n\n") {
+            continue;
+        }
         let body = line.trim_start_matches(' ');
         let spaces = line.len() - body.len();
         let line = format!(

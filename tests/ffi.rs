@@ -1,18 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! The C ABI end to end, with the simulator standing in for the kernel's
-//! hardware callbacks. One test: the window is process-global, and the
-//! "before init" checks must run before anything initializes it.
+//! hardware callbacks. The window is process-global, and the "before init"
+//! checks must run before anything initializes it, so the test runs once per
+//! paging depth, each in a child process of its own.
 
+use std::process::Command;
 use std::ptr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use gmem_kmap::ffi::*;
-use gmem_kmap::sim::{Machine, PAGE_KERNEL, PHYS_BITS, WINDOW_BASE};
-use gmem_kmap::{DirectMapHardware, Error, Pte, SLOTS_PER_CPU, SlotHardware, SlotStack};
-use x86_64::VirtAddr;
+use gmem_kmap::sim::{AddressMap, Machine, PAGE_KERNEL, PHYS_BITS};
+use gmem_kmap::{DirectMapHardware, Error, PagingDepth, SLOTS_PER_CPU, SlotStack};
 
 const NR_CPUS: u32 = 2;
+/// Set in the child: the depth it runs the C ABI at.
+const DEPTH_ENV: &str = "GMEM_KMAP_FFI_TEST_LEVELS";
 
 static MACHINE: Mutex<Option<Machine>> = Mutex::new(None);
 /// The CPU the "kernel" is running on, as the callbacks see it.
@@ -24,28 +27,38 @@ fn with_hw<R>(f: impl FnOnce(&mut gmem_kmap::sim::CpuHw<'_>) -> R) -> R {
     f(&mut machine.cpu(CPU.load(Ordering::Relaxed)))
 }
 
-fn va(addr: u64) -> VirtAddr {
-    VirtAddr::new(addr)
-}
-
 #[unsafe(no_mangle)]
 extern "C" fn gmem_kmap_hw_set_pte(addr: u64, pte: u64) {
-    with_hw(|hw| hw.set_pte(va(addr), Pte::from_bits(pte)))
+    with_hw(|hw| hw.machine().write_raw_pte(addr, pte))
 }
 
 #[unsafe(no_mangle)]
 extern "C" fn gmem_kmap_hw_clear_pte(addr: u64) {
-    with_hw(|hw| hw.clear_pte(va(addr)))
+    with_hw(|hw| hw.machine().write_raw_pte(addr, 0))
 }
 
 #[unsafe(no_mangle)]
-extern "C" fn gmem_kmap_hw_read_pte(addr: u64) -> u64 {
-    with_hw(|hw| hw.read_pte(va(addr)).bits())
+extern "C" fn gmem_kmap_hw_pte_none(addr: u64) -> bool {
+    with_hw(|hw| {
+        let m = hw.machine();
+        m.pte(m.addr(addr)).is_none()
+    })
 }
 
 #[unsafe(no_mangle)]
 extern "C" fn gmem_kmap_hw_flush_local(addr: u64) {
-    with_hw(|hw| hw.flush_local(va(addr)))
+    with_hw(|hw| {
+        let addr = hw.machine().addr(addr);
+        hw.flush_addr(addr)
+    })
+}
+
+/// The WARNs the core asked for.
+static WARNINGS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+#[unsafe(no_mangle)]
+extern "C" fn gmem_kmap_hw_warn(code: i32) {
+    WARNINGS.lock().unwrap().push(code);
 }
 
 #[unsafe(no_mangle)]
@@ -68,21 +81,50 @@ extern "C" fn gmem_kmap_hw_flush_all(pfn: u64) {
 fn read_byte(cpu: u32, addr: u64) -> Option<u8> {
     let mut b = [0];
     let mut guard = MACHINE.lock().unwrap();
-    guard
-        .as_mut()
-        .unwrap()
-        .read(cpu, va(addr), &mut b)
-        .ok()
-        .map(|()| b[0])
+    let machine = guard.as_mut().unwrap();
+    let addr = machine.addr(addr);
+    machine.read(cpu, addr, &mut b).ok().map(|()| b[0])
 }
 
 fn code(e: Error) -> i32 {
     e.code()
 }
 
+/// Runs [`c_abi_at`] in a child process per depth.
 #[test]
-fn c_abi_end_to_end() {
-    let mut machine = Machine::new(NR_CPUS, 8);
+fn c_abi_end_to_end_at_both_depths() {
+    if std::env::var_os(DEPTH_ENV).is_some() {
+        return;
+    }
+    for depth in PagingDepth::ALL {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "c_abi_child", "--nocapture", "--test-threads=1"])
+            .env(DEPTH_ENV, depth.levels().to_string())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "C ABI at {depth:?}:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The child: the C ABI at the depth the parent asked for.
+#[test]
+fn c_abi_child() {
+    let Some(levels) = std::env::var_os(DEPTH_ENV) else {
+        return;
+    };
+    let levels: u8 = levels.to_str().unwrap().parse().unwrap();
+    c_abi_at(PagingDepth::from_levels(levels).unwrap());
+}
+
+fn c_abi_at(depth: PagingDepth) {
+    let levels = depth.levels();
+    let base = AddressMap::of(depth).window_base();
+    let mut machine = Machine::new(depth, NR_CPUS, 8);
     for pfn in 0..8 {
         let f = machine.frame(pfn);
         machine.frame_bytes_mut(f)[0] = 0x10 + pfn as u8;
@@ -98,7 +140,7 @@ fn c_abi_end_to_end() {
         // Used before init: every entry point refuses.
         let not_init = code(Error::NotInitialized);
         assert_eq!(gmem_kmap_map(&mut ctrl, 0, 1, &mut addr), not_init);
-        assert_eq!(gmem_kmap_unmap(&mut ctrl, 0, WINDOW_BASE), not_init);
+        assert_eq!(gmem_kmap_unmap(&mut ctrl, 0, base), not_init);
         assert_eq!(gmem_kmap_sched_out(&mut ctrl, 0), not_init);
         assert_eq!(gmem_kmap_sched_in(&mut ctrl, 0), not_init);
         assert_eq!(gmem_kmap_exit(&mut ctrl, 0), not_init);
@@ -109,54 +151,80 @@ fn c_abi_end_to_end() {
         // Bad configurations are refused and leave the window uninitialized.
         let bad_template = code(Error::BadTemplate);
         assert_eq!(
-            gmem_kmap_init(WINDOW_BASE, NR_CPUS, PAGE_KERNEL | 4, PHYS_BITS),
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL | 4, PHYS_BITS, levels),
             bad_template
         );
         assert_eq!(
-            gmem_kmap_init(WINDOW_BASE, NR_CPUS, PAGE_KERNEL, 60),
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, 60, levels),
             bad_template
         );
         let bad_layout = code(Error::BadLayout);
         assert_eq!(
-            gmem_kmap_init(0x0000_9000_0000_0000, NR_CPUS, PAGE_KERNEL, PHYS_BITS),
+            gmem_kmap_init(
+                0x0000_9000_0000_0000,
+                NR_CPUS,
+                PAGE_KERNEL,
+                PHYS_BITS,
+                levels
+            ),
             bad_layout
         );
         assert_eq!(
-            gmem_kmap_init(WINDOW_BASE + 1, NR_CPUS, PAGE_KERNEL, PHYS_BITS),
+            gmem_kmap_init(base + 1, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels),
             bad_layout
         );
         assert_eq!(
-            gmem_kmap_init(WINDOW_BASE, 0, PAGE_KERNEL, PHYS_BITS),
+            gmem_kmap_init(base, 0, PAGE_KERNEL, PHYS_BITS, levels),
+            bad_layout
+        );
+        assert_eq!(
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, 3),
+            code(Error::BadPagingDepth)
+        );
+        // 5-level vmalloc space is refused by a 4-level kernel.
+        let vmalloc5 = AddressMap::of(PagingDepth::Five).vmalloc;
+        assert_eq!(
+            gmem_kmap_init(vmalloc5, NR_CPUS, PAGE_KERNEL, PHYS_BITS, 4),
             bad_layout
         );
         assert_eq!(gmem_kmap_slot_addr(0, 0, &mut addr), not_init);
 
         // Init once; again with the same values is fine, different is not.
         assert_eq!(
-            gmem_kmap_init(WINDOW_BASE, NR_CPUS, PAGE_KERNEL, PHYS_BITS),
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels),
             0
         );
         assert_eq!(
-            gmem_kmap_init(WINDOW_BASE, NR_CPUS, PAGE_KERNEL, PHYS_BITS),
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels),
             0
         );
         assert_eq!(
-            gmem_kmap_init(WINDOW_BASE, NR_CPUS + 1, PAGE_KERNEL, PHYS_BITS),
+            gmem_kmap_init(base, NR_CPUS + 1, PAGE_KERNEL, PHYS_BITS, levels),
             code(Error::AlreadyInitialized)
+        );
+        // The other depth: a 4-level window is valid at 5 levels too, but
+        // differs from the one set up; a 5-level one is not valid at 4.
+        let (other, want) = match depth {
+            PagingDepth::Four => (5, Error::AlreadyInitialized),
+            PagingDepth::Five => (4, Error::BadLayout),
+        };
+        assert_eq!(
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, other),
+            code(want)
         );
 
         // Null pointers.
         let null = code(Error::NullPointer);
         assert_eq!(gmem_kmap_map(ptr::null_mut(), 0, 1, &mut addr), null);
         assert_eq!(gmem_kmap_map(&mut ctrl, 0, 1, ptr::null_mut()), null);
-        assert_eq!(gmem_kmap_unmap(ptr::null_mut(), 0, WINDOW_BASE), null);
+        assert_eq!(gmem_kmap_unmap(ptr::null_mut(), 0, base), null);
         assert_eq!(gmem_kmap_fork(ptr::null_mut()), null);
         assert_eq!(gmem_reinsert_map(1, ptr::null_mut()), null);
         assert!(ctrl.is_empty());
 
         // Slot geometry as C sees it.
         assert_eq!(gmem_kmap_slot_addr(1, 3, &mut addr), 0);
-        assert_eq!(addr, WINDOW_BASE + (SLOTS_PER_CPU as u64 + 3) * 4096);
+        assert_eq!(addr, base + (SLOTS_PER_CPU as u64 + 3) * 4096);
         assert_eq!(
             gmem_kmap_slot_addr(NR_CPUS, 0, &mut addr),
             code(Error::BadCpu)
@@ -206,7 +274,11 @@ fn c_abi_end_to_end() {
         assert_eq!(gmem_kmap_fork(&mut child), 0);
 
         // Re-insertion: present while used, absent and shot down after.
-        let direct = Machine::direct_map_addr(gmem_kmap::frame_from_pfn(3).unwrap()).as_u64();
+        let direct = {
+            let guard = MACHINE.lock().unwrap();
+            let frame = gmem_kmap::frame_from_pfn(3).unwrap();
+            guard.as_ref().unwrap().direct_map_addr(frame).as_u64()
+        };
         assert_eq!(read_byte(0, direct), None);
         assert_eq!(gmem_reinsert_map(3, &mut users), 0);
         assert_eq!(gmem_reinsert_map(3, &mut users), 0);

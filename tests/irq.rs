@@ -5,13 +5,15 @@
 //! and unmaps it, as kmap_local allows. These tests fire that handler at
 //! every point around every hardware call of each operation and check that
 //! both the handler and the interrupted operation see what they would have
-//! seen alone.
+//! seen alone, at both paging depths.
 
 use std::cell::{Cell, RefCell};
 
-use gmem_kmap::sim::{CpuHw, Machine, WINDOW_BASE};
-use gmem_kmap::{Error, Layout, Pte, SLOTS_PER_CPU, SlotHardware, SlotStack, Window};
-use x86_64::VirtAddr;
+use gmem_kmap::sim::{CpuHw, Machine, OnCpu};
+use gmem_kmap::{
+    CpuId, Error, PagingDepth, PinnedCpu, Pte, SLOTS_PER_CPU, SlotAddr, SlotHardware, SlotStack,
+    Window,
+};
 use x86_64::structures::paging::PhysFrame;
 
 const IRQ_PFN: usize = 30;
@@ -43,8 +45,13 @@ impl Interrupting<'_, '_> {
     fn handler(&self) -> Result<(), String> {
         let hw = &mut *self.inner.borrow_mut();
         let depth = self.stack.depth();
-        let addr = match self.window.map(hw, self.stack, 0, self.irq_frame) {
-            Ok(addr) => addr,
+        // An IRQ handler cannot migrate: it pins itself.
+        let irq = OnCpu::new(0);
+        let addr = match self
+            .window
+            .map(hw, self.stack, PinnedCpu::of(&irq), self.irq_frame)
+        {
+            Ok(slot) => slot.addr(),
             Err(Error::DepthExceeded) if depth == SLOTS_PER_CPU => return Ok(()),
             Err(e) => return Err(format!("irq map at depth {depth}: {e:?}")),
         };
@@ -55,7 +62,7 @@ impl Interrupting<'_, '_> {
             return Err(format!("irq read {:#x} through {addr:?}", byte[0]));
         }
         self.window
-            .unmap(hw, self.stack, 0, addr)
+            .unmap(hw, self.stack, PinnedCpu::of(&irq), addr)
             .map_err(|e| format!("irq unmap: {e:?}"))?;
         if self.stack.depth() != depth {
             return Err("irq left the stack changed".into());
@@ -65,29 +72,33 @@ impl Interrupting<'_, '_> {
 }
 
 impl SlotHardware for Interrupting<'_, '_> {
-    fn set_pte(&mut self, addr: VirtAddr, pte: Pte) {
+    fn set_pte(&mut self, slot: SlotAddr, pte: Pte) {
         self.point();
-        self.inner.borrow_mut().set_pte(addr, pte);
-        self.point();
-    }
-
-    fn clear_pte(&mut self, addr: VirtAddr) {
-        self.point();
-        self.inner.borrow_mut().clear_pte(addr);
+        self.inner.borrow_mut().set_pte(slot, pte);
         self.point();
     }
 
-    fn read_pte(&self, addr: VirtAddr) -> Pte {
+    fn clear_pte(&mut self, slot: SlotAddr) {
         self.point();
-        let pte = self.inner.borrow().read_pte(addr);
+        self.inner.borrow_mut().clear_pte(slot);
         self.point();
-        pte
     }
 
-    fn flush_local(&mut self, addr: VirtAddr) {
+    fn pte_is_none(&self, slot: SlotAddr) -> bool {
         self.point();
-        self.inner.borrow_mut().flush_local(addr);
+        let none = self.inner.borrow().pte_is_none(slot);
         self.point();
+        none
+    }
+
+    fn flush_local(&mut self, slot: SlotAddr) {
+        self.point();
+        self.inner.borrow_mut().flush_local(slot);
+        self.point();
+    }
+
+    fn warn(&mut self, err: Error) {
+        self.inner.borrow_mut().warn(err);
     }
 }
 
@@ -95,19 +106,30 @@ fn content(pfn: usize) -> u8 {
     pfn as u8 + 1
 }
 
-/// A machine whose CPU 0 runs a task holding `depth` mappings.
-fn setup(depth: usize) -> (Machine, Window, SlotStack) {
-    let mut machine = Machine::new(2, 32);
+/// The task's context on CPU 0.
+fn cpu0() -> OnCpu {
+    OnCpu::new(0)
+}
+
+fn slot0(window: &Window, idx: usize) -> SlotAddr {
+    window.slot_addr(CpuId::new(0), idx).unwrap()
+}
+
+/// A machine at `paging` whose CPU 0 runs a task holding `depth` mappings.
+fn setup(paging: PagingDepth, depth: usize) -> (Machine, Window, SlotStack) {
+    let mut machine = Machine::new(paging, 2, 32);
     for pfn in 0..32 {
         let frame = machine.frame(pfn);
         machine.frame_bytes_mut(frame)[0] = content(pfn);
     }
-    let layout = Layout::new(VirtAddr::new(WINDOW_BASE), 2).unwrap();
-    let window = Window::new(layout, machine.template());
+    let window = machine.window();
     let stack = SlotStack::new();
+    let on = cpu0();
     for pfn in 0..depth {
         let frame = machine.frame(pfn);
-        window.map(&mut machine.cpu(0), &stack, 0, frame).unwrap();
+        window
+            .map(&mut machine.cpu(0), &stack, PinnedCpu::of(&on), frame)
+            .unwrap();
     }
     (machine, window, stack)
 }
@@ -125,11 +147,12 @@ struct Outcome {
 /// Runs `op` with the handler firing at `fire_at`; returns the outcome, the
 /// number of points passed and what the handler found.
 fn run(
+    paging: PagingDepth,
     depth: usize,
     fire_at: usize,
     op: &dyn Fn(&Window, &mut Interrupting<'_, '_>, &SlotStack) -> Result<(), Error>,
 ) -> (Outcome, usize, Option<Result<(), String>>) {
-    let (mut machine, window, stack) = setup(depth);
+    let (mut machine, window, stack) = setup(paging, depth);
     let irq_frame = machine.frame(IRQ_PFN);
     let mut hw = Interrupting {
         inner: RefCell::new(machine.cpu(0)),
@@ -144,12 +167,12 @@ fn run(
     let (points, handled) = (hw.points.get(), hw.handled.take());
     drop(hw);
     let slots = (0..SLOTS_PER_CPU)
-        .map(|idx| machine.pte(window.slot_addr(0, idx).unwrap()))
+        .map(|idx| machine.pte(slot0(&window, idx).addr()))
         .collect();
     let reads = (0..stack.depth())
         .map(|idx| {
             let mut byte = [0];
-            let addr = window.slot_addr(0, idx).unwrap();
+            let addr = slot0(&window, idx).addr();
             machine.read(0, addr, &mut byte).ok().map(|()| byte[0])
         })
         .collect();
@@ -169,26 +192,23 @@ fn run(
     (outcome, points, handled)
 }
 
-/// Fires the handler at every point of `op` and compares with a quiet run.
+/// Fires the handler at every point of `op` and compares with a quiet run,
+/// at both paging depths.
 fn interrupt_everywhere(
     name: &str,
     depth: usize,
     op: &dyn Fn(&Window, &mut Interrupting<'_, '_>, &SlotStack) -> Result<(), Error>,
 ) {
-    let (quiet, points, handled) = run(depth, 0, op);
-    assert!(handled.is_none());
-    assert!(points >= 2, "{name}: no hardware call to interrupt");
-    for fire_at in 1..=points {
-        let (noisy, _, handled) = run(depth, fire_at, op);
-        assert_eq!(
-            handled,
-            Some(Ok(())),
-            "{name} at depth {depth}, irq at point {fire_at}"
-        );
-        assert_eq!(
-            noisy, quiet,
-            "{name} at depth {depth}, irq at point {fire_at}"
-        );
+    for paging in PagingDepth::ALL {
+        let (quiet, points, handled) = run(paging, depth, 0, op);
+        assert!(handled.is_none());
+        assert!(points >= 2, "{name}: no hardware call to interrupt");
+        for fire_at in 1..=points {
+            let (noisy, _, handled) = run(paging, depth, fire_at, op);
+            let at = format!("{name} at {paging:?}, depth {depth}, irq at point {fire_at}");
+            assert_eq!(handled, Some(Ok(())), "{at}");
+            assert_eq!(noisy, quiet, "{at}");
+        }
     }
 }
 
@@ -200,7 +220,8 @@ fn outer_frame() -> PhysFrame {
 fn irq_during_map() {
     for depth in [0, 1, 7, SLOTS_PER_CPU - 1] {
         interrupt_everywhere("map", depth, &|w, hw, s| {
-            w.map(hw, s, 0, outer_frame()).map(drop)
+            w.map(hw, s, PinnedCpu::of(&cpu0()), outer_frame())
+                .map(drop)
         });
     }
 }
@@ -209,8 +230,8 @@ fn irq_during_map() {
 fn irq_during_unmap() {
     for depth in [1, 2, SLOTS_PER_CPU] {
         interrupt_everywhere("unmap", depth, &|w, hw, s| {
-            let top = w.slot_addr(0, s.depth() - 1).unwrap();
-            w.unmap(hw, s, 0, top)
+            let top = slot0(w, s.depth() - 1).addr();
+            w.unmap(hw, s, PinnedCpu::of(&cpu0()), top)
         });
     }
 }
@@ -220,8 +241,9 @@ fn irq_during_sched_in() {
     for depth in [1, 3, SLOTS_PER_CPU] {
         interrupt_everywhere("sched_in", depth, &|w, hw, s| {
             // Switched out quietly (interrupts are off there), back in noisily.
-            w.sched_out(&mut *hw.inner.borrow_mut(), s, 0)?;
-            w.sched_in(hw, s, 0)
+            let on = cpu0();
+            w.sched_out(&mut *hw.inner.borrow_mut(), s, PinnedCpu::of(&on))?;
+            w.sched_in(hw, s, PinnedCpu::of(&on))
         });
     }
 }

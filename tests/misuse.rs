@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! Arbitrary calls, most of them wrong: the core never panics, a failed call
 //! changes nothing (page table, TLBs, the task's stack, the counters), and a
-//! successful one keeps the stack within its bounds.
+//! successful one keeps the stack within its bounds. At both paging depths.
 
-use gmem_kmap::sim::{Machine, WINDOW_BASE};
-use gmem_kmap::{Error, Layout, Pte, SLOTS_PER_CPU, SlotStack, Window, frame_from_pfn};
+use gmem_kmap::sim::{AddressMap, Machine, OnCpu};
+use gmem_kmap::{
+    CpuId, Error, KernelAddr, PagingDepth, PinnedCpu, Pte, SLOTS_PER_CPU, SlotStack, Window,
+    frame_from_pfn,
+};
 use proptest::prelude::*;
-use x86_64::VirtAddr;
 
 const NR_CPUS: u32 = 3;
 const TASKS: usize = 3;
@@ -14,11 +16,28 @@ const TASKS: usize = 3;
 #[derive(Clone, Debug)]
 enum Call {
     Map { task: usize, cpu: u32, pfn: u64 },
-    Unmap { task: usize, cpu: u32, addr: u64 },
+    Unmap { task: usize, cpu: u32, addr: Addr },
     SchedOut { task: usize, cpu: u32 },
     SchedIn { task: usize, cpu: u32 },
     Exit { task: usize, cpu: u32 },
     Fork { task: usize },
+}
+
+/// An address to unmap: near the window, or anywhere.
+#[derive(Clone, Copy, Debug)]
+enum Addr {
+    /// This many bytes above a page below the window's base.
+    Near(u64),
+    Wild(u64),
+}
+
+impl Addr {
+    fn resolve(self, depth: PagingDepth) -> u64 {
+        match self {
+            Addr::Near(off) => AddressMap::of(depth).window_base() - 4096 + off,
+            Addr::Wild(addr) => addr,
+        }
+    }
 }
 
 /// CPUs around the valid range; pfns small, at the width's edge, or wild;
@@ -30,8 +49,8 @@ fn call() -> impl Strategy<Value = Call> {
         prop_oneof![4 => 0..16u64, 1 => (1u64 << 34) - 2..(1u64 << 34) + 2, 1 => any::<u64>()];
     let window_len = u64::from(NR_CPUS) * (SLOTS_PER_CPU as u64) * 4096;
     let addr = prop_oneof![
-        4 => (0..window_len + 8192).prop_map(|off| WINDOW_BASE - 4096 + off),
-        1 => any::<u64>(),
+        4 => (0..window_len + 8192).prop_map(Addr::Near),
+        1 => any::<u64>().prop_map(Addr::Wild),
     ];
     prop_oneof![
         3 => (task.clone(), cpu.clone(), pfn).prop_map(|(task, cpu, pfn)| Call::Map { task, cpu, pfn }),
@@ -56,7 +75,7 @@ fn snapshot(m: &Machine, w: &Window, stacks: &[SlotStack]) -> Snapshot {
     let l = w.layout();
     let ptes = (0..NR_CPUS)
         .flat_map(|c| (0..SLOTS_PER_CPU).map(move |i| (c, i)))
-        .map(|(c, i)| m.pte(l.slot_addr(c, i).unwrap()))
+        .map(|(c, i)| m.pte(l.slot_addr(CpuId::new(c), i).unwrap().addr()))
         .collect();
     let tlbs = (0..NR_CPUS)
         .map(|c| {
@@ -80,27 +99,32 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn misuse_is_an_error_that_changes_nothing(calls in proptest::collection::vec(call(), 1..200)) {
-        let mut m = Machine::new(NR_CPUS, 16);
-        let layout = Layout::new(VirtAddr::new(WINDOW_BASE), NR_CPUS).unwrap();
-        let w = Window::new(layout, m.template());
+    fn misuse_is_an_error_that_changes_nothing(
+        five in any::<bool>(),
+        calls in proptest::collection::vec(call(), 1..200),
+    ) {
+        let depth = if five { PagingDepth::Five } else { PagingDepth::Four };
+        let mut m = Machine::new(depth, NR_CPUS, 16);
+        let w = m.window();
         let stacks = vec![SlotStack::new(); TASKS];
         for call in &calls {
             let before = snapshot(&m, &w, &stacks);
             // The hardware acts for a real CPU; the core is told any CPU.
             let hw_cpu = |cpu: u32| cpu % NR_CPUS;
+            let pin = |cpu: u32| OnCpu::new(cpu);
             let result = match *call {
                 Call::Map { task, cpu, pfn } => match frame_from_pfn(pfn) {
-                    Ok(frame) => w.map(&mut m.cpu(hw_cpu(cpu)), &stacks[task], cpu, frame).map(drop),
+                    Ok(frame) => w.map(&mut m.cpu(hw_cpu(cpu)), &stacks[task], PinnedCpu::of(&pin(cpu)), frame).map(drop),
                     Err(e) => Err(e),
                 },
-                Call::Unmap { task, cpu, addr } => match VirtAddr::try_new(addr) {
-                    Ok(addr) => w.unmap(&mut m.cpu(hw_cpu(cpu)), &stacks[task], cpu, addr),
+                // Only kernel addresses reach the core: C's are checked first.
+                Call::Unmap { task, cpu, addr } => match KernelAddr::new(addr.resolve(depth), depth) {
+                    Ok(addr) => w.unmap(&mut m.cpu(hw_cpu(cpu)), &stacks[task], PinnedCpu::of(&pin(cpu)), addr),
                     Err(_) => continue,
                 },
-                Call::SchedOut { task, cpu } => w.sched_out(&mut m.cpu(hw_cpu(cpu)), &stacks[task], cpu),
-                Call::SchedIn { task, cpu } => w.sched_in(&mut m.cpu(hw_cpu(cpu)), &stacks[task], cpu),
-                Call::Exit { task, cpu } => w.release_at_exit(&mut m.cpu(hw_cpu(cpu)), &stacks[task], cpu),
+                Call::SchedOut { task, cpu } => w.sched_out(&mut m.cpu(hw_cpu(cpu)), &stacks[task], PinnedCpu::of(&pin(cpu))),
+                Call::SchedIn { task, cpu } => w.sched_in(&mut m.cpu(hw_cpu(cpu)), &stacks[task], PinnedCpu::of(&pin(cpu))),
+                Call::Exit { task, cpu } => w.release_at_exit(&mut m.cpu(hw_cpu(cpu)), &stacks[task], PinnedCpu::of(&pin(cpu))),
                 Call::Fork { task } => {
                     let child = stacks[task].clone();
                     let r = child.reset_for_fork();
@@ -116,7 +140,7 @@ proptest! {
             for s in &stacks {
                 prop_assert!(s.depth() <= SLOTS_PER_CPU);
                 if let Some(cpu) = s.cpu() {
-                    prop_assert!(cpu < NR_CPUS, "a stack owned by cpu {}", cpu);
+                    prop_assert!(cpu.as_u32() < NR_CPUS, "a stack owned by cpu {:?}", cpu);
                 }
             }
         }

@@ -7,10 +7,12 @@
 //! the core knows nothing of Linux. The header `include/gmem_kmap_core.h` is
 //! generated from this file by cbindgen.
 
-use x86_64::VirtAddr;
+use core::marker::PhantomData;
 
+use crate::addr::{KernelAddr, PagingDepth};
+use crate::cpu::{CpuId, PinCurrentCpu, PinnedCpu};
 use crate::error::{Error, Result};
-use crate::geometry::Layout;
+use crate::geometry::{Layout, SlotAddr};
 use crate::hw::SlotHardware;
 use crate::pte::{Pte, PteTemplate, frame_from_pfn};
 use crate::slot_stack::SlotStack;
@@ -30,35 +32,69 @@ unsafe extern "C" {
     fn gmem_kmap_hw_set_pte(addr: u64, pte: u64);
     /// Clears the kernel PTE that maps window slot `addr`, without a flush.
     fn gmem_kmap_hw_clear_pte(addr: u64);
-    /// Reads the kernel PTE that maps window slot `addr`.
-    fn gmem_kmap_hw_read_pte(addr: u64) -> u64;
+    /// Whether the kernel PTE that maps window slot `addr` is `pte_none()`.
+    fn gmem_kmap_hw_pte_none(addr: u64) -> bool;
     /// Flushes `addr` from the local TLB only (`flush_tlb_one_kernel`).
     fn gmem_kmap_hw_flush_local(addr: u64);
+    /// `WARN`s that the core found misuse `code` it could not return.
+    fn gmem_kmap_hw_warn(code: i32);
 }
 
 /// The hardware as the kernel glue provides it.
 struct KernelHw;
 
 impl SlotHardware for KernelHw {
-    fn set_pte(&mut self, addr: VirtAddr, pte: Pte) {
-        // SAFETY: the glue's callbacks accept any window slot address, which
-        // is all the core passes.
-        unsafe { gmem_kmap_hw_set_pte(addr.as_u64(), pte.bits()) }
+    fn set_pte(&mut self, slot: SlotAddr, pte: Pte) {
+        // SAFETY: the glue's callbacks accept any window slot address, and
+        // a `SlotAddr` is one; `pte` was built by the window's template.
+        unsafe { gmem_kmap_hw_set_pte(slot.as_u64(), pte.bits()) }
     }
 
-    fn clear_pte(&mut self, addr: VirtAddr) {
-        // SAFETY: as above, `addr` is a window slot.
-        unsafe { gmem_kmap_hw_clear_pte(addr.as_u64()) }
+    fn clear_pte(&mut self, slot: SlotAddr) {
+        // SAFETY: as above, `slot` is a window slot.
+        unsafe { gmem_kmap_hw_clear_pte(slot.as_u64()) }
     }
 
-    fn read_pte(&self, addr: VirtAddr) -> Pte {
-        // SAFETY: as above, `addr` is a window slot.
-        Pte::from_bits(unsafe { gmem_kmap_hw_read_pte(addr.as_u64()) })
+    fn pte_is_none(&self, slot: SlotAddr) -> bool {
+        // SAFETY: as above, `slot` is a window slot.
+        unsafe { gmem_kmap_hw_pte_none(slot.as_u64()) }
     }
 
-    fn flush_local(&mut self, addr: VirtAddr) {
+    fn flush_local(&mut self, slot: SlotAddr) {
         // SAFETY: flushing any kernel address from the local TLB is harmless.
-        unsafe { gmem_kmap_hw_flush_local(addr.as_u64()) }
+        unsafe { gmem_kmap_hw_flush_local(slot.as_u64()) }
+    }
+
+    fn warn(&mut self, err: Error) {
+        // SAFETY: a WARN with an integer argument has no precondition.
+        unsafe { gmem_kmap_hw_warn(err.code()) }
+    }
+}
+
+/// What every entry point's C caller promises: it runs on `cpu` with
+/// preemption disabled for the call (and migration disabled for as long as
+/// it holds slots, which `sched_in` checks).
+struct CallerPinned {
+    cpu: CpuId,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl CallerPinned {
+    /// # Safety
+    /// The caller runs on `cpu`, and cannot be moved off it, until the value
+    /// is dropped.
+    unsafe fn assume(cpu: u32) -> Self {
+        CallerPinned {
+            cpu: CpuId::new(cpu),
+            _not_send: PhantomData,
+        }
+    }
+}
+
+// SAFETY: `assume`'s contract is (1) and (2); the marker makes it `!Send` (3).
+unsafe impl PinCurrentCpu for CallerPinned {
+    fn current_cpu(&self) -> CpuId {
+        self.cpu
     }
 }
 
@@ -87,18 +123,24 @@ unsafe fn from_c<'a, T>(ptr: *mut T) -> Result<&'a mut T> {
 }
 
 /// Sets up the window: `nr_cpus` CPUs' slots from `base`, mapped with
-/// `page_kernel` on a machine with `phys_bits` of physical address.
+/// `page_kernel` on a machine with `phys_bits` of physical address and
+/// `paging_levels` (4 or 5) levels of page tables.
 ///
 /// Call once at boot, before any other function. A second call with the same
 /// values succeeds; with different ones it fails and changes nothing.
 #[unsafe(no_mangle)]
-pub extern "C" fn gmem_kmap_init(base: u64, nr_cpus: u32, page_kernel: u64, phys_bits: u8) -> i32 {
-    status(init(base, nr_cpus, page_kernel, phys_bits))
+pub extern "C" fn gmem_kmap_init(
+    base: u64,
+    nr_cpus: u32,
+    page_kernel: u64,
+    phys_bits: u8,
+    paging_levels: u8,
+) -> i32 {
+    status(init(base, nr_cpus, page_kernel, phys_bits, paging_levels))
 }
 
-fn init(base: u64, nr_cpus: u32, page_kernel: u64, phys_bits: u8) -> Result<()> {
-    let base = VirtAddr::try_new(base).map_err(|_| Error::BadLayout)?;
-    let layout = Layout::new(base, nr_cpus)?;
+fn init(base: u64, nr_cpus: u32, page_kernel: u64, phys_bits: u8, levels: u8) -> Result<()> {
+    let layout = Layout::new(base, nr_cpus, PagingDepth::from_levels(levels)?)?;
     let template = PteTemplate::new(page_kernel, phys_bits)?;
     let wanted = Window::new(layout, template);
     if *WINDOW.get_or_set(wanted) != wanted {
@@ -118,18 +160,26 @@ unsafe fn stack_from_c<'a>(ctrl: *mut SlotStack) -> Result<&'a SlotStack> {
     unsafe { ctrl.as_ref() }.ok_or(Error::NullPointer)
 }
 
-/// Runs `op` on the window and the stack behind `ctrl`, as a status code.
+/// Runs `op` on the window, the stack behind `ctrl` and the caller's CPU,
+/// as a status code.
 ///
 /// # Safety
-/// As [`stack_from_c`].
+/// As [`stack_from_c`] and [`CallerPinned::assume`].
 unsafe fn with_stack(
     ctrl: *mut SlotStack,
-    op: impl FnOnce(&Window, &SlotStack) -> Result<()>,
+    cpu: u32,
+    op: impl FnOnce(&Window, &SlotStack, PinnedCpu<'_>) -> Result<()>,
 ) -> i32 {
+    // SAFETY: forwarded from the caller.
+    let pinned = unsafe { CallerPinned::assume(cpu) };
     let run = || {
         let window = window()?;
         // SAFETY: forwarded from the caller.
-        op(window, unsafe { stack_from_c(ctrl)? })
+        op(
+            window,
+            unsafe { stack_from_c(ctrl)? },
+            PinnedCpu::of(&pinned),
+        )
     };
     status(run())
 }
@@ -149,10 +199,10 @@ pub unsafe extern "C" fn gmem_kmap_map(
 ) -> i32 {
     // SAFETY: forwarded from this function's contract.
     unsafe {
-        with_stack(ctrl, |window, stack| {
+        with_stack(ctrl, cpu, |window, stack, pin| {
             let out = from_c(addr)?;
             *out = window
-                .map(&mut KernelHw, stack, cpu, frame_from_pfn(pfn)?)?
+                .map(&mut KernelHw, stack, pin, frame_from_pfn(pfn)?)?
                 .as_u64();
             Ok(())
         })
@@ -168,9 +218,9 @@ pub unsafe extern "C" fn gmem_kmap_map(
 pub unsafe extern "C" fn gmem_kmap_unmap(ctrl: *mut SlotStack, cpu: u32, addr: u64) -> i32 {
     // SAFETY: forwarded from this function's contract.
     unsafe {
-        with_stack(ctrl, |window, stack| {
-            let addr = VirtAddr::try_new(addr).map_err(|_| Error::NotASlot)?;
-            window.unmap(&mut KernelHw, stack, cpu, addr)
+        with_stack(ctrl, cpu, |window, stack, pin| {
+            let addr = KernelAddr::new(addr, window.depth()).map_err(|_| Error::NotASlot)?;
+            window.unmap(&mut KernelHw, stack, pin, addr)
         })
     }
 }
@@ -183,8 +233,8 @@ pub unsafe extern "C" fn gmem_kmap_unmap(ctrl: *mut SlotStack, cpu: u32, addr: u
 pub unsafe extern "C" fn gmem_kmap_sched_out(ctrl: *mut SlotStack, cpu: u32) -> i32 {
     // SAFETY: forwarded from this function's contract.
     unsafe {
-        with_stack(ctrl, |window, stack| {
-            window.sched_out(&mut KernelHw, stack, cpu)
+        with_stack(ctrl, cpu, |window, stack, pin| {
+            window.sched_out(&mut KernelHw, stack, pin)
         })
     }
 }
@@ -197,8 +247,8 @@ pub unsafe extern "C" fn gmem_kmap_sched_out(ctrl: *mut SlotStack, cpu: u32) -> 
 pub unsafe extern "C" fn gmem_kmap_sched_in(ctrl: *mut SlotStack, cpu: u32) -> i32 {
     // SAFETY: forwarded from this function's contract.
     unsafe {
-        with_stack(ctrl, |window, stack| {
-            window.sched_in(&mut KernelHw, stack, cpu)
+        with_stack(ctrl, cpu, |window, stack, pin| {
+            window.sched_in(&mut KernelHw, stack, pin)
         })
     }
 }
@@ -224,8 +274,8 @@ pub unsafe extern "C" fn gmem_kmap_fork(ctrl: *mut SlotStack) -> i32 {
 pub unsafe extern "C" fn gmem_kmap_exit(ctrl: *mut SlotStack, cpu: u32) -> i32 {
     // SAFETY: forwarded from this function's contract.
     unsafe {
-        with_stack(ctrl, |window, stack| {
-            window.release_at_exit(&mut KernelHw, stack, cpu)
+        with_stack(ctrl, cpu, |window, stack, pin| {
+            window.release_at_exit(&mut KernelHw, stack, pin)
         })
     }
 }
@@ -240,7 +290,7 @@ pub unsafe extern "C" fn gmem_kmap_slot_addr(cpu: u32, idx: u32, addr: *mut u64)
         let window = window()?;
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { from_c(addr)? };
-        *out = window.slot_addr(cpu, idx as usize)?.as_u64();
+        *out = window.slot_addr(CpuId::new(cpu), idx as usize)?.as_u64();
         Ok(())
     };
     status(slot_addr())

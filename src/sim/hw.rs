@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! The simulated machine as one CPU sees it: both hardware traits.
 
-use x86_64::VirtAddr;
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 
 use super::Machine;
+use crate::addr::KernelAddr;
+use crate::error::Error;
+use crate::geometry::SlotAddr;
 use crate::hw::{DirectMapHardware, SlotHardware};
 use crate::pte::Pte;
 
@@ -30,31 +32,40 @@ impl<'m> CpuHw<'m> {
     }
 
     /// Loads from `addr` on this CPU.
-    pub fn read(&mut self, addr: VirtAddr, buf: &mut [u8]) -> Result<(), super::Fault> {
+    pub fn read(&mut self, addr: KernelAddr, buf: &mut [u8]) -> Result<(), super::Fault> {
         self.machine.read(self.cpu, addr, buf)
     }
 
     /// Stores to `addr` on this CPU.
-    pub fn write(&mut self, addr: VirtAddr, data: &[u8]) -> Result<(), super::Fault> {
+    pub fn write(&mut self, addr: KernelAddr, data: &[u8]) -> Result<(), super::Fault> {
         self.machine.write(self.cpu, addr, data)
+    }
+
+    /// Drops any translation of `addr` from this CPU's TLB.
+    pub fn flush_addr(&mut self, addr: KernelAddr) {
+        self.machine.flush_local(self.cpu, addr);
     }
 }
 
 impl SlotHardware for CpuHw<'_> {
-    fn set_pte(&mut self, addr: VirtAddr, pte: Pte) {
-        self.machine.write_pte(addr, pte);
+    fn set_pte(&mut self, slot: SlotAddr, pte: Pte) {
+        self.machine.write_pte(slot.addr(), pte);
     }
 
-    fn clear_pte(&mut self, addr: VirtAddr) {
-        self.machine.write_pte(addr, Pte::NONE);
+    fn clear_pte(&mut self, slot: SlotAddr) {
+        self.machine.write_pte(slot.addr(), Pte::NONE);
     }
 
-    fn read_pte(&self, addr: VirtAddr) -> Pte {
-        self.machine.pte(addr)
+    fn pte_is_none(&self, slot: SlotAddr) -> bool {
+        self.machine.pte(slot.addr()).is_none()
     }
 
-    fn flush_local(&mut self, addr: VirtAddr) {
-        self.machine.flush_local(self.cpu, addr);
+    fn flush_local(&mut self, slot: SlotAddr) {
+        self.flush_addr(slot.addr());
+    }
+
+    fn warn(&mut self, err: Error) {
+        self.machine.warn(err);
     }
 }
 
@@ -65,15 +76,17 @@ impl DirectMapHardware for CpuHw<'_> {
             .template()
             .pte(frame)
             .expect("frame of this machine");
-        self.machine.write_pte(Machine::direct_map_addr(frame), pte);
+        let addr = self.machine.direct_map_addr(frame);
+        self.machine.write_pte(addr, pte);
     }
 
     fn direct_map_absent(&mut self, frame: PhysFrame<Size4KiB>) {
-        self.machine
-            .write_pte(Machine::direct_map_addr(frame), Pte::NONE);
+        let addr = self.machine.direct_map_addr(frame);
+        self.machine.write_pte(addr, Pte::NONE);
     }
 
     fn flush_all(&mut self, frame: PhysFrame<Size4KiB>) {
-        self.machine.flush_all(Machine::direct_map_addr(frame));
+        let addr = self.machine.direct_map_addr(frame);
+        self.machine.flush_all(addr);
     }
 }

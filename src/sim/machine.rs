@@ -5,11 +5,14 @@ use std::boxed::Box;
 use std::collections::HashMap;
 use std::vec::Vec;
 
-use x86_64::VirtAddr;
 use x86_64::structures::paging::{PageTableFlags, PhysFrame, Size4KiB};
 
-use super::{CpuHw, DIRECT_MAP_BASE, PAGE_KERNEL, PHYS_BITS};
+use super::{AddressMap, CpuHw, PAGE_KERNEL, PHYS_BITS};
+use crate::addr::{KernelAddr, PagingDepth};
+use crate::error::Error;
+use crate::geometry::Layout;
 use crate::pte::{Pte, PteTemplate, frame_from_pfn};
+use crate::window::Window;
 
 const PAGE: u64 = 4096;
 
@@ -32,27 +35,35 @@ pub struct Counters {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// No present translation: the access would page-fault.
-    NotMapped(VirtAddr),
+    NotMapped(KernelAddr),
     /// The translation points at a frame the machine does not have.
-    NoSuchFrame(VirtAddr),
+    NoSuchFrame(KernelAddr),
     /// The access spans two pages (the simulator keeps accesses in one page).
-    CrossesPage(VirtAddr),
+    CrossesPage(KernelAddr),
+    /// The address is not canonical at the machine's paging depth: #GP.
+    NonCanonical(KernelAddr),
 }
 
 /// A machine of `nr_cpus` CPUs sharing one kernel page table.
 pub struct Machine {
+    depth: PagingDepth,
+    map: AddressMap,
     template: PteTemplate,
     page_table: HashMap<u64, Pte>,
     tlbs: Vec<HashMap<u64, Pte>>,
     memory: Vec<Box<[u8; PAGE as usize]>>,
     counters: Counters,
+    warnings: Vec<Error>,
 }
 
 impl Machine {
-    /// `nr_cpus` CPUs and `nr_frames` zeroed frames (pfn 0 up), none of which
-    /// is in the direct map, as for a NO_DIRECT_MAP guest_memfd.
-    pub fn new(nr_cpus: u32, nr_frames: usize) -> Self {
+    /// `nr_cpus` CPUs at paging `depth` and `nr_frames` zeroed frames (pfn 0
+    /// up), none of which is in the direct map, as for a NO_DIRECT_MAP
+    /// guest_memfd.
+    pub fn new(depth: PagingDepth, nr_cpus: u32, nr_frames: usize) -> Self {
         Self {
+            depth,
+            map: AddressMap::of(depth),
             template: PteTemplate::new(PAGE_KERNEL, PHYS_BITS).expect("PAGE_KERNEL is valid"),
             page_table: HashMap::new(),
             tlbs: (0..nr_cpus).map(|_| HashMap::new()).collect(),
@@ -60,7 +71,37 @@ impl Machine {
                 .map(|_| Box::new([0; PAGE as usize]))
                 .collect(),
             counters: Counters::default(),
+            warnings: Vec::new(),
         }
+    }
+
+    /// The paging depth the machine runs at.
+    pub fn depth(&self) -> PagingDepth {
+        self.depth
+    }
+
+    /// Where the kernel puts things at the machine's depth.
+    pub fn address_map(&self) -> AddressMap {
+        self.map
+    }
+
+    /// The window a kernel on this machine would set up: every CPU's slots
+    /// at the bottom of vmalloc space, mapped with the machine's template.
+    pub fn window(&self) -> Window {
+        let layout = Layout::new(self.map.window_base(), self.nr_cpus(), self.depth)
+            .expect("the window fits vmalloc space at both depths");
+        Window::new(layout, self.template)
+    }
+
+    /// An address the machine's kernel could use, checked at its depth.
+    pub fn addr(&self, addr: u64) -> KernelAddr {
+        KernelAddr::new(addr, self.depth)
+            .unwrap_or_else(|_| panic!("{addr:#x} is not a kernel address at {:?}", self.depth))
+    }
+
+    /// What the core reported through [`SlotHardware::warn`](crate::SlotHardware::warn).
+    pub fn warnings(&self) -> &[Error] {
+        &self.warnings
     }
 
     /// The protection template the machine's kernel hands to the core.
@@ -85,13 +126,14 @@ impl Machine {
     }
 
     /// The address of `frame` in the direct map.
-    pub fn direct_map_addr(frame: PhysFrame<Size4KiB>) -> VirtAddr {
-        VirtAddr::new(DIRECT_MAP_BASE + frame.start_address().as_u64())
+    pub fn direct_map_addr(&self, frame: PhysFrame<Size4KiB>) -> KernelAddr {
+        self.addr(self.map.direct_map + frame.start_address().as_u64())
     }
 
     /// Whether `addr` lies in the direct map.
-    pub fn in_direct_map(addr: VirtAddr) -> bool {
-        (DIRECT_MAP_BASE..DIRECT_MAP_BASE + (1 << PHYS_BITS)).contains(&addr.as_u64())
+    pub fn in_direct_map(&self, addr: KernelAddr) -> bool {
+        let start = self.map.direct_map;
+        (start..start + (1 << PHYS_BITS)).contains(&addr.as_u64())
     }
 
     /// The counters so far.
@@ -116,7 +158,7 @@ impl Machine {
     }
 
     /// The page-table entry mapping `addr`.
-    pub fn pte(&self, addr: VirtAddr) -> Pte {
+    pub fn pte(&self, addr: KernelAddr) -> Pte {
         self.page_table
             .get(&page_of(addr))
             .copied()
@@ -124,33 +166,41 @@ impl Machine {
     }
 
     /// The translation `cpu`'s TLB holds for `addr`, if any.
-    pub fn tlb_entry(&self, cpu: u32, addr: VirtAddr) -> Option<Pte> {
+    pub fn tlb_entry(&self, cpu: u32, addr: KernelAddr) -> Option<Pte> {
         self.tlbs[cpu as usize].get(&page_of(addr)).copied()
     }
 
     /// Every translation `cpu`'s TLB holds, as (page address, entry).
-    pub fn tlb_entries(&self, cpu: u32) -> impl Iterator<Item = (VirtAddr, Pte)> + '_ {
+    pub fn tlb_entries(&self, cpu: u32) -> impl Iterator<Item = (KernelAddr, Pte)> + '_ {
         self.tlbs[cpu as usize]
             .iter()
-            .map(|(page, pte)| (VirtAddr::new(*page), *pte))
+            .map(|(page, pte)| (self.addr(*page), *pte))
     }
 
     /// Loads `buf.len()` bytes at `addr` as `cpu` would.
-    pub fn read(&mut self, cpu: u32, addr: VirtAddr, buf: &mut [u8]) -> Result<(), Fault> {
+    pub fn read(&mut self, cpu: u32, addr: KernelAddr, buf: &mut [u8]) -> Result<(), Fault> {
         let (idx, off) = self.translate(cpu, addr, buf.len())?;
         buf.copy_from_slice(&self.memory[idx][off..off + buf.len()]);
         Ok(())
     }
 
     /// Stores `data` at `addr` as `cpu` would.
-    pub fn write(&mut self, cpu: u32, addr: VirtAddr, data: &[u8]) -> Result<(), Fault> {
+    pub fn write(&mut self, cpu: u32, addr: KernelAddr, data: &[u8]) -> Result<(), Fault> {
         let (idx, off) = self.translate(cpu, addr, data.len())?;
         self.memory[idx][off..off + data.len()].copy_from_slice(data);
         Ok(())
     }
 
     /// TLB first; on a miss, walk the page table and fill the TLB.
-    fn translate(&mut self, cpu: u32, addr: VirtAddr, len: usize) -> Result<(usize, usize), Fault> {
+    fn translate(
+        &mut self,
+        cpu: u32,
+        addr: KernelAddr,
+        len: usize,
+    ) -> Result<(usize, usize), Fault> {
+        if !addr.is_valid_at(self.depth) {
+            return Err(Fault::NonCanonical(addr));
+        }
         let page = page_of(addr);
         let off = (addr.as_u64() - page) as usize;
         if off + len > PAGE as usize {
@@ -175,8 +225,24 @@ impl Machine {
         Ok((idx, off))
     }
 
-    pub(super) fn write_pte(&mut self, addr: VirtAddr, pte: Pte) {
-        if Self::in_direct_map(addr) {
+    /// Writes raw `bits` into the entry mapping `addr`, as a kernel's
+    /// `set_pte()` would (the C ABI's callbacks get raw words).
+    pub fn write_raw_pte(&mut self, addr: u64, bits: u64) {
+        let addr = self.addr(addr);
+        self.write_pte(addr, Pte::from_bits(bits));
+    }
+
+    pub(super) fn warn(&mut self, err: Error) {
+        self.warnings.push(err);
+    }
+
+    pub(super) fn write_pte(&mut self, addr: KernelAddr, pte: Pte) {
+        assert!(
+            addr.is_valid_at(self.depth),
+            "no page table maps {addr:?} at {:?}",
+            self.depth
+        );
+        if self.in_direct_map(addr) {
             self.counters.direct_map_writes += 1;
         } else {
             self.counters.slot_pte_writes += 1;
@@ -188,12 +254,12 @@ impl Machine {
         }
     }
 
-    pub(super) fn flush_local(&mut self, cpu: u32, addr: VirtAddr) {
+    pub(super) fn flush_local(&mut self, cpu: u32, addr: KernelAddr) {
         self.counters.local_flushes += 1;
         self.tlbs[cpu as usize].remove(&page_of(addr));
     }
 
-    pub(super) fn flush_all(&mut self, addr: VirtAddr) {
+    pub(super) fn flush_all(&mut self, addr: KernelAddr) {
         self.counters.global_flushes += 1;
         self.counters.ipis += u64::from(self.nr_cpus()) - 1;
         for tlb in &mut self.tlbs {
@@ -202,7 +268,7 @@ impl Machine {
     }
 }
 
-fn page_of(addr: VirtAddr) -> u64 {
+fn page_of(addr: KernelAddr) -> u64 {
     addr.as_u64() & !(PAGE - 1)
 }
 

@@ -5,13 +5,22 @@
 //! TLB per CPU that keeps every translation until it is flushed, physical
 //! frames with contents, and counters for the events that cost time on real
 //! hardware. A missing flush is observable: a later access through the stale
-//! TLB entry reaches the old frame.
+//! TLB entry reaches the old frame. The machine runs at a paging depth, and
+//! an address that is not canonical at that depth faults as on hardware.
 
 mod hw;
 mod machine;
 
+use core::marker::PhantomData;
+
+use static_assertions::const_assert;
+
 pub use hw::CpuHw;
 pub use machine::{Counters, Fault, Machine};
+
+use crate::addr::{KernelAddr, PagingDepth};
+use crate::cpu::{CpuId, PinCurrentCpu};
+use crate::geometry::{Layout, MAX_CPUS, MAX_WINDOW_SIZE};
 
 /// `__PAGE_KERNEL` on x86-64: present, writable, accessed, dirty, global, NX.
 pub const PAGE_KERNEL: u64 = 0x8000_0000_0000_0163;
@@ -19,8 +28,79 @@ pub const PAGE_KERNEL: u64 = 0x8000_0000_0000_0163;
 /// Physical address width of the simulated machine.
 pub const PHYS_BITS: u8 = 46;
 
-/// Where the simulated direct map starts (the x86-64 4-level default).
-pub const DIRECT_MAP_BASE: u64 = 0xffff_8880_0000_0000;
+/// Where the kernel puts things at one paging depth, as
+/// `Documentation/arch/x86/x86_64/mm.rst` lists them (without KASLR).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressMap {
+    /// Start of the direct map of all physical memory.
+    pub direct_map: u64,
+    /// Start of vmalloc space, where the kernel reserves the window.
+    pub vmalloc: u64,
+    /// Size of vmalloc space.
+    pub vmalloc_size: u64,
+}
 
-/// Where the simulated window starts.
-pub const WINDOW_BASE: u64 = 0xffff_fe00_0000_0000;
+impl AddressMap {
+    /// The map at `depth`.
+    pub const fn of(depth: PagingDepth) -> Self {
+        match depth {
+            PagingDepth::Four => AddressMap {
+                direct_map: 0xffff_8880_0000_0000,
+                vmalloc: 0xffff_c900_0000_0000,
+                vmalloc_size: 32 << 40,
+            },
+            PagingDepth::Five => AddressMap {
+                direct_map: 0xff11_0000_0000_0000,
+                vmalloc: 0xffa0_0000_0000_0000,
+                vmalloc_size: 12800 << 40,
+            },
+        }
+    }
+
+    /// Where the simulated window starts: the bottom of vmalloc space.
+    pub const fn window_base(&self) -> u64 {
+        self.vmalloc
+    }
+}
+
+// The largest window fits in vmalloc space at the bottom of it, and the
+// regions are kernel-half canonical, at both depths.
+const fn fits(depth: PagingDepth) -> bool {
+    let map = AddressMap::of(depth);
+    MAX_WINDOW_SIZE <= map.vmalloc_size
+        && KernelAddr::new(map.direct_map, depth).is_ok()
+        && Layout::new(map.window_base(), MAX_CPUS, depth).is_ok()
+}
+const_assert!(fits(PagingDepth::Four));
+const_assert!(fits(PagingDepth::Five));
+// 5-level vmalloc space is out of reach of a 4-level kernel.
+const_assert!(
+    KernelAddr::new(AddressMap::of(PagingDepth::Five).vmalloc, PagingDepth::Four).is_err()
+);
+
+/// A simulated context on CPU `cpu`: the simulation decides where each of
+/// its steps runs, and nothing migrates behind its back.
+#[derive(Debug)]
+pub struct OnCpu {
+    cpu: CpuId,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl OnCpu {
+    /// A context on CPU `cpu`.
+    pub fn new(cpu: u32) -> Self {
+        OnCpu {
+            cpu: CpuId::new(cpu),
+            _not_send: PhantomData,
+        }
+    }
+}
+
+// SAFETY: a simulated CPU is a number the test picks; the context it stands
+// for runs every step on that CPU and never moves (1, 2), and the raw
+// pointer marker keeps the value on its thread (3).
+unsafe impl PinCurrentCpu for OnCpu {
+    fn current_cpu(&self) -> CpuId {
+        self.cpu
+    }
+}

@@ -2,8 +2,7 @@
 //! The simulated hardware, with faults that can be planted on purpose.
 
 use gmem_kmap::sim::CpuHw;
-use gmem_kmap::{DirectMapHardware, Pte, SlotHardware};
-use x86_64::VirtAddr;
+use gmem_kmap::{DirectMapHardware, Error, Pte, SlotAddr, SlotHardware};
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 
 /// Hardware bugs the model must notice.
@@ -22,22 +21,26 @@ pub struct Hw<'m> {
 }
 
 impl SlotHardware for Hw<'_> {
-    fn set_pte(&mut self, addr: VirtAddr, pte: Pte) {
-        self.inner.set_pte(addr, pte)
+    fn set_pte(&mut self, slot: SlotAddr, pte: Pte) {
+        self.inner.set_pte(slot, pte)
     }
 
-    fn clear_pte(&mut self, addr: VirtAddr) {
-        self.inner.clear_pte(addr)
+    fn clear_pte(&mut self, slot: SlotAddr) {
+        self.inner.clear_pte(slot)
     }
 
-    fn read_pte(&self, addr: VirtAddr) -> Pte {
-        self.inner.read_pte(addr)
+    fn pte_is_none(&self, slot: SlotAddr) -> bool {
+        self.inner.pte_is_none(slot)
     }
 
-    fn flush_local(&mut self, addr: VirtAddr) {
+    fn flush_local(&mut self, slot: SlotAddr) {
         if !self.faults.skip_local_flush {
-            self.inner.flush_local(addr)
+            self.inner.flush_local(slot)
         }
+    }
+
+    fn warn(&mut self, err: Error) {
+        self.inner.warn(err)
     }
 }
 
@@ -52,8 +55,8 @@ impl DirectMapHardware for Hw<'_> {
 
     fn flush_all(&mut self, frame: PhysFrame<Size4KiB>) {
         if self.faults.local_only_global_flush {
-            let addr = gmem_kmap::sim::Machine::direct_map_addr(frame);
-            self.inner.flush_local(addr)
+            let addr = self.inner.machine().direct_map_addr(frame);
+            self.inner.flush_addr(addr)
         } else {
             self.inner.flush_all(frame)
         }

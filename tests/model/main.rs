@@ -2,7 +2,8 @@
 //! Model-based tests: random map / unmap / IRQ / context-switch / migration /
 //! read / write sequences over several CPUs with several tasks each, run on
 //! the core with the simulated MMU, compared with a reference model after
-//! every step. Each strategy runs at least 10^6 steps per `cargo test`.
+//! every step, at both paging depths. Each strategy runs at least 10^6
+//! steps at each depth per `cargo test`.
 //!
 //! The last two tests plant a hardware bug (a skipped local flush, a global
 //! flush that stays local) and check that the model notices: the model can
@@ -11,6 +12,7 @@
 mod hw;
 mod system;
 
+use gmem_kmap::PagingDepth;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 
@@ -58,8 +60,21 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 }
 
 /// Runs `scenario`, stopping at the first divergence.
-fn run(kind: Kind, faults: Faults, sc: &Scenario, cov: &mut Coverage) -> Result<(), String> {
-    let mut sys = System::new(kind, faults, sc.nr_cpus, sc.tasks_per_cpu, sc.nr_frames);
+fn run(
+    kind: Kind,
+    faults: Faults,
+    depth: PagingDepth,
+    sc: &Scenario,
+    cov: &mut Coverage,
+) -> Result<(), String> {
+    let mut sys = System::new(
+        kind,
+        faults,
+        depth,
+        sc.nr_cpus,
+        sc.tasks_per_cpu,
+        sc.nr_frames,
+    );
     let result = sc
         .ops
         .iter()
@@ -83,46 +98,70 @@ fn runner(cases: u32, max_shrink_iters: u32) -> TestRunner {
 fn check(
     kind: Kind,
     faults: Faults,
+    depth: PagingDepth,
     cases: u32,
     max_shrink_iters: u32,
 ) -> Result<Coverage, TestError<Scenario>> {
     // The runner takes a `Fn`: the tally needs interior mutability.
     let cov = std::cell::RefCell::new(Coverage::default());
     runner(cases, max_shrink_iters).run(&scenario(), |sc| {
-        run(kind, faults, &sc, &mut cov.borrow_mut()).map_err(TestCaseError::fail)
+        run(kind, faults, depth, &sc, &mut cov.borrow_mut()).map_err(TestCaseError::fail)
     })?;
     Ok(cov.into_inner())
 }
 
-fn check_strategy(kind: Kind) -> Coverage {
+fn check_strategy(kind: Kind, depth: PagingDepth) -> Coverage {
     let shrink = Config::default().max_shrink_iters;
-    let cov =
-        check(kind, Faults::default(), CASES, shrink).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
-    eprintln!("{kind:?}: {cov:?}, 0 divergences");
+    let cov = check(kind, Faults::default(), depth, CASES, shrink)
+        .unwrap_or_else(|e| panic!("{kind:?} at {depth:?}: {e}"));
+    eprintln!("{kind:?} at {depth:?}: {cov:?}, 0 divergences");
     assert!(cov.steps >= STEPS_PER_RUN, "only {} steps", cov.steps);
     assert!(cov.maps > 0 && cov.reads > 0 && cov.depth_exceeded > 0 && cov.irq_nested > 0);
     assert!(cov.switches_holding > 0 && cov.migrations > 0);
     cov
 }
 
-#[test]
-fn window_matches_the_reference_model() {
-    let cov = check_strategy(Kind::Window);
+fn window_matches(depth: PagingDepth) {
+    let cov = check_strategy(Kind::Window, depth);
     assert!(cov.out_of_order > 0 && cov.migrations_refused > 0);
 }
 
-#[test]
-fn reinsert_matches_the_reference_model() {
-    let cov = check_strategy(Kind::Reinsert);
+fn reinsert_matches(depth: PagingDepth) {
+    let cov = check_strategy(Kind::Reinsert, depth);
     assert!(cov.last_user_unmaps > 0);
+}
+
+#[test]
+fn window_matches_the_reference_model_at_4_levels() {
+    window_matches(PagingDepth::Four);
+}
+
+#[test]
+fn window_matches_the_reference_model_at_5_levels() {
+    window_matches(PagingDepth::Five);
+}
+
+#[test]
+fn reinsert_matches_the_reference_model_at_4_levels() {
+    reinsert_matches(PagingDepth::Four);
+}
+
+#[test]
+fn reinsert_matches_the_reference_model_at_5_levels() {
+    reinsert_matches(PagingDepth::Five);
 }
 
 /// The model must fail when the hardware is wrong, or it proves nothing.
 fn expect_caught(kind: Kind, faults: Faults) {
-    match check(kind, faults, 200, 100) {
-        Ok(cov) => panic!("{faults:?} went unnoticed over {} steps", cov.steps),
-        Err(TestError::Fail(why, _)) => eprintln!("{faults:?} caught: {why}"),
-        Err(e) => panic!("{e}"),
+    for depth in PagingDepth::ALL {
+        match check(kind, faults, depth, 200, 100) {
+            Ok(cov) => panic!(
+                "{faults:?} went unnoticed at {depth:?} over {} steps",
+                cov.steps
+            ),
+            Err(TestError::Fail(why, _)) => eprintln!("{faults:?} caught at {depth:?}: {why}"),
+            Err(e) => panic!("{e}"),
+        }
     }
 }
 

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! What must hold after every step, checked against the reference.
 
-use gmem_kmap::SLOTS_PER_CPU;
-use gmem_kmap::sim::Machine;
+use gmem_kmap::{CpuId, SLOTS_PER_CPU};
 
 use super::{Check, Strategy, System};
 
@@ -28,7 +27,7 @@ impl System {
             // Exactly the running task's slots are present, each mapping its page.
             let held = &self.tasks[self.running[cpu as usize]].held;
             for idx in 0..SLOTS_PER_CPU {
-                let addr = layout.slot_addr(cpu, idx).unwrap();
+                let addr = layout.slot_addr(CpuId::new(cpu), idx).unwrap().addr();
                 let pte = self.machine.pte(addr);
                 match held.get(idx) {
                     Some(&(a, frame)) => {
@@ -51,7 +50,7 @@ impl System {
             for (va, pte) in self.machine.tlb_entries(cpu) {
                 let slot = layout.slot_of(va);
                 ensure!(
-                    slot.map(|s| s.cpu) == Ok(cpu),
+                    slot.map(|s| s.cpu) == Ok(CpuId::new(cpu)),
                     "cpu {cpu} caches {va:?} ({slot:?})"
                 );
                 ensure!(
@@ -82,7 +81,10 @@ impl System {
                 "frame {f}: {} users, {holders} holders",
                 self.users[f]
             );
-            let present = !self.machine.pte(Machine::direct_map_addr(frame)).is_none();
+            let present = !self
+                .machine
+                .pte(self.machine.direct_map_addr(frame))
+                .is_none();
             ensure!(
                 present == (holders > 0),
                 "frame {f} present={present} with {holders} holders"

@@ -2,9 +2,10 @@
 //! The system under test (core + simulator) next to a plain reference model,
 //! advanced one operation at a time and compared after every step.
 
-use gmem_kmap::sim::{Fault, Machine, WINDOW_BASE};
-use gmem_kmap::{Error, Layout, Reinsert, SLOTS_PER_CPU, SlotStack, Window};
-use x86_64::VirtAddr;
+use gmem_kmap::sim::{Fault, Machine, OnCpu};
+use gmem_kmap::{
+    CpuId, Error, KernelAddr, PagingDepth, PinnedCpu, Reinsert, SLOTS_PER_CPU, SlotStack, Window,
+};
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 
 use crate::hw::{Faults, Hw};
@@ -93,7 +94,7 @@ struct Task {
     /// Runqueue the task is on.
     cpu: u32,
     /// Reference: the task's live mappings, oldest first.
-    held: Vec<(VirtAddr, PhysFrame<Size4KiB>)>,
+    held: Vec<(KernelAddr, PhysFrame<Size4KiB>)>,
 }
 
 pub struct System {
@@ -133,13 +134,13 @@ impl System {
     pub fn new(
         strategy: Strategy,
         faults: Faults,
+        depth: PagingDepth,
         nr_cpus: u32,
         tasks_per_cpu: usize,
         nr_frames: usize,
     ) -> Self {
-        let mut machine = Machine::new(nr_cpus, nr_frames);
-        let layout = Layout::new(VirtAddr::new(WINDOW_BASE), nr_cpus).unwrap();
-        let window = Window::new(layout, machine.template());
+        let mut machine = Machine::new(depth, nr_cpus, nr_frames);
+        let window = machine.window();
         let mut data = Vec::new();
         for pfn in 0..nr_frames {
             let frame = machine.frame(pfn);
@@ -212,7 +213,7 @@ impl System {
 
     /// Maps `frame` for the task running on `cpu`; returns the address, or
     /// `None` when the stack was full (and the core said so).
-    fn map(&mut self, cpu: u32, frame: PhysFrame<Size4KiB>) -> Result<Option<VirtAddr>, String> {
+    fn map(&mut self, cpu: u32, frame: PhysFrame<Size4KiB>) -> Result<Option<KernelAddr>, String> {
         let t = self.running[cpu as usize];
         let depth = self.tasks[t].held.len();
         if depth == SLOTS_PER_CPU {
@@ -220,7 +221,9 @@ impl System {
             if self.strategy == Strategy::Window {
                 let before = self.tasks[t].stack.clone();
                 let mut hw = hw(&mut self.machine, self.faults, cpu);
-                let got = self.window.map(&mut hw, &self.tasks[t].stack, cpu, frame);
+                let got =
+                    self.window
+                        .map(&mut hw, &self.tasks[t].stack, pin(&OnCpu::new(cpu)), frame);
                 ensure!(
                     got == Err(Error::DepthExceeded),
                     "map at full depth: {got:?}"
@@ -235,14 +238,16 @@ impl System {
         self.coverage.maps += 1;
         let addr = match self.strategy {
             Strategy::Window => {
-                let want = self.window.slot_addr(cpu, depth).unwrap();
+                let want = self.window.slot_addr(CpuId::new(cpu), depth).unwrap();
                 let mut hw = hw(&mut self.machine, self.faults, cpu);
-                let got = self.window.map(&mut hw, &self.tasks[t].stack, cpu, frame);
+                let got =
+                    self.window
+                        .map(&mut hw, &self.tasks[t].stack, pin(&OnCpu::new(cpu)), frame);
                 ensure!(
                     got == Ok(want),
                     "map on cpu {cpu} depth {depth}: {got:?}, want {want:?}"
                 );
-                want
+                want.addr()
             }
             Strategy::Reinsert => {
                 let mut hw = hw(&mut self.machine, self.faults, cpu);
@@ -250,7 +255,7 @@ impl System {
                     .reinsert
                     .map(&mut hw, frame, &mut self.users[pfn(frame)]);
                 ensure!(got == Ok(()), "re-insert map: {got:?}");
-                Machine::direct_map_addr(frame)
+                self.machine.direct_map_addr(frame)
             }
         };
         self.tasks[t].held.push((addr, frame));
@@ -261,8 +266,8 @@ impl System {
         let t = self.running[cpu as usize];
         let Some(&(addr, frame)) = self.tasks[t].held.last() else {
             if self.strategy == Strategy::Window {
-                let free = self.window.slot_addr(cpu, 0).unwrap();
-                let got = self.window_unmap(cpu, t, free);
+                let free = self.window.slot_addr(CpuId::new(cpu), 0).unwrap();
+                let got = self.window_unmap(cpu, t, free.addr());
                 ensure!(
                     got == Err(Error::SlotNotMapped),
                     "unmap of a free slot: {got:?}"
@@ -305,9 +310,11 @@ impl System {
         Ok(())
     }
 
-    fn window_unmap(&mut self, cpu: u32, t: usize, addr: VirtAddr) -> Result<(), Error> {
+    fn window_unmap(&mut self, cpu: u32, t: usize, addr: KernelAddr) -> Result<(), Error> {
         let mut hw = hw(&mut self.machine, self.faults, cpu);
-        self.window.unmap(&mut hw, &self.tasks[t].stack, cpu, addr)
+        let on = OnCpu::new(cpu);
+        self.window
+            .unmap(&mut hw, &self.tasks[t].stack, pin(&on), addr)
     }
 
     fn unmap_out_of_order(&mut self, cpu: u32, pick: u8) -> Check {
@@ -373,9 +380,14 @@ impl System {
         }
         if self.strategy == Strategy::Window {
             let mut hw = hw(&mut self.machine, self.faults, cpu);
-            let got = self.window.sched_out(&mut hw, &self.tasks[prev].stack, cpu);
+            let on = OnCpu::new(cpu);
+            let got = self
+                .window
+                .sched_out(&mut hw, &self.tasks[prev].stack, pin(&on));
             ensure!(got == Ok(()), "sched_out of task {prev}: {got:?}");
-            let got = self.window.sched_in(&mut hw, &self.tasks[next].stack, cpu);
+            let got = self
+                .window
+                .sched_in(&mut hw, &self.tasks[next].stack, pin(&on));
             ensure!(got == Ok(()), "sched_in of task {next}: {got:?}");
         }
         self.running[cpu as usize] = next;
@@ -399,7 +411,9 @@ impl System {
         if self.strategy == Strategy::Window {
             self.coverage.migrations_refused += 1;
             let mut hw = hw(&mut self.machine, self.faults, to);
-            let got = self.window.sched_in(&mut hw, &self.tasks[t].stack, to);
+            let got = self
+                .window
+                .sched_in(&mut hw, &self.tasks[t].stack, pin(&OnCpu::new(to)));
             ensure!(
                 got == Err(Error::WrongCpu),
                 "sched_in on a foreign cpu: {got:?}"
@@ -428,7 +442,7 @@ impl System {
         let off = usize::from(offset) % (PAGE - WORD);
         let got = self
             .machine
-            .write(cpu, addr + off as u64, &value.to_le_bytes());
+            .write(cpu, addr.offset(off as u64).unwrap(), &value.to_le_bytes());
         ensure!(got.is_ok(), "write through {addr:?}: {got:?}");
         self.data[pfn(frame)][off..off + WORD].copy_from_slice(&value.to_le_bytes());
         Ok(())
@@ -438,14 +452,16 @@ impl System {
     fn check_read(
         &mut self,
         cpu: u32,
-        addr: VirtAddr,
+        addr: KernelAddr,
         frame: PhysFrame<Size4KiB>,
         offset: u16,
     ) -> Check {
         self.coverage.reads += 1;
         let off = usize::from(offset) % (PAGE - WORD);
         let mut word = [0; WORD];
-        let got = self.machine.read(cpu, addr + off as u64, &mut word);
+        let got = self
+            .machine
+            .read(cpu, addr.offset(off as u64).unwrap(), &mut word);
         ensure!(got.is_ok(), "read through {addr:?} on cpu {cpu}: {got:?}");
         let want = &self.data[pfn(frame)][off..off + WORD];
         ensure!(
@@ -458,7 +474,7 @@ impl System {
     /// The direct-map address of a frame is reachable iff re-insertion holds it.
     fn check_direct_map(&mut self, cpu: u32, pick: u8) -> Check {
         let frame = self.frame(pick);
-        let addr = Machine::direct_map_addr(frame);
+        let addr = self.machine.direct_map_addr(frame);
         let mut word = [0; WORD];
         let reachable = self.machine.read(cpu, addr, &mut word).is_ok();
         let inserted = self.strategy == Strategy::Reinsert && self.users[pfn(frame)] > 0;
@@ -476,6 +492,11 @@ fn hw(machine: &mut Machine, faults: Faults, cpu: u32) -> Hw<'_> {
         inner: machine.cpu(cpu),
         faults,
     }
+}
+
+/// The pin of a simulated context: where the step runs.
+fn pin(on: &OnCpu) -> PinnedCpu<'_> {
+    PinnedCpu::of(on)
 }
 
 fn pfn(frame: PhysFrame<Size4KiB>) -> usize {
