@@ -17,12 +17,14 @@ usage: cargo xtask <task>
 tasks:
   test         everything CI checks: fmt, clippy, host tests, then the
                boot-test stages (the series' round trip, checkpatch, the
-               kernel build with its check of the Rust object, the boot);
-               ends with `N passed, N failed` [--host-only: skip the boot test]
+               kernel build with its check of the Rust object, the boots at
+               5-level and at 4-level paging); ends with `N passed, N failed`
+               [--host-only: skip the boot test]
   header       regenerate include/gmem_kmap_core.h with cbindgen
   bench        the comparison: builds and boots the patched kernel at 1, 2, 4
-               and 8 CPUs, runs the window / re-insertion / direct map / raw
-               floor microbenchmark and the end-to-end exit rate, and the host
+               and 8 CPUs with 4-level paging and at 2 CPUs with 5-level,
+               runs the window / re-insertion / direct map / raw floor
+               microbenchmark and the end-to-end exit rate, and the host
                simulator sweep; prints the table, writes docs/results.md
                [--from-logs: only the report, from the last run's boot logs]
   bench-core   run the core's benchmarks and write docs/bench-core.md

@@ -6,13 +6,17 @@
 //!    benchmarks (`bench-core`, docs/bench-core.md);
 //! 2. the patched kernel, built as `cargo xtask test` builds it (same cache,
 //!    same configuration, so one build serves both);
-//! 3. a boot at each of [`SMPS`] CPUs running the series' test program in
-//!    its benchmark mode: the kernel's microbenchmark (window, re-insertion,
+//! 3. a boot for each of [`BOOTS`] running the series' test program in its
+//!    benchmark mode: the kernel's microbenchmark (window, re-insertion,
 //!    plain direct map and the raw floor, one CPU looping and all at once)
 //!    and the end-to-end exit rate of a guest whose MMIO stores KVM fetches
-//!    from a private page;
+//!    from a private page. Every CPU count boots at 4-level paging
+//!    (`no5lvl`), and [`DEPTH_SMP`] CPUs once more at 5-level (LA57 from
+//!    `-cpu max`); each log must report the depth its boot asked for, and
+//!    is kept as `<cache>/logs/bench-smp<N>-<4|5>level.log`;
 //! 4. the table on the terminal, docs/results.md and the plots
-//!    docs/results-micro.svg and docs/results-model.svg.
+//!    docs/results-micro.svg and docs/results-model.svg, all by CPU count
+//!    at 4-level, with the two depths side by side at [`DEPTH_SMP`] CPUs.
 
 mod parse;
 mod plot;
@@ -21,14 +25,26 @@ mod results;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::kernel::{self, Cache};
+use crate::kernel::{self, Cache, Paging};
 use crate::report::Report;
 use crate::root;
 use parse::{Exits, HOWS, Micro, Sweep};
 use results::describe;
 
-/// The CPU counts booted.
-const SMPS: [u32; 4] = [1, 2, 4, 8];
+/// The CPU count booted at both paging depths, to compare them.
+const DEPTH_SMP: u32 = 2;
+/// The boots, (CPUs, paging depth): each CPU count at 4-level, the depth
+/// every table by CPU count, target and plot uses, then [`DEPTH_SMP`] CPUs
+/// at 5-level.
+const BOOTS: [(u32, Paging); 5] = [
+    (1, Paging::Four),
+    (2, Paging::Four),
+    (4, Paging::Four),
+    (8, Paging::Four),
+    (DEPTH_SMP, Paging::Five),
+];
+/// The boots' name: their logs are [`kernel::script_log`]s of it.
+const BOOT_NAME: &str = "bench";
 /// Operations per microbenchmark run, runs per figure, MMIO stores per
 /// end-to-end configuration. Chosen for the run time under TCG, not for any
 /// result: with 8 guest CPUs on a 2-core host, re-insertion with every CPU
@@ -38,6 +54,41 @@ const ROUNDS: u32 = 3;
 const STORES: u32 = 5000;
 /// The series' test program, which has the benchmark modes.
 const PROGRAM: &str = "guest_memfd_no_direct_map_test";
+
+/// What the benchmark boots measured, every figure tagged with the paging
+/// depth of its boot.
+#[derive(Default)]
+struct Figures {
+    micro: Vec<Micro>,
+    exits: Vec<Exits>,
+}
+
+impl Figures {
+    /// Adds one boot's figures, as [`parse::boot`] gives them.
+    fn add(&mut self, (micro, exits): (Vec<Micro>, Vec<Exits>)) {
+        self.micro.extend(micro);
+        self.exits.extend(exits);
+    }
+
+    /// The figures of the boots at `paging` only: a table by CPU count
+    /// holds one depth, so that its rows differ by the CPU count alone.
+    fn at(&self, paging: Paging) -> Figures {
+        Figures {
+            micro: self
+                .micro
+                .iter()
+                .filter(|m| m.paging == paging)
+                .cloned()
+                .collect(),
+            exits: self
+                .exits
+                .iter()
+                .filter(|e| e.paging == paging)
+                .cloned()
+                .collect(),
+        }
+    }
+}
 
 /// The whole comparison; with `from_logs`, only the report, from the boot
 /// logs the last run left in the cache (and a new simulator sweep).
@@ -53,21 +104,18 @@ pub fn run(from_logs: bool) -> bool {
         sweep = run_sweep()?;
         Ok(())
     });
-    let mut micro = Vec::new();
-    let mut exits = Vec::new();
+    let mut figures = Figures::default();
     if from_logs {
-        for smp in SMPS {
-            let log = cache.log(&format!("bench-smp{smp}"));
+        for (smp, paging) in BOOTS {
+            let log = kernel::script_log(&cache, BOOT_NAME, smp, paging);
             report.stage(&format!("results of {}", log.display()), || {
                 let text = std::fs::read_to_string(&log)
                     .map_err(|e| format!("read {}: {e}", log.display()))?;
-                let (m, e) = parse::boot(smp, &text)?;
-                micro.extend(m);
-                exits.extend(e);
+                figures.add(parse::boot(smp, paging, &text)?);
                 Ok(())
             });
         }
-        return report_results(report, &micro, &exits, &sweep);
+        return report_results(report, &figures, &sweep);
     }
     report.stage("host: the core's benchmarks (docs/bench-core.md)", || {
         if !crate::prereq::has_command("valgrind") {
@@ -76,35 +124,40 @@ pub fn run(from_logs: bool) -> bool {
         crate::bench_core::measure().map(drop)
     });
     if let Some(built) = kernel::build(&mut report, &cache, false) {
-        for smp in SMPS {
-            report.stage(&format!("kernel: benchmark boot, {smp} CPU(s)"), || {
+        // Each boot is a stage of its own: one failing leaves the others.
+        for (smp, paging) in BOOTS {
+            let stage = format!("kernel: benchmark boot, {smp} CPU(s), {paging} paging");
+            report.stage(&stage, || {
                 let script =
                     format!("#!/bin/sh\n/bin/{PROGRAM} -m {OPERATIONS} -r {ROUNDS} -b {STORES}\n");
-                let log = kernel::boot_script(&cache, &built, smp, "bench", &script)?;
-                let (m, e) = parse::boot(smp, &log)?;
+                let log = kernel::boot_script(&cache, &built, smp, paging, BOOT_NAME, &script)?;
+                let (m, e) = parse::boot(smp, paging, &log)?;
                 println!(
                     "    {} microbenchmark figures, {} end-to-end",
                     m.len(),
                     e.len()
                 );
-                micro.extend(m);
-                exits.extend(e);
+                figures.add((m, e));
                 Ok(())
             });
         }
     }
-    report_results(report, &micro, &exits, &sweep)
+    report_results(report, &figures, &sweep)
 }
 
-fn report_results(mut report: Report, micro: &[Micro], exits: &[Exits], sweep: &[Sweep]) -> bool {
+fn report_results(mut report: Report, figures: &Figures, sweep: &[Sweep]) -> bool {
     report.stage("results: table, docs/results.md, plots", || {
-        if micro.is_empty() || sweep.is_empty() {
+        if figures.micro.is_empty() || sweep.is_empty() {
             return Err("nothing measured to report".into());
         }
-        let doc = document(micro, exits, sweep);
-        print_summary(micro, exits);
+        let doc = document(figures, sweep);
+        print_summary(figures);
+        let four = figures.at(Paging::Four);
         write(&root().join("docs/results.md"), &doc)?;
-        write(&root().join("docs/results-micro.svg"), &micro_plot(micro))?;
+        write(
+            &root().join("docs/results-micro.svg"),
+            &micro_plot(&four.micro),
+        )?;
         write(&root().join("docs/results-model.svg"), &model_plot(sweep))
     });
     report.finish()
@@ -123,26 +176,42 @@ fn run_sweep() -> Result<Vec<Sweep>, String> {
     Ok(rows)
 }
 
-fn print_summary(micro: &[Micro], exits: &[Exits]) {
+/// The read64 and end-to-end tables of the 4-level boots, each followed
+/// by its depth table, and the targets.
+fn print_summary(figures: &Figures) {
+    let (four, five) = (figures.at(Paging::Four), figures.at(Paging::Five));
+    let print = |table: String| {
+        for line in table.lines() {
+            println!("    {line}");
+        }
+    };
     for (touch, cpus, what) in [
         ("read64", "one", "read 64 bytes, one CPU looping"),
         ("read64", "all", "read 64 bytes, every CPU at once"),
     ] {
         println!(
-            "\n    map, {what}, unmap: ns per operation (QEMU TCG: compare ratios, not times)"
+            "\n    map, {what}, unmap: ns per operation, 4-level paging (QEMU TCG: compare ratios, not times)"
         );
-        for line in results::micro_table(micro, touch, cpus).lines() {
-            println!("    {line}");
-        }
+        print(results::micro_table(&four.micro, touch, cpus));
+        println!("\n    paging depth at {DEPTH_SMP} CPUs");
+        print(results::micro_depth_table(
+            &four.micro,
+            &five.micro,
+            DEPTH_SMP,
+            touch,
+            cpus,
+        ));
     }
-    println!("\n    end to end: MMIO exits per second, code in a private page");
-    for line in results::exits_table(exits).lines() {
-        println!("    {line}");
-    }
-    println!("\n    targets");
-    for line in results::targets_table(&results::targets(micro)).lines() {
-        println!("    {line}");
-    }
+    println!("\n    end to end: MMIO exits per second, code in a private page, 4-level paging");
+    print(results::exits_table(&four.exits));
+    println!("\n    paging depth at {DEPTH_SMP} CPUs");
+    print(results::exits_depth_table(
+        &four.exits,
+        &five.exits,
+        DEPTH_SMP,
+    ));
+    println!("\n    targets (4-level paging)");
+    print(results::targets_table(&results::targets(&four.micro)));
     println!();
 }
 
@@ -157,14 +226,16 @@ fn machine() -> String {
             .unwrap_or_default()
     };
     format!(
-        "- host: {cpu}, {cores} CPUs, {}\n- QEMU: {} (`-accel tcg -cpu max -m 1G`, multi-threaded TCG)\n- written: {}\n",
+        "- host: {cpu}, {cores} CPUs, {}\n- QEMU: {} (`-accel tcg -cpu max -m 1G`, multi-threaded TCG; \
+         the 4-level boots add `no5lvl` to the kernel command line, the 5-level boot has LA57 from `-cpu max`)\n- written: {}\n",
         sh("uname -sr"),
         sh("qemu-system-x86_64 --version | head -1"),
         sh("date -u '+%Y-%m-%d %H:%M UTC'"),
     )
 }
 
-fn document(micro: &[Micro], exits: &[Exits], sweep: &[Sweep]) -> String {
+fn document(figures: &Figures, sweep: &[Sweep]) -> String {
+    let (four, five) = (figures.at(Paging::Four), figures.at(Paging::Five));
     let mut d = String::new();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     writeln!(d, "# Results: the window against re-insertion\n").unwrap();
@@ -191,7 +262,7 @@ fn document(micro: &[Micro], exits: &[Exits], sweep: &[Sweep]) -> String {
     writeln!(
         d,
         "\n## Targets\n\n{}",
-        results::targets_table(&results::targets(micro))
+        results::targets_table(&results::targets(&four.micro))
     )
     .unwrap();
     d.push_str(UNDER_TCG);
@@ -206,7 +277,15 @@ fn document(micro: &[Micro], exits: &[Exits], sweep: &[Sweep]) -> String {
         ("copy4k", "all", "copy the 4 KiB page, every CPU at once"),
     ] {
         writeln!(d, "\n## Map, {what}, unmap (ns per operation)\n").unwrap();
-        d.push_str(&results::micro_table(micro, touch, cpus));
+        d.push_str(&results::micro_table(&four.micro, touch, cpus));
+        writeln!(d, "\n### Paging depth at {DEPTH_SMP} CPUs\n").unwrap();
+        d.push_str(&results::micro_depth_table(
+            &four.micro,
+            &five.micro,
+            DEPTH_SMP,
+            touch,
+            cpus,
+        ));
     }
     writeln!(
         d,
@@ -215,7 +294,13 @@ fn document(micro: &[Micro], exits: &[Exits], sweep: &[Sweep]) -> String {
     .unwrap();
     writeln!(d, "## End to end: MMIO exits per second\n").unwrap();
     d.push_str(END_TO_END);
-    d.push_str(&results::exits_table(exits));
+    d.push_str(&results::exits_table(&four.exits));
+    writeln!(d, "\n### Paging depth at {DEPTH_SMP} CPUs\n").unwrap();
+    d.push_str(&results::exits_depth_table(
+        &four.exits,
+        &five.exits,
+        DEPTH_SMP,
+    ));
     writeln!(
         d,
         "\n## Host: the simulator sweep, and a model of its cost\n"
@@ -237,6 +322,7 @@ fn document(micro: &[Micro], exits: &[Exits], sweep: &[Sweep]) -> String {
     d
 }
 
+/// The plot of the `micro` figures by CPU count: give it one depth's.
 fn micro_plot(micro: &[Micro]) -> String {
     let series: Vec<plot::Series> = HOWS
         .iter()
@@ -251,7 +337,7 @@ fn micro_plot(micro: &[Micro]) -> String {
         .collect();
     plot::svg(
         &plot::Chart {
-            title: "map + read 64 bytes + unmap, every CPU at once (QEMU TCG, median)",
+            title: "map + read 64 bytes + unmap, every CPU at once (QEMU TCG, 4-level paging, median)",
             x_label: "CPUs",
             y_label: "ns per operation (TCG)",
             x_log2: true,
@@ -285,15 +371,33 @@ fn model_plot(sweep: &[Sweep]) -> String {
     )
 }
 
+/// The CPU counts booted at `paging`: `1, 2, 4 and 8`.
+fn cpu_counts(paging: Paging) -> String {
+    let smps: Vec<String> = BOOTS
+        .iter()
+        .filter(|b| b.1 == paging)
+        .map(|b| b.0.to_string())
+        .collect();
+    match smps.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => "no".into(),
+    }
+}
+
 /// How the figures were made, with the parameters this run used.
 fn method() -> String {
+    let (four, five) = (cpu_counts(Paging::Four), cpu_counts(Paging::Five));
     format!(
         "\
 ## Method
 
 The kernel is the one `cargo xtask test` builds: Linux 6.12 with
-`kernel-patch/`, `CONFIG_KVM_GMEM_NO_DIRECT_MAP_BENCH=y`. It is booted at 1,
-2, 4 and 8 CPUs; in each boot the series' test program
+`kernel-patch/`, `CONFIG_KVM_GMEM_NO_DIRECT_MAP_BENCH=y`,
+`CONFIG_X86_5LEVEL=y`. It is booted at {four} CPUs with 4-level paging
+(`no5lvl` on the kernel command line), and at {five} CPUs with 5-level
+paging (LA57, which `-cpu max` offers under TCG); every boot's log must
+report the depth it asked for. In each boot the series' test program
 (`{PROGRAM} -m {OPERATIONS} -r {ROUNDS} -b {STORES}`) runs:
 
 - **The microbenchmark** (`<debugfs>/kvm/gmem_no_direct_map/bench`): a
@@ -310,6 +414,12 @@ The kernel is the one `cargo xtask test` builds: Linux 6.12 with
   **Every CPU at once** runs the same loop on every online CPU, started
   together: where re-insertion's shootdowns interrupt everyone.
 - **End to end**: {STORES} MMIO stores per configuration, below.
+- **Paging depth**: the tables by CPU count, the targets and the plots are
+  the 4-level boots. Under each table, *Paging depth at {DEPTH_SMP} CPUs*
+  sets that CPU count's figures from the 4-level boot and the 5-level boot
+  side by side, with 5-level ÷ 4-level: the same operations with one more
+  level of page table (under TCG, one more level in each of QEMU's
+  software page walks).
 "
     )
 }
@@ -367,3 +477,20 @@ column adds 100 ns of interrupt and flush per IPI on the CPUs receiving
 them (a lower bound).
 
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_method_names_the_boots_at_each_depth() {
+        assert_eq!(cpu_counts(Paging::Four), "1, 2, 4 and 8");
+        assert_eq!(cpu_counts(Paging::Five), "2");
+        let m = method().replace('\n', " ");
+        assert!(
+            m.contains("booted at 1, 2, 4 and 8 CPUs with 4-level paging (`no5lvl`"),
+            "{m}"
+        );
+        assert!(m.contains("at 2 CPUs with 5-level paging (LA57"), "{m}");
+    }
+}

@@ -4,15 +4,19 @@
 //! In a boot, the series' test program prints `gmem-bench: <kind> k=v ...`
 //! lines (see its `run_benchmarks()`): `micro` for each run of the kernel's
 //! microbenchmark, per CPU and `all` samples together, and `exits` for each
-//! configuration of the end-to-end loop.
+//! configuration of the end-to-end loop. A boot's figures are filed under
+//! the paging depth it asked for, so its log must report that depth.
 
 use std::collections::BTreeMap;
+
+use crate::kernel::{self, Paging};
 
 /// The microbenchmark's figures for one way, touch and CPU set in one boot,
 /// each the median over the rounds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Micro {
     pub smp: u32,
+    pub paging: Paging,
     pub how: String,
     pub touch: String,
     /// `one` (one CPU loops, the others idle) or `all` (every CPU at once).
@@ -27,6 +31,7 @@ pub struct Micro {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Exits {
     pub smp: u32,
+    pub paging: Paging,
     pub config: String,
     pub stores: u64,
     pub rounds: usize,
@@ -92,9 +97,11 @@ pub fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// Every figure of a boot on `smp` CPUs; fails on an error line or on a
-/// figure missing from every round.
-pub fn boot(smp: u32, log: &str) -> Result<(Vec<Micro>, Vec<Exits>), String> {
+/// Every figure of a boot on `smp` CPUs at `paging` depth; fails when the
+/// log reports another depth (or none), on an error line or on a figure
+/// missing from every round.
+pub fn boot(smp: u32, paging: Paging, log: &str) -> Result<(Vec<Micro>, Vec<Exits>), String> {
+    kernel::check_paging(log, paging)?;
     let mut rounds: BTreeMap<(String, String, String), Vec<(f64, f64)>> = BTreeMap::new();
     let mut exits = Vec::new();
     for raw in log.lines() {
@@ -115,6 +122,7 @@ pub fn boot(smp: u32, log: &str) -> Result<(Vec<Micro>, Vec<Exits>), String> {
             }
             Some("exits") => exits.push(Exits {
                 smp,
+                paging,
                 config: kv.get("config").unwrap_or(&"").to_string(),
                 stores: num(&kv, "stores", rest)?,
                 rounds: 1,
@@ -138,6 +146,7 @@ pub fn boot(smp: u32, log: &str) -> Result<(Vec<Micro>, Vec<Exits>), String> {
                 let mut p99: Vec<f64> = runs.iter().map(|r| r.1).collect();
                 micro.push(Micro {
                     smp,
+                    paging,
                     how: how.into(),
                     touch: touch.into(),
                     cpus: cpus.into(),
@@ -209,7 +218,8 @@ mod tests {
     use super::*;
 
     fn log_with(extra: &str) -> String {
-        let mut log = String::from("[    1.0] boot\ngmem-bench: cpus=2\n");
+        let mut log =
+            String::from("[    1.0] boot\n[    1.1]     # paging: 4-level\ngmem-bench: cpus=2\n");
         for round in 0..3 {
             for cpus in CPU_SETS {
                 for touch in TOUCHES {
@@ -237,18 +247,19 @@ mod tests {
 
     #[test]
     fn boot_takes_the_median_of_the_rounds_of_the_all_lines() {
-        let (micro, exits) = boot(2, &log_with("")).unwrap();
+        let (micro, exits) = boot(2, Paging::Four, &log_with("")).unwrap();
         assert_eq!(micro.len(), HOWS.len() * TOUCHES.len() * CPU_SETS.len());
         let w = micro
             .iter()
             .find(|m| m.how == "window" && m.cpus == "all")
             .unwrap();
         assert_eq!(
-            (w.median_ns, w.p99_ns, w.rounds, w.smp),
-            (201.0, 402.0, 3, 2)
+            (w.median_ns, w.p99_ns, w.rounds, w.smp, w.paging),
+            (201.0, 402.0, 3, 2, Paging::Four)
         );
         assert_eq!(exits.len(), 4);
         assert_eq!(exits[2].config, "window");
+        assert_eq!(exits[2].paging, Paging::Four);
         assert_eq!(exits[2].exits_per_sec, 210.0, "the median of 200, 210, 220");
         assert_eq!(
             (exits[2].rounds, exits[2].stores, exits[2].window_maps),
@@ -260,9 +271,31 @@ mod tests {
     fn boot_fails_on_an_error_line_or_a_missing_figure() {
         let bad =
             log_with("gmem-bench: exits round=0 config=window error=\"KVM_RUN: Bad address\"\n");
-        assert!(boot(2, &bad).unwrap_err().contains("KVM_RUN"));
+        assert!(boot(2, Paging::Four, &bad).unwrap_err().contains("KVM_RUN"));
         let missing = log_with("").replace("how=floor touch=copy4k cpus=all all", "x");
-        assert!(boot(2, &missing).unwrap_err().contains("floor copy4k all"));
+        assert!(
+            boot(2, Paging::Four, &missing)
+                .unwrap_err()
+                .contains("floor copy4k all")
+        );
+    }
+
+    #[test]
+    fn boot_refuses_a_log_at_another_depth_or_none() {
+        assert_eq!(
+            boot(2, Paging::Five, &log_with("")).unwrap_err(),
+            "asked for 5-level paging, the kernel reports 4-level"
+        );
+        let silent = log_with("").replace("# paging: 4-level", "# paging");
+        assert!(
+            boot(2, Paging::Four, &silent)
+                .unwrap_err()
+                .contains("no `# paging:` line")
+        );
+        let five = log_with("").replace("4-level", "5-level");
+        let (micro, exits) = boot(2, Paging::Five, &five).unwrap();
+        assert!(micro.iter().all(|m| m.paging == Paging::Five));
+        assert!(exits.iter().all(|e| e.paging == Paging::Five));
     }
 
     #[test]

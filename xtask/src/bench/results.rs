@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! The comparison's tables and the verdict on the targets, as text
 //! for the terminal and Markdown for docs/results.md.
+//!
+//! The tables by CPU count and the targets take the figures of one paging
+//! depth (the bench gives them its 4-level boots); the depth tables set
+//! one CPU count's figures at 4-level and at 5-level side by side.
 
 use std::fmt::Write as _;
 
@@ -20,6 +24,17 @@ pub fn describe(how: &str) -> &'static str {
 fn find<'a>(m: &'a [Micro], smp: u32, how: &str, touch: &str, cpus: &str) -> Option<&'a Micro> {
     m.iter()
         .find(|x| x.smp == smp && x.how == how && x.touch == touch && x.cpus == cpus)
+}
+
+fn find_exits<'a>(e: &'a [Exits], smp: u32, config: &str) -> Option<&'a Exits> {
+    e.iter().find(|x| x.smp == smp && x.config == config)
+}
+
+/// Window ÷ re-insertion exits per second, in one boot.
+fn window_over_reinsert(e: &[Exits], smp: u32) -> Option<f64> {
+    Some(
+        find_exits(e, smp, "window")?.exits_per_sec / find_exits(e, smp, "reinsert")?.exits_per_sec,
+    )
 }
 
 fn boots(m: &[Micro]) -> Vec<u32> {
@@ -69,15 +84,13 @@ pub fn exits_table(e: &[Exits]) -> String {
     let mut smps: Vec<u32> = e.iter().map(|x| x.smp).collect();
     smps.dedup();
     for smp in smps {
-        let get = |c: &str| e.iter().find(|x| x.smp == smp && x.config == c);
+        let get = |c: &str| find_exits(e, smp, c);
         write!(t, "| {smp} |").unwrap();
         for c in CONFIGS {
             write!(t, " {:.0} |", get(c).map_or(f64::NAN, |x| x.exits_per_sec)).unwrap();
         }
         let (w, r) = (get("window"), get("reinsert"));
-        let ratio = w
-            .zip(r)
-            .map_or(f64::NAN, |(w, r)| w.exits_per_sec / r.exits_per_sec);
+        let ratio = window_over_reinsert(e, smp).unwrap_or(f64::NAN);
         let per = |x: Option<&Exits>, f: fn(&Exits) -> u64| {
             x.map_or(f64::NAN, |x| f(x) as f64 / x.stores as f64)
         };
@@ -94,6 +107,92 @@ pub fn exits_table(e: &[Exits]) -> String {
         .unwrap();
     }
     t
+}
+
+/// One figure at both depths, for a depth table.
+struct DepthRow {
+    what: String,
+    four: f64,
+    five: f64,
+    /// Decimals to print the figures with.
+    decimals: usize,
+}
+
+/// A row for a figure measured at both depths; `None` when one is missing.
+fn depth_row(
+    what: String,
+    four: Option<f64>,
+    five: Option<f64>,
+    decimals: usize,
+) -> Option<DepthRow> {
+    Some(DepthRow {
+        what,
+        four: four?,
+        five: five?,
+        decimals,
+    })
+}
+
+/// `| what | 4-level | 5-level | 5-level ÷ 4-level |`, a row per figure
+/// measured at both depths; a sentence instead when there is none (the
+/// 5-level boot failed, or the figures came from an older run).
+fn depth_table(what: &str, unit: &str, rows: impl Iterator<Item = Option<DepthRow>>) -> String {
+    let mut t = format!(
+        "| {what} | 4-level{unit} | 5-level{unit} | 5-level ÷ 4-level |\n|---|---:|---:|---:|\n"
+    );
+    let mut any = false;
+    for r in rows.flatten() {
+        any = true;
+        writeln!(
+            t,
+            "| {} | {:.*} | {:.*} | {:.2} |",
+            r.what,
+            r.decimals,
+            r.four,
+            r.decimals,
+            r.five,
+            r.five / r.four
+        )
+        .unwrap();
+    }
+    if any {
+        t
+    } else {
+        "No figures at both paging depths.\n".into()
+    }
+}
+
+/// At `smp` CPUs, each strategy's median for one touch and CPU set in the
+/// 4-level boot (`four`) and in the 5-level one (`five`).
+pub fn micro_depth_table(
+    four: &[Micro],
+    five: &[Micro],
+    smp: u32,
+    touch: &str,
+    cpus: &str,
+) -> String {
+    let rows = HOWS.iter().map(|how| {
+        let median = |m| find(m, smp, how, touch, cpus).map(|x| x.median_ns);
+        depth_row(how.to_string(), median(four), median(five), 0)
+    });
+    depth_table("strategy", " median ns", rows)
+}
+
+/// At `smp` CPUs, each configuration's exits per second and window ÷
+/// re-insertion in the 4-level boot (`four`) and in the 5-level one
+/// (`five`).
+pub fn exits_depth_table(four: &[Exits], five: &[Exits], smp: u32) -> String {
+    let rate = |e, c| find_exits(e, smp, c).map(|x| x.exits_per_sec);
+    let rates = CONFIGS
+        .iter()
+        .map(|c| depth_row(format!("{c} exits/s"), rate(four, c), rate(five, c), 0));
+    let ratio = depth_row(
+        "window ÷ reinsert".into(),
+        window_over_reinsert(four, smp),
+        window_over_reinsert(five, smp),
+        2,
+    );
+    depth_table("figure", "", rates.chain([ratio]))
 }
 
 /// The simulator sweep: counts per access and the model's estimate.
@@ -226,10 +325,12 @@ pub fn targets_table(t: &[Target]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::Paging;
 
     fn micro(smp: u32, how: &str, cpus: &str, ns: f64) -> Micro {
         Micro {
             smp,
+            paging: Paging::Four,
             how: how.into(),
             touch: "read64".into(),
             cpus: cpus.into(),
@@ -260,5 +361,60 @@ mod tests {
             micro_table(&m, "read64", "one")
                 .contains("| 2 | reinsert | 2000 | 4000 | 16.67 | 100.00 |")
         );
+    }
+
+    #[test]
+    fn depth_tables_set_the_two_boots_side_by_side() {
+        let four: Vec<Micro> = HOWS.iter().map(|how| micro(2, how, "one", 100.0)).collect();
+        let mut five = four.clone();
+        for m in &mut five {
+            m.paging = Paging::Five;
+            m.median_ns *= 1.25;
+        }
+        five.retain(|m| m.how != "direct");
+        let t = micro_depth_table(&four, &five, 2, "read64", "one");
+        assert!(
+            t.starts_with(
+                "| strategy | 4-level median ns | 5-level median ns | 5-level ÷ 4-level |"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("| window | 100 | 125 | 1.25 |"), "{t}");
+        assert!(
+            !t.contains("| direct |"),
+            "only figures measured at both depths"
+        );
+        assert_eq!(
+            micro_depth_table(&four, &[], 2, "read64", "one"),
+            "No figures at both paging depths.\n"
+        );
+
+        let exits = |paging, window: f64| -> Vec<Exits> {
+            CONFIGS
+                .iter()
+                .map(|c| Exits {
+                    smp: 2,
+                    paging,
+                    config: c.to_string(),
+                    stores: 100,
+                    rounds: 3,
+                    exits_per_sec: if *c == "window" { window } else { 1000.0 },
+                    window_maps: 0,
+                    reinsertions: 0,
+                    remote_flushes: 0,
+                })
+                .collect()
+        };
+        let t = exits_depth_table(
+            &exits(Paging::Four, 2000.0),
+            &exits(Paging::Five, 1500.0),
+            2,
+        );
+        assert!(t.contains("| window exits/s | 2000 | 1500 | 0.75 |"), "{t}");
+        assert!(
+            t.contains("| window ÷ reinsert | 2.00 | 1.50 | 0.75 |"),
+            "{t}"
+        );
+        assert!(t.contains("| shared exits/s | 1000 | 1000 | 1.00 |"), "{t}");
     }
 }

@@ -35,10 +35,14 @@
 //! 13`, `1..N`, `ok N name`) at the top level after KUnit is done: each such
 //! document becomes one [`Ktap::programs`] entry named `selftest <program>`,
 //! its results as children.
+//!
+//! The gmem_kmap suite also prints the paging depth the kernel runs with,
+//! `# paging: 5-level` or `# paging: 4-level`, once per boot ([`paging`]).
 
 use std::fmt::Write as _;
 
 use super::initramfs::{DONE, RUNNING, STARTED, TEST_EXIT};
+use super::qemu::Paging;
 
 /// Console lines that mean the kernel is unhappy, whatever the tests say.
 pub const CRASH_PATTERNS: &[&str] = &[
@@ -380,6 +384,54 @@ pub fn problems(log: &str, ktap: &Ktap, expected: &[String]) -> Vec<String> {
         problems.push(format!("/init never finished (no `{DONE}`)"));
     }
     problems
+}
+
+/// The paging depths a log reports, distinct, in the order first seen:
+/// the N of each `# paging: N-level` line, at any indentation and with or
+/// without a printk timestamp. `kunit_info()` would put the case's name
+/// before it (`# case: paging: N-level`), so that form counts too.
+pub fn paging(log: &str) -> Vec<u8> {
+    let mut depths = Vec::new();
+    for raw in log.lines() {
+        let Some(rest) = clean(raw).trim().strip_prefix("# ") else {
+            continue;
+        };
+        let value = rest
+            .strip_prefix("paging: ")
+            .or_else(|| rest.split_once(": paging: ").map(|(_, v)| v));
+        if let Some(n) = value.and_then(|v| v.trim().strip_suffix("-level")?.parse().ok())
+            && !depths.contains(&n)
+        {
+            depths.push(n);
+        }
+    }
+    depths
+}
+
+/// What is wrong with the depths a boot reported (`found`, from
+/// [`paging`]) when it asked for `asked`: none at all, more than one, or
+/// another one.
+pub fn paging_problem(found: &[u8], asked: Paging) -> Option<String> {
+    match found {
+        [] => Some("no `# paging:` line: the kernel did not report its paging depth".to_string()),
+        [n] if *n == asked.levels() => None,
+        [n] => Some(format!(
+            "asked for {asked} paging, the kernel reports {n}-level"
+        )),
+        _ => Some(format!(
+            "asked for {asked} paging, the kernel reports more than one depth: {}",
+            depths(found)
+        )),
+    }
+}
+
+/// `5-level, 4-level`; `none` for no depth.
+pub fn depths(found: &[u8]) -> String {
+    if found.is_empty() {
+        return "none".into();
+    }
+    let names: Vec<String> = found.iter().map(|n| format!("{n}-level")).collect();
+    names.join(", ")
 }
 
 fn walk(t: &Test, path: &str, f: &mut impl FnMut(&str, &Test)) {

@@ -14,15 +14,23 @@
 //! 6. [`selftests`]: the series' test programs, built static;
 //! 7. [`initramfs`]: busybox and an `/init` that runs `/tests/*` (the
 //!    selftests among them);
-//! 8. [`qemu`]: the boot, console into `<cache>/logs/boot.log`;
-//! 9. [`ktap`]: the verdict, over KUnit's KTAP and the selftests' TAP;
+//! 8. [`qemu`]: two boots of the same kernel and initramfs, each with its
+//!    own stage and log: at 5-level paging (LA57, which `-cpu max` offers
+//!    under TCG; the kernel has `CONFIG_X86_5LEVEL=y`), console into
+//!    `<cache>/logs/boot-5level.log`, then at 4-level (`no5lvl` on the
+//!    command line) into `boot-4level.log`; `--paging 4|5` boots one only;
+//! 9. [`ktap`]: each boot's verdict, over KUnit's KTAP and the selftests'
+//!    TAP, and the paging depth the gmem_kmap suite reports
+//!    (`# paging: 5-level`), which must be the one the boot asked for. The
+//!    boots are independent: a failed 5-level boot still leaves the 4-level
+//!    one to run and be judged;
 //! 10. the series' objects built again with mitigations off (`nomitig`).
 //!
 //! Everything goes under the cache root, `$GMEM_KMAP_CACHE` or
 //! `/var/cache/gmem-kmap`: `linux/` (the tree), `build/<config>/` (O=),
-//! `ccache/`, `logs/` (`boot-config.log`, `boot-build.log`, `boot.log`,
-//! `nomitig-*.log`), `initramfs.cpio.gz`, and `lock` (one boot test at a
-//! time per cache).
+//! `ccache/`, `logs/` (`boot-config.log`, `boot-build.log`,
+//! `boot-5level.log`, `boot-4level.log`, `nomitig-*.log`),
+//! `initramfs.cpio.gz`, and `lock` (one boot test at a time per cache).
 //!
 //! Make is run in the tree as `make O=<cache>/build/<config> -j<nproc>
 //! CC="ccache gcc" HOSTCC="ccache gcc" <targets>` with
@@ -38,7 +46,9 @@
 //! - `GMEM_KMAP_SERIES_DIR`: patches from another directory;
 //! - `GMEM_KMAP_BOOT_CONFIG`, `GMEM_KMAP_NOMITIG_CONFIG`: other fragments;
 //! - `GMEM_KMAP_EXPECTED_SUITES`: comma-separated, instead of
-//!   [`EXPECTED_SUITES`];
+//!   [`EXPECTED_SUITES`]; without `gmem_kmap` among them, a log that does
+//!   not report its paging depth passes (a kernel without the series has
+//!   nothing to report it), one that reports another depth still fails;
 //! - `GMEM_KMAP_BOOT_TIMEOUT`: seconds before QEMU is killed (900).
 //!
 //! More files for the guest: `--add /tests/name=<host file>` on the command
@@ -68,6 +78,7 @@ use std::time::Duration;
 use crate::report::Report;
 pub use branch::{USAGE as SERIES_USAGE, run as series};
 pub use initramfs::Initramfs;
+pub use qemu::Paging;
 
 /// The suites that must be in the boot log, all passing and none skipped:
 /// KUnit's, and `selftest <program>` for each of [`selftests::PROGRAMS`].
@@ -78,6 +89,9 @@ pub const EXPECTED_SUITES: &[&str] = &[
     "kvm_gmem_no_direct_map",
     "selftest guest_memfd_no_direct_map_test",
 ];
+
+/// The suite that prints the paging depth (`# paging: 5-level`).
+const PAGING_SUITE: &str = "gmem_kmap";
 
 /// The series' C source; without it there is nothing to build with
 /// mitigations off.
@@ -149,6 +163,8 @@ impl Cache {
 pub struct Options {
     /// `-smp` for QEMU.
     pub smp: u32,
+    /// The depths booted, in order, each a boot of its own.
+    pub paging: Vec<Paging>,
     /// QEMU is killed after this.
     pub timeout: Duration,
     /// Extra files for the initramfs: (path in the guest, host file).
@@ -163,21 +179,40 @@ impl Default for Options {
             .unwrap_or(15 * 60);
         Options {
             smp: 2,
+            paging: BOTH_DEPTHS.to_vec(),
             timeout: Duration::from_secs(secs),
             extra: Vec::new(),
         }
     }
 }
 
+/// The depths booted unless `--paging` says otherwise, in order: 5-level,
+/// what `-cpu max` gives, then 4-level.
+const BOTH_DEPTHS: [Paging; 2] = [Paging::Five, Paging::Four];
+
 /// `boot-test`'s command-line help.
 pub const USAGE: &str =
     "  boot-test    build Linux 6.12 + kernel-patch/*.patch and boot it under QEMU,
-               checking the KUnit results
-               [--smp N] [--timeout SECS] [--add GUEST_PATH=HOST_FILE]...
-               (--add /tests/foo=./foo runs ./foo in the guest)";
+               at 5-level paging then at 4-level (no5lvl), checking the KUnit
+               results and the paging depth of each boot
+               [--smp N] [--paging 4|5|both] [--timeout SECS]
+               [--add GUEST_PATH=HOST_FILE]...
+               (--paging 4 boots once, at 4-level; --add /tests/foo=./foo
+               runs ./foo in the guest)";
+
+/// `--paging 4|5|both` → the depths to boot at.
+fn depths_option(v: &str) -> Result<Vec<Paging>, String> {
+    match v {
+        "4" => Ok(vec![Paging::Four]),
+        "5" => Ok(vec![Paging::Five]),
+        "both" => Ok(BOTH_DEPTHS.to_vec()),
+        _ => Err(format!("--paging {v}: want 4, 5 or both")),
+    }
+}
 
 impl Options {
-    /// Parses `--smp N`, `--timeout SECS`, `--add GUEST=HOST`.
+    /// Parses `--smp N`, `--paging 4|5|both`, `--timeout SECS`,
+    /// `--add GUEST=HOST`.
     pub fn parse(args: &[String]) -> Result<Self, String> {
         let mut o = Options::default();
         let mut it = args.iter();
@@ -185,6 +220,7 @@ impl Options {
             let mut value = || it.next().ok_or(format!("{a} needs a value"));
             match a.as_str() {
                 "--smp" => o.smp = value()?.parse().map_err(|e| format!("--smp: {e}"))?,
+                "--paging" => o.paging = depths_option(value()?)?,
                 "--timeout" => {
                     let s = value()?.parse().map_err(|e| format!("--timeout: {e}"))?;
                     o.timeout = Duration::from_secs(s);
@@ -360,19 +396,14 @@ pub fn boot_test(report: &mut Report, opts: &Options) {
         let extra: Vec<_> = programs.iter().chain(&opts.extra).cloned().collect();
         make_initramfs(&initrd, &extra)
     });
-    let boot_log = cache.log("boot");
-    let mut booted = false;
-    p.step("kernel: boot under QEMU", || {
-        let kernel = &built.as_ref().expect("built before booting").kernel;
-        let boot = qemu::boot(kernel, &initrd, opts.smp, opts.timeout, &boot_log)?;
-        booted = true;
-        boot.result()
-    });
-    // Whatever a boot printed is judged, even when QEMU failed or hung.
-    if booted {
-        p.failed = None;
+    // Each boot is judged on its own: only what came before the boots
+    // (the build, the initramfs) stops them.
+    let before_boots = p.failed;
+    let kernel = built.as_ref().map(|b| b.kernel.as_path());
+    for &paging in &opts.paging {
+        p.failed = before_boots;
+        boot_and_judge(&mut p, &cache, kernel, &initrd, opts, paging);
     }
-    p.step("kernel: KUnit results and boot log", || verdict(&boot_log));
     let Some(built) = built else {
         p.report.not_run(NOMITIG, "kernel: linux-source-6.12 tree");
         return;
@@ -392,14 +423,71 @@ pub fn boot_test(report: &mut Report, opts: &Options) {
     });
 }
 
-/// Boots the built kernel on `smp` CPUs into an initramfs whose only test is
-/// `script` (a shell script run as `/tests/<name>`), with the series'
-/// programs in `/bin`; returns the console log, or why the boot is not to
-/// be trusted (a crash, a warning, the script's non-zero exit).
+/// One boot of `kernel` at `paging` depth and its verdict, two stages;
+/// `kernel` is `None` only when the pipeline has already failed.
+fn boot_and_judge(
+    p: &mut Pipeline,
+    cache: &Cache,
+    kernel: Option<&Path>,
+    initrd: &Path,
+    opts: &Options,
+    paging: Paging,
+) {
+    let [boot_stage, verdict_stage] = boot_stages(paging);
+    let log = cache.log(&format!("boot-{}", paging.tag()));
+    let mut booted = false;
+    p.step(boot_stage, || {
+        let kernel = kernel.expect("built before booting");
+        let boot = qemu::boot(kernel, initrd, opts.smp, paging, opts.timeout, &log)?;
+        booted = true;
+        boot.result()
+    });
+    // Whatever a boot printed is judged, even when QEMU failed or hung.
+    if booted {
+        p.failed = None;
+    }
+    p.step(verdict_stage, || verdict(&log, paging));
+}
+
+/// The names of the boot's stage and of its verdict's at `paging`;
+/// `&'static` as [`Pipeline`] keeps the name of the stage that failed.
+fn boot_stages(paging: Paging) -> [&'static str; 2] {
+    macro_rules! at {
+        ($depth:literal) => {
+            [
+                concat!("kernel: boot under QEMU, ", $depth, " paging"),
+                concat!("kernel: KUnit results and boot log, ", $depth, " paging"),
+            ]
+        };
+    }
+    match paging {
+        Paging::Five => at!("5-level"),
+        Paging::Four => at!("4-level"),
+    }
+}
+
+/// The log of a [`boot_script`] boot: `logs/<name>-smp<N>-<depth>.log`.
+pub fn script_log(cache: &Cache, name: &str, smp: u32, paging: Paging) -> PathBuf {
+    cache.log(&format!("{name}-smp{smp}-{}", paging.tag()))
+}
+
+/// Ok when `log` reports the paging depth `asked` and no other; otherwise
+/// why not. A figure measured at another depth than the one it is filed
+/// under would compare the wrong boots.
+pub fn check_paging(log: &str, asked: Paging) -> Result<(), String> {
+    ktap::paging_problem(&ktap::paging(log), asked).map_or(Ok(()), Err)
+}
+
+/// Boots the built kernel on `smp` CPUs at `paging` depth into an initramfs
+/// whose only test is `script` (a shell script run as `/tests/<name>`),
+/// with the series' programs in `/bin`, console into [`script_log`];
+/// returns the console log, or why the boot is not to be trusted (a crash,
+/// a warning, the script's non-zero exit, another paging depth).
 pub fn boot_script(
     cache: &Cache,
     built: &Built,
     smp: u32,
+    paging: Paging,
     name: &str,
     script: &str,
 ) -> Result<String, String> {
@@ -413,18 +501,19 @@ pub fn boot_script(
     archive.file(&format!("/tests/{name}"), script.as_bytes().to_vec(), 0o755);
     let initrd = cache.root.join(format!("{name}-initramfs.cpio.gz"));
     archive.write_gz(&initrd)?;
-    let log = cache.log(&format!("{name}-smp{smp}"));
+    let log = script_log(cache, name, smp, paging);
     qemu::boot(
         &built.kernel,
         &initrd,
         smp,
+        paging,
         Options::default().timeout,
         &log,
     )?
     .result()?;
-    let text = std::fs::read(&log).map_err(|e| format!("read {}: {e}", log.display()))?;
-    let text = String::from_utf8_lossy(&text).into_owned();
-    let problems = ktap::problems(&text, &ktap::parse(&text), &[]);
+    let text = read_log(&log)?;
+    let mut problems = ktap::problems(&text, &ktap::parse(&text), &[]);
+    problems.extend(check_paging(&text, paging).err());
     if let Some(first) = problems.first() {
         return Err(format!(
             "{first} (and {} more); log: {}",
@@ -466,11 +555,16 @@ fn make_initramfs(path: &Path, extra: &[(String, PathBuf)]) -> Result<(), String
     Ok(())
 }
 
-/// Judges the boot log: prints the suite table and the KTAP summary lines,
-/// fails on any problem.
-fn verdict(log: &Path) -> Result<(), String> {
-    let text = std::fs::read(log).map_err(|e| format!("read {}: {e}", log.display()))?;
-    let text = String::from_utf8_lossy(&text);
+/// A console log, as text whatever bytes the serial line gave.
+fn read_log(log: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(log).map_err(|e| format!("read {}: {e}", log.display()))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Judges the log of a boot at `paging`: prints the suite table, the KTAP
+/// summary lines and the depth the kernel reported, fails on any problem.
+fn verdict(log: &Path, paging: Paging) -> Result<(), String> {
+    let text = read_log(log)?;
     let expected = expected_suites();
     let parsed = ktap::parse(&text);
     println!("    expected suites: {}", expected.join(", "));
@@ -484,7 +578,13 @@ fn verdict(log: &Path) -> Result<(), String> {
     for line in ktap::program_output(&text) {
         println!("    | {line}");
     }
-    let problems = ktap::problems(&text, &parsed, &expected);
+    let found = ktap::paging(&text);
+    println!(
+        "    paging: asked for {paging}, the kernel reports {}",
+        ktap::depths(&found)
+    );
+    let mut problems = ktap::problems(&text, &parsed, &expected);
+    problems.extend(depth_problem(&found, paging, &expected));
     for p in &problems {
         println!("    problem: {p}");
     }
@@ -496,5 +596,89 @@ fn verdict(log: &Path) -> Result<(), String> {
             problems.len(),
             log.display()
         ))
+    }
+}
+
+/// The boot test's judgement of the depths a boot reported: the one asked
+/// for, and only it. Silence is accepted only when [`PAGING_SUITE`], which
+/// reports the depth, is not expected (`GMEM_KMAP_EXPECTED_SUITES` trying a
+/// kernel without the series).
+fn depth_problem(found: &[u8], asked: Paging, expected: &[String]) -> Option<String> {
+    let must_report = expected.iter().any(|s| s == PAGING_SUITE);
+    if found.is_empty() && !must_report {
+        return None;
+    }
+    ktap::paging_problem(found, asked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    fn expected_suites_of(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn boots_both_depths_unless_told_otherwise() {
+        let o = Options::parse(&args("--smp 4")).unwrap();
+        assert_eq!((o.smp, o.paging), (4, vec![Paging::Five, Paging::Four]));
+        let o = Options::parse(&args("--paging 4")).unwrap();
+        assert_eq!(o.paging, [Paging::Four]);
+        let o = Options::parse(&args("--paging 5")).unwrap();
+        assert_eq!(o.paging, [Paging::Five]);
+        let o = Options::parse(&args("--paging both")).unwrap();
+        assert_eq!(o.paging, BOTH_DEPTHS);
+        assert!(Options::parse(&args("--paging 3")).is_err());
+        assert!(Options::parse(&args("--paging")).is_err());
+    }
+
+    #[test]
+    fn each_depth_has_its_own_stages() {
+        assert_eq!(
+            boot_stages(Paging::Five),
+            [
+                "kernel: boot under QEMU, 5-level paging",
+                "kernel: KUnit results and boot log, 5-level paging"
+            ]
+        );
+        for paging in BOTH_DEPTHS {
+            for name in boot_stages(paging) {
+                assert!(name.ends_with(&format!(" {paging} paging")), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_depth_must_be_reported_when_its_suite_is_expected() {
+        let with_suite = expected_suites_of(&[PAGING_SUITE]);
+        let without = expected_suites_of(&["list-kunit-test"]);
+        assert!(depth_problem(&[], Paging::Five, &with_suite).is_some());
+        assert_eq!(depth_problem(&[], Paging::Five, &without), None);
+        assert_eq!(depth_problem(&[5], Paging::Five, &with_suite), None);
+        // A depth reported is checked whatever is expected.
+        assert!(depth_problem(&[4], Paging::Five, &without).is_some());
+        assert!(depth_problem(&[5, 4], Paging::Four, &without).is_some());
+    }
+
+    #[test]
+    fn check_paging_names_what_the_kernel_said() {
+        assert_eq!(
+            check_paging("    # paging: 4-level\n", Paging::Four),
+            Ok(())
+        );
+        assert_eq!(
+            check_paging("[    2.000001]     # paging: 4-level\n", Paging::Five),
+            Err("asked for 5-level paging, the kernel reports 4-level".into())
+        );
+        assert!(
+            check_paging("", Paging::Four)
+                .unwrap_err()
+                .contains("no `# paging:` line")
+        );
     }
 }

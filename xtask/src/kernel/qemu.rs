@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! Booting the test kernel under QEMU (TCG: the host's /dev/kvm cannot boot
-//! an ordinary kernel), serial console into `<cache>/logs/boot.log`, with a
-//! hard timeout.
+//! an ordinary kernel), serial console into a log under `<cache>/logs/`,
+//! with a hard timeout, at the [`Paging`] depth asked for.
 
+use std::fmt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -13,6 +14,47 @@ use super::run::{Ended, clock, logged};
 /// KUNIT_DEFAULT_ENABLED off; `oops=panic` and `panic=-1` with
 /// `-no-reboot` end the VM on the first oops.
 pub const APPEND: &str = "console=ttyS0 panic=-1 kunit.enable=1 panic_on_warn=0 oops=panic";
+
+/// The depth of the page tables a boot runs with. The kernel is built with
+/// `CONFIG_X86_5LEVEL=y` and `-cpu max` offers LA57 under TCG, so it boots
+/// with 5 levels unless its command line says `no5lvl`; the series' code
+/// walks both, so both are booted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Paging {
+    /// `no5lvl`: 4-level paging although the CPU has LA57.
+    Four,
+    /// LA57, from `-cpu max`.
+    Five,
+}
+
+impl Paging {
+    /// The number of levels, as the kernel reports it (`# paging: 5-level`).
+    pub fn levels(self) -> u8 {
+        match self {
+            Paging::Four => 4,
+            Paging::Five => 5,
+        }
+    }
+
+    /// `5level`: for log file names, which should not need quoting.
+    pub fn tag(self) -> String {
+        format!("{}level", self.levels())
+    }
+
+    /// The kernel command line booting at this depth.
+    fn append(self) -> String {
+        match self {
+            Paging::Four => format!("{APPEND} no5lvl"),
+            Paging::Five => APPEND.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Paging {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}-level", self.levels())
+    }
+}
 
 /// How a boot ended.
 pub enum Boot {
@@ -36,14 +78,17 @@ impl Boot {
     }
 }
 
-/// Boots `kernel` with `initrd` on `smp` CPUs, console into `log`.
+/// Boots `kernel` with `initrd` on `smp` CPUs at `paging` depth, console
+/// into `log`.
 pub fn boot(
     kernel: &Path,
     initrd: &Path,
     smp: u32,
+    paging: Paging,
     timeout: Duration,
     log: &Path,
 ) -> Result<Boot, String> {
+    let append = paging.append();
     let mut qemu = Command::new("qemu-system-x86_64");
     qemu.args(["-accel", "tcg", "-cpu", "max"])
         .args(["-smp", &smp.to_string(), "-m", "1G"])
@@ -52,12 +97,8 @@ pub fn boot(
         .arg(kernel)
         .arg("-initrd")
         .arg(initrd)
-        .args(["-append", APPEND]);
-    println!(
-        "    qemu-system-x86_64 -accel tcg -cpu max -smp {smp} -m 1G -kernel {} -initrd {} -append \"{APPEND}\"",
-        kernel.display(),
-        initrd.display()
-    );
+        .args(["-append", &append]);
+    println!("    {}", command_line(&qemu));
     println!("    log: {} (timeout {})", log.display(), clock(timeout));
     Ok(
         match logged(&mut qemu, log, Some(timeout), |l| !l.trim().is_empty())? {
@@ -66,4 +107,46 @@ pub fn boot(
             Ended::TimedOut => Boot::TimedOut(timeout),
         },
     )
+}
+
+/// `cmd` as a shell would take it, arguments with spaces in double quotes:
+/// printed from the command itself, so it is exactly what runs.
+fn command_line(cmd: &Command) -> String {
+    let quote = |a: &std::ffi::OsStr| {
+        let a = a.to_string_lossy();
+        if a.contains(' ') {
+            format!("\"{a}\"")
+        } else {
+            a.into_owned()
+        }
+    };
+    std::iter::once(quote(cmd.get_program()))
+        .chain(cmd.get_args().map(quote))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn four_level_adds_no5lvl_to_the_command_line() {
+        assert_eq!(Paging::Five.append(), APPEND);
+        assert_eq!(Paging::Four.append(), format!("{APPEND} no5lvl"));
+        assert_eq!(
+            (Paging::Four.to_string(), Paging::Five.tag()),
+            ("4-level".to_string(), "5level".to_string())
+        );
+    }
+
+    #[test]
+    fn the_printed_command_line_quotes_arguments_with_spaces() {
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args(["-smp", "2", "-append", "console=ttyS0 no5lvl"]);
+        assert_eq!(
+            command_line(&cmd),
+            "qemu-system-x86_64 -smp 2 -append \"console=ttyS0 no5lvl\""
+        );
+    }
 }

@@ -304,3 +304,120 @@ gmem-kmap: init done
     );
     assert!(table(&k, &expected).contains("selftest gmnd_test*"));
 }
+
+/// [`MIXED`]'s gmem_kmap suite reporting `depth` after its plan, as the
+/// series prints it, with printk timestamps on every line.
+fn reporting(depth: &str) -> String {
+    let log = MIXED.replacen(
+        "    1..3\r\n",
+        &format!("    1..3\r\n    # paging: {depth}\r\n"),
+        1,
+    );
+    log.lines()
+        .enumerate()
+        .map(|(i, l)| format!("[    1.{i:06}] {l}\r\n"))
+        .collect()
+}
+
+#[test]
+fn the_paging_depth_indented_with_a_timestamp() {
+    let log = reporting("5-level");
+    assert!(log.contains("]     # paging: 5-level\r\n"), "{log}");
+    assert_eq!(paging(&log), [5]);
+    assert_eq!(paging_problem(&paging(&log), Paging::Five), None);
+    // The diagnostic leaves the suite's tree as it was.
+    let k = parse(&log);
+    assert_eq!(k.suites[0].children.len(), 3);
+    assert_eq!(k.suites[0].plan, Some(3));
+    assert_eq!(k.summaries.len(), 5);
+}
+
+#[test]
+fn a_paging_depth_other_than_the_one_asked_for() {
+    let log = reporting("4-level");
+    assert_eq!(paging(&log), [4]);
+    assert_eq!(
+        paging_problem(&paging(&log), Paging::Five).as_deref(),
+        Some("asked for 5-level paging, the kernel reports 4-level")
+    );
+    assert_eq!(paging_problem(&paging(&log), Paging::Four), None);
+}
+
+#[test]
+fn no_paging_depth_or_more_than_one() {
+    assert_eq!(paging(MIXED), Vec::<u8>::new());
+    assert_eq!(
+        paging_problem(&paging(MIXED), Paging::Four).as_deref(),
+        Some("no `# paging:` line: the kernel did not report its paging depth")
+    );
+    let twice = format!(
+        "{}    # paging: 5-level\n    # gmem_kmap_case: paging: 4-level\n    # paging: 5-level\n",
+        reporting("5-level")
+    );
+    assert_eq!(paging(&twice), [5, 4], "distinct, in the order first seen");
+    assert_eq!(
+        paging_problem(&paging(&twice), Paging::Five).as_deref(),
+        Some("asked for 5-level paging, the kernel reports more than one depth: 5-level, 4-level")
+    );
+    // Neither a malformed value nor another diagnostic is a depth.
+    assert_eq!(
+        paging("    # paging: five\n    # other: 5-level\n# paging_test: ok\n"),
+        Vec::<u8>::new()
+    );
+}
+
+#[test]
+fn a_skipped_suite_fails_when_expected() {
+    // The whole suite skipped, with its cases and without any.
+    for suite in [
+        "    KTAP version 1\n    # Subtest: gmem_kmap\n    1..1\n    ok 1 map_unmap # SKIP no LA57\nok 1 gmem_kmap # SKIP no LA57\n",
+        "ok 1 gmem_kmap # SKIP no LA57\n",
+    ] {
+        let log =
+            format!("KTAP version 1\n1..1\n{suite}gmem-kmap: init started\ngmem-kmap: init done\n");
+        let k = parse(&log);
+        assert_eq!(k.suites[0].status, Status::Skip);
+        let p = problems(&log, &k, &["gmem_kmap".into()]);
+        assert_eq!(
+            p.first().map(String::as_str),
+            Some("skipped in an expected suite: gmem_kmap # SKIP no LA57"),
+            "{p:?}"
+        );
+        assert!(problems(&log, &k, &[]).is_empty());
+    }
+}
+
+#[test]
+fn a_selftest_skip_fails_when_expected() {
+    let log = "\
+KTAP version 1
+1..0
+gmem-kmap: init started
+gmem-kmap: running /tests/gmnd_test
+TAP version 13
+1..3
+ok 1 window
+ok 2 reinsert
+ok 3 # SKIP why
+gmem-kmap: test /tests/gmnd_test exit 0
+gmem-kmap: init done
+";
+    let k = parse(log);
+    let expected = ["selftest gmnd_test".to_string()];
+    assert_eq!(
+        problems(log, &k, &expected),
+        ["skipped in an expected suite: selftest gmnd_test. # SKIP why"]
+    );
+    // A program that skips everything (`ksft_exit_skip()` before any test)
+    // exits 4 (KSFT_SKIP), which fails it whatever is expected.
+    let all = log
+        .replace(
+            "1..3\nok 1 window\nok 2 reinsert\nok 3 # SKIP why\n",
+            "1..0 # SKIP no KVM\n",
+        )
+        .replace("exit 0", "exit 4");
+    assert_eq!(
+        problems(&all, &parse(&all), &[]),
+        ["initramfs test failed: /tests/gmnd_test exit 4"]
+    );
+}
