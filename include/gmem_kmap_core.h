@@ -87,6 +87,8 @@ enum gmem_kmap_err {
 	GMEM_KMAP_ERR_BAD_PAGING_DEPTH = -16,
 	/**
 	 * The address is not in the kernel half at the window's paging depth.
+	 * Only Rust sees it: the C ABI reports such an address as not a slot,
+	 * or such a base as a bad layout.
 	 */
 	GMEM_KMAP_ERR_NOT_KERNEL_ADDR = -17,
 };

@@ -88,7 +88,7 @@ impl KernelAddr {
 
     /// The address `offset` bytes higher, if that does not wrap past the top.
     #[inline]
-    pub const fn offset(self, offset: u64) -> Option<Self> {
+    pub const fn checked_add(self, offset: u64) -> Option<Self> {
         match self.0.checked_add(offset) {
             // Higher than a kernel-half address and below 2^64: still one.
             Some(addr) => Some(KernelAddr(addr)),
@@ -152,10 +152,13 @@ mod tests {
     #[test]
     fn offset_and_page_base_stay_in_the_half() {
         let top = KernelAddr::new(u64::MAX, PagingDepth::Four).unwrap();
-        assert_eq!(top.offset(1), None);
+        assert_eq!(top.checked_add(1), None);
         assert_eq!(top.page_base().as_u64(), 0xffff_ffff_ffff_f000);
         let a = KernelAddr::new(0xffa0_0000_0000_0123, PagingDepth::Five).unwrap();
         assert_eq!(a.page_base().as_u64(), 0xffa0_0000_0000_0000);
-        assert_eq!(a.offset(0xedd).unwrap().as_u64(), 0xffa0_0000_0000_1000);
+        assert_eq!(
+            a.checked_add(0xedd).unwrap().as_u64(),
+            0xffa0_0000_0000_1000
+        );
     }
 }

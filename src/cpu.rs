@@ -40,6 +40,8 @@
 
 use core::marker::PhantomData;
 
+use static_assertions::assert_not_impl_any;
+
 /// A CPU number, as the kernel's `smp_processor_id()` gives it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(transparent)]
@@ -75,15 +77,33 @@ pub unsafe trait PinCurrentCpu {
 
 /// The current CPU, valid while the guard it was taken from lives.
 ///
+/// It cannot outlive the guard:
+///
+/// ```compile_fail,E0505
+/// # use gmem_kmap::{CpuId, PinCurrentCpu, PinnedCpu};
+/// # struct MigrationDisabled;
+/// # // SAFETY: a doctest has one thread, which stands for CPU 0.
+/// # unsafe impl PinCurrentCpu for MigrationDisabled {
+/// #     fn current_cpu(&self) -> CpuId { CpuId::new(0) }
+/// # }
+/// let guard = MigrationDisabled;
+/// let pin = PinnedCpu::of(&guard);
+/// drop(guard); // error[E0505]: migration is enabled again...
+/// let cpu = pin.cpu(); // ...while the pin is still in use
+/// ```
+///
 /// # Invariants
 /// The context holding the token runs on `cpu` and stays there for `'g`,
-/// because a [`PinCurrentCpu`] guard is borrowed for `'g`.
+/// because a [`PinCurrentCpu`] guard is borrowed for `'g`; the token is
+/// neither `Send` nor `Sync`, so no other thread holds it.
 #[derive(Clone, Copy, Debug)]
 pub struct PinnedCpu<'g> {
     cpu: CpuId,
     /// Borrows the guard; `*const` keeps the token on this thread.
     _guard: PhantomData<&'g *const ()>,
 }
+
+assert_not_impl_any!(PinnedCpu<'static>: Send, Sync);
 
 impl<'g> PinnedCpu<'g> {
     /// The CPU `guard` pins the context to.

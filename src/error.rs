@@ -45,6 +45,8 @@ pub enum Error {
     /// The paging depth is neither 4 nor 5 levels.
     BadPagingDepth = -16,
     /// The address is not in the kernel half at the window's paging depth.
+    /// Only Rust sees it: the C ABI reports such an address as not a slot,
+    /// or such a base as a bad layout.
     NotKernelAddr = -17,
 }
 

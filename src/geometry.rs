@@ -47,8 +47,10 @@ const_assert!(PagingDepth::Four.kernel_half_start() > PagingDepth::Five.kernel_h
 /// A page-aligned address of a window slot.
 ///
 /// Only a [`Layout`] makes one, so the hardware traits can take it as proof
-/// that the address is a slot of some window, page-aligned, in the kernel
-/// half of the depth the window was laid out for.
+/// that the address is well-formed: a slot of *some* checked layout,
+/// page-aligned, in the kernel half of the depth that layout was made for.
+/// It does not prove the slot is the caller's, or that of the window the
+/// hardware serves: the kernel's callbacks check their own window's range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(transparent)]
 pub struct SlotAddr(KernelAddr);
@@ -107,7 +109,7 @@ impl Layout {
         };
         let size = nr_cpus as u64 * CPU_STRIDE;
         // `base + size` may be exactly 2^64 (window at the very top).
-        if base.offset(size - 1).is_none() {
+        if base.checked_add(size - 1).is_none() {
             return Err(Error::BadLayout);
         }
         Ok(Self {
@@ -138,7 +140,7 @@ impl Layout {
 
     /// The paging depth the window was laid out for.
     #[inline]
-    pub fn depth(&self) -> PagingDepth {
+    pub fn paging_depth(&self) -> PagingDepth {
         self.depth
     }
 
@@ -153,7 +155,7 @@ impl Layout {
         }
         let offset = u64::from(cpu.as_u32()) * CPU_STRIDE + idx as u64 * SLOT_SIZE;
         // `offset < size`, and the whole window is below 2^64 (invariant).
-        match self.base.offset(offset) {
+        match self.base.checked_add(offset) {
             Some(addr) => Ok(SlotAddr(addr)),
             None => Err(Error::BadLayout),
         }
@@ -224,7 +226,7 @@ mod tests {
                         assert_eq!(a.as_u64(), prev_end);
                         assert!(a.addr().is_valid_at(depth));
                         prev_end = prev_end.wrapping_add(SLOT_SIZE);
-                        let last = a.addr().offset(SLOT_SIZE - 1).unwrap();
+                        let last = a.addr().checked_add(SLOT_SIZE - 1).unwrap();
                         assert_eq!(l.slot_of(a.addr()).unwrap(), SlotId { cpu, idx });
                         assert_eq!(l.slot_of(last).unwrap(), SlotId { cpu, idx });
                         assert_eq!(l.slot_base(last), Ok(a));

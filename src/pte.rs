@@ -22,13 +22,15 @@ const PAGE_SHIFT: u32 = 12;
 ///
 /// Only a [`PteTemplate`] makes one (or the simulator, reading its page
 /// table back), so the hardware traits can take it as proof that the entry
-/// is present, kernel-only, 4 KiB, with the kernel's protection and a frame
-/// below the physical address width. Raw bits cannot become one:
+/// is well-formed: present, kernel-only, 4 KiB, with a checked template's
+/// protection and a frame below its physical address width. Which frame it
+/// maps, and whether mapping it is right, is the window's business: the
+/// type proves the form, not the authority. Raw bits cannot become one:
 ///
 /// ```compile_fail,E0624
 /// let pte = gmem_kmap::Pte::from_bits(0x8000_0000_0000_0167); // user page
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(transparent)]
 pub struct Pte(u64);
 
@@ -38,7 +40,7 @@ impl Pte {
     pub(crate) const NONE: Pte = Pte(0);
 
     /// Wraps raw bits; only the simulator may (the template builds its own).
-    #[cfg(feature = "sim")]
+    #[cfg_attr(not(feature = "sim"), expect(dead_code))]
     pub(crate) const fn from_bits(bits: u64) -> Self {
         Pte(bits)
     }

@@ -36,7 +36,9 @@ use crate::geometry::SLOTS_PER_CPU;
 /// maximum reads as full, and each saved frame goes through the template
 /// again before it is re-installed, so a scribbled word can at worst name
 /// another frame, never other protection bits.
-#[derive(Clone)]
+// Cloning is for tests, which compare snapshots: in the kernel a copy of a
+// live stack could unmap the original's slots behind its guard.
+#[cfg_attr(any(test, feature = "sim"), derive(Clone))]
 #[repr(C)]
 pub struct SlotStack {
     /// Live slots; slots `0..depth` of CPU `cpu` are this task's.

@@ -16,7 +16,7 @@ use x86_64::structures::paging::{PhysFrame, Size4KiB};
 use crate::addr::{KernelAddr, PagingDepth};
 use crate::cpu::{CpuId, PinnedCpu};
 use crate::error::{Error, Result};
-use crate::geometry::{Layout, SlotAddr, SlotId};
+use crate::geometry::{Layout, SLOTS_PER_CPU, SlotAddr, SlotId};
 use crate::hw::SlotHardware;
 use crate::pte::{PteTemplate, frame_from_pfn};
 use crate::slot_stack::SlotStack;
@@ -51,8 +51,8 @@ impl Window {
     }
 
     /// The paging depth the window was laid out for.
-    pub fn depth(&self) -> PagingDepth {
-        self.layout.depth()
+    pub fn paging_depth(&self) -> PagingDepth {
+        self.layout.paging_depth()
     }
 
     /// Address of slot `idx` of CPU `cpu`.
@@ -150,15 +150,18 @@ impl Window {
     ) -> Result<()> {
         let cpu = pin.cpu();
         stack.check_cpu(cpu)?;
-        for (idx, pfn) in stack.live() {
-            self.template.pte(frame_from_pfn(pfn)?)?;
-            if !hw.pte_is_none(self.layout.slot_addr(cpu, idx)?) {
+        // Every entry is built and every slot checked before any is written.
+        let mut ready = [None; SLOTS_PER_CPU];
+        for ((idx, pfn), entry) in stack.live().zip(ready.iter_mut()) {
+            let slot = self.layout.slot_addr(cpu, idx)?;
+            let pte = self.template.pte(frame_from_pfn(pfn)?)?;
+            if !hw.pte_is_none(slot) {
                 return Err(Error::SlotBusy);
             }
+            *entry = Some((slot, pte));
         }
-        for (idx, pfn) in stack.live() {
-            let pte = self.template.pte(frame_from_pfn(pfn)?)?;
-            hw.set_pte(self.layout.slot_addr(cpu, idx)?, pte);
+        for (slot, pte) in ready.into_iter().flatten() {
+            hw.set_pte(slot, pte);
         }
         Ok(())
     }

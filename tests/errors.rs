@@ -338,7 +338,8 @@ fn guards_unmap_in_reverse_order() {
         r.machine.frame_bytes_mut(f1)[0] = 0xab;
         let on = OnCpu::new(0);
         let mut hw = r.machine.cpu(0);
-        let mut local = LocalWindow::new(&r.window, &mut hw, &mut r.stack, pin(&on));
+        // SAFETY: the only guard over the rig's stack.
+        let mut local = unsafe { LocalWindow::new(&r.window, &mut hw, &r.stack, pin(&on)) };
         {
             let mut outer = local.map(f0).unwrap();
             let mut inner = outer.map(f1).unwrap();

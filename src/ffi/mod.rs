@@ -45,8 +45,10 @@ struct KernelHw;
 
 impl SlotHardware for KernelHw {
     fn set_pte(&mut self, slot: SlotAddr, pte: Pte) {
-        // SAFETY: the glue's callbacks accept any window slot address, and
-        // a `SlotAddr` is one; `pte` was built by the window's template.
+        // SAFETY: `KernelHw` is private to this module, which hands it only
+        // to the one `window()`, so `slot` is a slot of the window the glue
+        // reserved (the glue checks its range again) and `pte` was built by
+        // that window's template.
         unsafe { gmem_kmap_hw_set_pte(slot.as_u64(), pte.bits()) }
     }
 
@@ -219,7 +221,8 @@ pub unsafe extern "C" fn gmem_kmap_unmap(ctrl: *mut SlotStack, cpu: u32, addr: u
     // SAFETY: forwarded from this function's contract.
     unsafe {
         with_stack(ctrl, cpu, |window, stack, pin| {
-            let addr = KernelAddr::new(addr, window.depth()).map_err(|_| Error::NotASlot)?;
+            // Not even a kernel address: certainly not a slot.
+            let addr = KernelAddr::new(addr, window.paging_depth()).map_err(|_| Error::NotASlot)?;
             window.unmap(&mut KernelHw, stack, pin, addr)
         })
     }

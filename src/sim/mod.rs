@@ -98,7 +98,9 @@ impl OnCpu {
 
 // SAFETY: a simulated CPU is a number the test picks; the context it stands
 // for runs every step on that CPU and never moves (1, 2), and the raw
-// pointer marker keeps the value on its thread (3).
+// pointer marker keeps the value on its thread (3). That the number agrees
+// with the `CpuHw` a step uses is the test's job (a test may break it on
+// purpose): only the simulation's state depends on it, no memory does.
 unsafe impl PinCurrentCpu for OnCpu {
     fn current_cpu(&self) -> CpuId {
         self.cpu

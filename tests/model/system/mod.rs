@@ -440,9 +440,11 @@ impl System {
         }
         let (addr, frame) = held[usize::from(pick) % held.len()];
         let off = usize::from(offset) % (PAGE - WORD);
-        let got = self
-            .machine
-            .write(cpu, addr.offset(off as u64).unwrap(), &value.to_le_bytes());
+        let got = self.machine.write(
+            cpu,
+            addr.checked_add(off as u64).unwrap(),
+            &value.to_le_bytes(),
+        );
         ensure!(got.is_ok(), "write through {addr:?}: {got:?}");
         self.data[pfn(frame)][off..off + WORD].copy_from_slice(&value.to_le_bytes());
         Ok(())
@@ -461,7 +463,7 @@ impl System {
         let mut word = [0; WORD];
         let got = self
             .machine
-            .read(cpu, addr.offset(off as u64).unwrap(), &mut word);
+            .read(cpu, addr.checked_add(off as u64).unwrap(), &mut word);
         ensure!(got.is_ok(), "read through {addr:?} on cpu {cpu}: {got:?}");
         let want = &self.data[pfn(frame)][off..off + WORD];
         ensure!(
