@@ -18,7 +18,7 @@ use std::hint::black_box;
 use std::process::Command;
 
 use common::{Cpu0, NoopHw, stack_at, window};
-use gmem_kmap::{CpuId, frame_from_pfn};
+use gmem_kmap::{CpuId, PinCurrentCpu, frame_from_pfn};
 
 const CHILD_ENV: &str = "GMEM_KMAP_BENCH_LOOP";
 const PAIRS: u64 = 20_000;

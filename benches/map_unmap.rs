@@ -6,7 +6,7 @@ mod common;
 
 use common::{Cpu0, NoopHw, stack_at, window};
 use divan::{Bencher, black_box};
-use gmem_kmap::{Reinsert, frame_from_pfn};
+use gmem_kmap::{PinCurrentCpu, Reinsert, frame_from_pfn};
 
 fn main() {
     divan::main();

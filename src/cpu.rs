@@ -73,6 +73,14 @@ impl CpuId {
 pub unsafe trait PinCurrentCpu {
     /// The CPU the context runs on.
     fn current_cpu(&self) -> CpuId;
+
+    /// The token for this CPU, valid while the guard is borrowed.
+    fn pin(&self) -> PinnedCpu<'_>
+    where
+        Self: Sized,
+    {
+        PinnedCpu::of(self)
+    }
 }
 
 /// The current CPU, valid while the guard it was taken from lives.

@@ -5,7 +5,7 @@
 
 use gmem_kmap::sim::{Machine, OnCpu, PAGE_KERNEL, PHYS_BITS};
 use gmem_kmap::{
-    CpuId, Error, KernelAddr, Layout, LocalWindow, PagingDepth, PinnedCpu, Pte, PteTemplate,
+    CpuId, Error, KernelAddr, Layout, LocalWindow, PagingDepth, PinCurrentCpu, Pte, PteTemplate,
     Reinsert, SLOTS_PER_CPU, SlotAddr, SlotHardware, SlotStack, Window,
 };
 use x86_64::structures::paging::PhysFrame;
@@ -32,10 +32,6 @@ fn at_both_depths(nr_cpus: u32, test: impl Fn(&mut Rig)) {
     }
 }
 
-fn pin(on: &OnCpu) -> PinnedCpu<'_> {
-    PinnedCpu::of(on)
-}
-
 impl Rig {
     fn frame(&self, pfn: usize) -> PhysFrame {
         self.machine.frame(pfn)
@@ -48,32 +44,32 @@ impl Rig {
     fn map(&mut self, cpu: u32, frame: PhysFrame) -> Result<KernelAddr, Error> {
         let mut hw = self.machine.cpu(cpu);
         let on = OnCpu::new(cpu);
-        let slot = self.window.map(&mut hw, &self.stack, pin(&on), frame)?;
+        let slot = self.window.map(&mut hw, &self.stack, on.pin(), frame)?;
         Ok(slot.addr())
     }
 
     fn unmap(&mut self, cpu: u32, addr: KernelAddr) -> Result<(), Error> {
         let mut hw = self.machine.cpu(cpu);
         let on = OnCpu::new(cpu);
-        self.window.unmap(&mut hw, &self.stack, pin(&on), addr)
+        self.window.unmap(&mut hw, &self.stack, on.pin(), addr)
     }
 
     fn sched_out(&mut self, cpu: u32) -> Result<(), Error> {
         let mut hw = self.machine.cpu(cpu);
         let on = OnCpu::new(cpu);
-        self.window.sched_out(&mut hw, &self.stack, pin(&on))
+        self.window.sched_out(&mut hw, &self.stack, on.pin())
     }
 
     fn sched_in(&mut self, cpu: u32) -> Result<(), Error> {
         let mut hw = self.machine.cpu(cpu);
         let on = OnCpu::new(cpu);
-        self.window.sched_in(&mut hw, &self.stack, pin(&on))
+        self.window.sched_in(&mut hw, &self.stack, on.pin())
     }
 
     fn exit(&mut self, cpu: u32) -> Result<(), Error> {
         let mut hw = self.machine.cpu(cpu);
         let on = OnCpu::new(cpu);
-        self.window.release_at_exit(&mut hw, &self.stack, pin(&on))
+        self.window.release_at_exit(&mut hw, &self.stack, on.pin())
     }
 
     /// Everything an error must leave untouched.
@@ -187,7 +183,7 @@ fn bad_cpu() {
         // so the hardware handle is CPU 1's).
         r.refuses(Error::BadCpu, |r| {
             let (mut hw, on) = (r.machine.cpu(1), OnCpu::new(2));
-            r.window.map(&mut hw, &r.stack, pin(&on), f).map(drop)
+            r.window.map(&mut hw, &r.stack, on.pin(), f).map(drop)
         });
     });
 }
@@ -262,7 +258,7 @@ fn slot_busy_on_sched_in() {
         let other = SlotStack::new();
         let on = OnCpu::new(0);
         let mut hw = r.machine.cpu(0);
-        r.window.map(&mut hw, &other, pin(&on), f1).unwrap();
+        r.window.map(&mut hw, &other, on.pin(), f1).unwrap();
         r.refuses(Error::SlotBusy, |r| r.sched_in(0));
     });
 }
@@ -339,7 +335,7 @@ fn guards_unmap_in_reverse_order() {
         let on = OnCpu::new(0);
         let mut hw = r.machine.cpu(0);
         // SAFETY: the only guard over the rig's stack.
-        let mut local = unsafe { LocalWindow::new(&r.window, &mut hw, &r.stack, pin(&on)) };
+        let mut local = unsafe { LocalWindow::new(&r.window, &mut hw, &r.stack, on.pin()) };
         {
             let mut outer = local.map(f0).unwrap();
             let mut inner = outer.map(f1).unwrap();

@@ -3,8 +3,8 @@
 //! bookkeeping alone, and a ready window.
 
 use gmem_kmap::{
-    CpuId, DirectMapHardware, Error, Layout, PagingDepth, PinCurrentCpu, PinnedCpu, Pte,
-    PteTemplate, SlotAddr, SlotHardware, SlotStack, Window,
+    CpuId, DirectMapHardware, Error, Layout, PagingDepth, PinCurrentCpu, Pte, PteTemplate,
+    SlotAddr, SlotHardware, SlotStack, Window,
 };
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 
@@ -33,10 +33,6 @@ pub struct Cpu0(std::marker::PhantomData<*const ()>);
 impl Cpu0 {
     pub fn new() -> Self {
         Cpu0(std::marker::PhantomData)
-    }
-
-    pub fn pin(&self) -> PinnedCpu<'_> {
-        PinnedCpu::of(self)
     }
 }
 

@@ -4,7 +4,8 @@
 
 use gmem_kmap::sim::{Fault, Machine, OnCpu};
 use gmem_kmap::{
-    CpuId, Error, KernelAddr, PagingDepth, PinnedCpu, Reinsert, SLOTS_PER_CPU, SlotStack, Window,
+    CpuId, Error, KernelAddr, PagingDepth, PinCurrentCpu, Reinsert, SLOTS_PER_CPU, SlotStack,
+    Window,
 };
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 
@@ -223,7 +224,7 @@ impl System {
                 let mut hw = hw(&mut self.machine, self.faults, cpu);
                 let got =
                     self.window
-                        .map(&mut hw, &self.tasks[t].stack, pin(&OnCpu::new(cpu)), frame);
+                        .map(&mut hw, &self.tasks[t].stack, OnCpu::new(cpu).pin(), frame);
                 ensure!(
                     got == Err(Error::DepthExceeded),
                     "map at full depth: {got:?}"
@@ -242,7 +243,7 @@ impl System {
                 let mut hw = hw(&mut self.machine, self.faults, cpu);
                 let got =
                     self.window
-                        .map(&mut hw, &self.tasks[t].stack, pin(&OnCpu::new(cpu)), frame);
+                        .map(&mut hw, &self.tasks[t].stack, OnCpu::new(cpu).pin(), frame);
                 ensure!(
                     got == Ok(want),
                     "map on cpu {cpu} depth {depth}: {got:?}, want {want:?}"
@@ -314,7 +315,7 @@ impl System {
         let mut hw = hw(&mut self.machine, self.faults, cpu);
         let on = OnCpu::new(cpu);
         self.window
-            .unmap(&mut hw, &self.tasks[t].stack, pin(&on), addr)
+            .unmap(&mut hw, &self.tasks[t].stack, on.pin(), addr)
     }
 
     fn unmap_out_of_order(&mut self, cpu: u32, pick: u8) -> Check {
@@ -383,11 +384,11 @@ impl System {
             let on = OnCpu::new(cpu);
             let got = self
                 .window
-                .sched_out(&mut hw, &self.tasks[prev].stack, pin(&on));
+                .sched_out(&mut hw, &self.tasks[prev].stack, on.pin());
             ensure!(got == Ok(()), "sched_out of task {prev}: {got:?}");
             let got = self
                 .window
-                .sched_in(&mut hw, &self.tasks[next].stack, pin(&on));
+                .sched_in(&mut hw, &self.tasks[next].stack, on.pin());
             ensure!(got == Ok(()), "sched_in of task {next}: {got:?}");
         }
         self.running[cpu as usize] = next;
@@ -413,7 +414,7 @@ impl System {
             let mut hw = hw(&mut self.machine, self.faults, to);
             let got = self
                 .window
-                .sched_in(&mut hw, &self.tasks[t].stack, pin(&OnCpu::new(to)));
+                .sched_in(&mut hw, &self.tasks[t].stack, OnCpu::new(to).pin());
             ensure!(
                 got == Err(Error::WrongCpu),
                 "sched_in on a foreign cpu: {got:?}"
@@ -494,11 +495,6 @@ fn hw(machine: &mut Machine, faults: Faults, cpu: u32) -> Hw<'_> {
         inner: machine.cpu(cpu),
         faults,
     }
-}
-
-/// The pin of a simulated context: where the step runs.
-fn pin(on: &OnCpu) -> PinnedCpu<'_> {
-    PinnedCpu::of(on)
 }
 
 fn pfn(frame: PhysFrame<Size4KiB>) -> usize {
