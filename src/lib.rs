@@ -48,7 +48,7 @@ pub use error::{Error, Result};
 pub use geometry::{Layout, SLOTS_PER_CPU, SlotAddr, SlotId};
 pub use hw::{DirectMapHardware, SlotHardware};
 pub use mapping::{LocalWindow, Mapping};
-pub use pte::{Pte, PteTemplate, frame_from_pfn};
+pub use pte::{Pte, PteTemplate, frame_from_pfn, pfn_of};
 pub use reinsert::Reinsert;
 pub use slot_stack::SlotStack;
 pub use window::Window;

@@ -130,6 +130,12 @@ impl PteTemplate {
     }
 }
 
+/// The page frame number of `frame`: the inverse of [`frame_from_pfn`].
+#[inline]
+pub const fn pfn_of(frame: PhysFrame<Size4KiB>) -> u64 {
+    frame.start_address().as_u64() >> PAGE_SHIFT
+}
+
 /// The frame with page frame number `pfn`, if x86-64 can address it at all.
 #[inline]
 pub fn frame_from_pfn(pfn: u64) -> Result<PhysFrame<Size4KiB>> {
@@ -153,6 +159,7 @@ mod tests {
         let pte = t.pte(frame_from_pfn(0x1234).unwrap()).unwrap();
         assert_eq!(pte.bits(), 0x8000_0000_0123_4163);
         assert_eq!(t.frame(pte), frame_from_pfn(0x1234).unwrap());
+        assert_eq!(pfn_of(t.frame(pte)), 0x1234);
         assert!(pte.flags().contains(PageTableFlags::NO_EXECUTE));
     }
 

@@ -18,6 +18,7 @@ use x86_64::structures::paging::{PhysFrame, Size4KiB};
 use crate::cpu::CpuId;
 use crate::error::{Error, Result};
 use crate::geometry::SLOTS_PER_CPU;
+use crate::pte::pfn_of;
 
 /// A task's live slots: how many, on which CPU, and the frame each maps, so
 /// they can be re-installed when the task is scheduled back in.
@@ -134,7 +135,7 @@ impl SlotStack {
     #[inline]
     pub(crate) fn save(&self, idx: usize, frame: PhysFrame<Size4KiB>) {
         if let Some(slot) = self.pfn.get(idx) {
-            slot.set(frame.start_address().as_u64() >> 12);
+            slot.set(pfn_of(frame));
         }
     }
 

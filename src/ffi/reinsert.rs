@@ -8,7 +8,7 @@ use x86_64::structures::paging::{PhysFrame, Size4KiB};
 use super::{KernelHw, from_c, status, window};
 use crate::error::Result;
 use crate::hw::DirectMapHardware;
-use crate::pte::frame_from_pfn;
+use crate::pte::{frame_from_pfn, pfn_of};
 use crate::reinsert::Reinsert;
 
 // Provided by the kernel glue of the comparison.
@@ -37,10 +37,6 @@ impl DirectMapHardware for KernelHw {
         // SAFETY: flushing a kernel address everywhere is harmless.
         unsafe { gmem_kmap_hw_flush_all(pfn_of(frame)) }
     }
-}
-
-fn pfn_of(frame: PhysFrame<Size4KiB>) -> u64 {
-    frame.start_address().as_u64() >> 12
 }
 
 /// Runs `op` on re-insertion and the user count behind `users`.

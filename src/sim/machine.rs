@@ -11,7 +11,7 @@ use super::{AddressMap, CpuHw, PAGE_KERNEL, PHYS_BITS};
 use crate::addr::{KernelAddr, PagingDepth};
 use crate::error::Error;
 use crate::geometry::Layout;
-use crate::pte::{Pte, PteTemplate, frame_from_pfn};
+use crate::pte::{Pte, PteTemplate, frame_from_pfn, pfn_of};
 use crate::window::Window;
 
 const PAGE: u64 = 4096;
@@ -273,5 +273,5 @@ fn page_of(addr: KernelAddr) -> u64 {
 }
 
 fn pfn_index(frame: PhysFrame<Size4KiB>) -> usize {
-    (frame.start_address().as_u64() / PAGE) as usize
+    pfn_of(frame) as usize
 }

@@ -498,5 +498,5 @@ fn hw(machine: &mut Machine, faults: Faults, cpu: u32) -> Hw<'_> {
 }
 
 fn pfn(frame: PhysFrame<Size4KiB>) -> usize {
-    (frame.start_address().as_u64() >> 12) as usize
+    gmem_kmap::pfn_of(frame) as usize
 }
