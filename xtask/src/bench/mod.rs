@@ -6,8 +6,8 @@
 //!    benchmarks (`bench-core`, docs/bench-core.md);
 //! 2. the patched kernel, built as `cargo xtask test` builds it (same cache,
 //!    same configuration, so one build serves both);
-//! 3. a boot for each of [`BOOTS`] running the series' test program in its
-//!    benchmark mode: the kernel's microbenchmark (window, re-insertion,
+//! 3. a boot for each of [`BOOTS`] running the series' benchmark program
+//!    ([`PROGRAM`]): the kernel's microbenchmark (window, re-insertion,
 //!    plain direct map and the raw floor, one CPU looping and all at once)
 //!    and the end-to-end exit rate of a guest whose MMIO stores KVM fetches
 //!    from a private page. Every CPU count boots at 4-level paging
@@ -52,8 +52,9 @@ const BOOT_NAME: &str = "bench";
 const OPERATIONS: u32 = 4096;
 const ROUNDS: u32 = 3;
 const STORES: u32 = 5000;
-/// The series' test program, which has the benchmark modes.
-const PROGRAM: &str = "guest_memfd_no_direct_map_test";
+/// The series' benchmark program (a tool of [`crate::kernel`]'s selftests,
+/// in the initramfs' `/bin`).
+const PROGRAM: &str = "guest_memfd_no_direct_map_bench";
 
 /// What the benchmark boots measured, every figure tagged with the paging
 /// depth of its boot.
@@ -397,7 +398,7 @@ The kernel is the one `cargo xtask test` builds: Linux 6.12 with
 `CONFIG_X86_5LEVEL=y`. It is booted at {four} CPUs with 4-level paging
 (`no5lvl` on the kernel command line), and at {five} CPUs with 5-level
 paging (LA57, which `-cpu max` offers under TCG); every boot's log must
-report the depth it asked for. In each boot the series' test program
+report the depth it asked for. In each boot the series' benchmark program
 (`{PROGRAM} -m {OPERATIONS} -r {ROUNDS} -b {STORES}`) runs:
 
 - **The microbenchmark** (`<debugfs>/kvm/gmem_no_direct_map/bench`): a

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! Reading what the benchmark boots and the simulator sweep printed.
 //!
-//! In a boot, the series' test program prints `gmem-bench: <kind> k=v ...`
-//! lines (see its `run_benchmarks()`): `micro` for each run of the kernel's
-//! microbenchmark, per CPU and `all` samples together, and `exits` for each
-//! configuration of the end-to-end loop. A boot's figures are filed under
-//! the paging depth it asked for, so its log must report that depth.
+//! In a boot, the series' benchmark program, guest_memfd_no_direct_map_bench,
+//! prints `gmem-bench: <kind> k=v ...` lines: `micro` for each run of the
+//! kernel's microbenchmark, per CPU and `all` samples together, and `exits`
+//! for each configuration of the end-to-end loop. A boot's figures are filed
+//! under the paging depth it asked for, so its log must report that depth.
 
 use std::collections::BTreeMap;
 

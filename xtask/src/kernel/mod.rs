@@ -11,9 +11,10 @@
 //!    [`checkpatch`]: each patch through `checkpatch.pl --strict`;
 //! 4. [`config`]: `kernel-patch/configs/<name>.config` through allnoconfig;
 //! 5. [`build`](mod@build): `make bzImage headers` through ccache, warnings scanned;
-//! 6. [`selftests`]: the series' test programs, built static;
+//! 6. [`selftests`]: the series' test and benchmark programs, built static
+//!    with the KVM selftests' own Makefile;
 //! 7. [`initramfs`]: busybox and an `/init` that runs `/tests/*` (the
-//!    selftests among them);
+//!    test programs among them; the benchmark program goes to `/bin`);
 //! 8. [`qemu`]: two boots of the same kernel and initramfs, each with its
 //!    own stage and log: at 5-level paging (LA57, which `-cpu max` offers
 //!    under TCG; the kernel has `CONFIG_X86_5LEVEL=y`), console into
@@ -81,7 +82,7 @@ pub use initramfs::Initramfs;
 pub use qemu::Paging;
 
 /// The suites that must be in the boot log, all passing and none skipped:
-/// KUnit's, and `selftest <program>` for each of [`selftests::PROGRAMS`].
+/// KUnit's, and `selftest <program>` for each test of [`selftests::PROGRAMS`].
 /// `GMEM_KMAP_EXPECTED_SUITES` (comma-separated) replaces the list, e.g.
 /// `list-kunit-test` to try the pipeline on a kernel without the series.
 pub const EXPECTED_SUITES: &[&str] = &[
@@ -283,7 +284,8 @@ impl Pipeline<'_> {
 pub struct Built {
     /// `arch/x86/boot/bzImage` of the `boot` configuration.
     pub kernel: PathBuf,
-    /// The series' test programs: (path in the guest, host file).
+    /// The series' programs: (path in the guest, host file); tests under
+    /// `/tests`, which `/init` runs, tools under `/bin`.
     pub programs: Vec<(String, PathBuf)>,
     tree: source::Tree,
     /// The stage that failed up to applying the series, if any: then the
@@ -369,7 +371,7 @@ fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool) -> Option<Built> {
         }
     }
     let mut programs = Vec::new();
-    p.step("kernel: selftests (gcc -static)", || {
+    p.step("kernel: selftests (make, static)", || {
         programs = selftests::build(&tree.dir, &cache.build("boot"))?;
         Ok(())
     });
@@ -538,7 +540,7 @@ const LATER: &[&str] = &[
     "kernel: build boot (bzImage, uapi headers)",
     PANIC_PROBE,
     NO_TARGET,
-    "kernel: selftests (gcc -static)",
+    "kernel: selftests (make, static)",
 ];
 
 const NOMITIG: &str = "kernel: series objects with mitigations off (nomitig)";

@@ -12,8 +12,11 @@ use super::run::{Ended, clock, logged};
 
 /// The kernel command line. `kunit.enable=1` because allnoconfig leaves
 /// KUNIT_DEFAULT_ENABLED off; `oops=panic` and `panic=-1` with
-/// `-no-reboot` end the VM on the first oops.
-pub const APPEND: &str = "console=ttyS0 panic=-1 kunit.enable=1 panic_on_warn=0 oops=panic";
+/// `-no-reboot` end the VM on the first oops; `kvm.force_emulation_prefix=1`
+/// lets the selftest make KVM emulate an instruction of its choosing
+/// (`KVM_FEP`), which it skips without.
+pub const APPEND: &str =
+    "console=ttyS0 panic=-1 kunit.enable=1 panic_on_warn=0 oops=panic kvm.force_emulation_prefix=1";
 
 /// The depth of the page tables a boot runs with. The kernel is built with
 /// `CONFIG_X86_5LEVEL=y` and `-cpu max` offers LA57 under TCG, so it boots
@@ -134,6 +137,11 @@ mod tests {
     fn four_level_adds_no5lvl_to_the_command_line() {
         assert_eq!(Paging::Five.append(), APPEND);
         assert_eq!(Paging::Four.append(), format!("{APPEND} no5lvl"));
+        for paging in [Paging::Four, Paging::Five] {
+            let append = paging.append();
+            let args: Vec<&str> = append.split_whitespace().collect();
+            assert!(args.contains(&"kvm.force_emulation_prefix=1"), "{append}");
+        }
         assert_eq!(
             (Paging::Four.to_string(), Paging::Five.tag()),
             ("4-level".to_string(), "5level".to_string())
