@@ -16,6 +16,8 @@
 //! - [`window`]: map / unmap / context-switch rules.
 //! - [`mapping`]: RAII guards for Rust users.
 //! - [`reinsert`]: the direct-map re-insertion strategy, for comparison.
+//! - `pool` (feature `pool`): pages out of the direct map in whole 2 MiB
+//!   blocks, for population without a shootdown per page.
 //! - [`hw`]: the only hardware the two strategies touch.
 //! - `ffi` (feature `ffi`): the C ABI the kernel links.
 //! - `sim` (feature `sim`, std): a simulated MMU/TLB for tests and benches.
@@ -32,6 +34,8 @@ pub mod error;
 pub mod geometry;
 pub mod hw;
 pub mod mapping;
+#[cfg(feature = "pool")]
+pub mod pool;
 pub mod pte;
 pub mod reinsert;
 pub mod slot_stack;

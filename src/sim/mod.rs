@@ -8,6 +8,8 @@
 //! TLB entry reaches the old frame. The machine runs at a paging depth, and
 //! an address that is not canonical at that depth faults as on hardware.
 
+#[cfg(feature = "pool")]
+mod direct_map;
 mod hw;
 mod machine;
 
@@ -15,6 +17,8 @@ use core::marker::PhantomData;
 
 use static_assertions::const_assert;
 
+#[cfg(feature = "pool")]
+pub use direct_map::DirectMapSim;
 pub use hw::CpuHw;
 pub use machine::{Counters, Fault, Machine};
 

@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+//! A pool of pages already out of the direct map, carved from whole 2 MiB
+//! blocks: the bookkeeping of guest_memfd population without a kernel-wide
+//! TLB shootdown per page.
+//!
+//! Taking one 4 KiB page out of the direct map costs a shootdown and splits
+//! the 2 MiB (or 1 GiB) mapping around it for good. A block taken out as a
+//! unit keeps its large mapping (CPA preserves it when the whole range
+//! changes) and costs one shootdown for 512 pages. The pool hands the
+//! block's pages to files one at a time, takes them back, and gives a block
+//! whose pages are all back to the page allocator again, as a whole.
+//!
+//! The pool keeps what the kernel cannot see for it:
+//!
+//! - which pages of which block a file holds, so that no page is handed out
+//!   twice and a block returns only when none is held;
+//! - which free pages hold a former owner's data (*dirty*): a page is zeroed
+//!   before it is handed out, and a block's dirty pages before the block
+//!   goes back into the direct map;
+//! - which pages are poisoned: never handed out, and their block never goes
+//!   back into the direct map.
+//!
+//! Storage is the caller's (`&mut [Block]`, one per block the pool may
+//! hold), so that the core needs no allocator. The pool is not locked: the
+//! caller serializes it (the `&mut`).
+
+use x86_64::PhysAddr;
+use x86_64::structures::paging::{PhysFrame, Size2MiB, Size4KiB};
+
+/// Pages per block.
+pub const BLOCK_PAGES: usize = 512;
+const WORDS: usize = BLOCK_PAGES / 64;
+
+/// Why the pool refused; nothing changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolError {
+    /// No record is free for another block.
+    Full,
+    /// The block is in the pool already.
+    Duplicate,
+    /// The page is not in a block of the pool.
+    NotInPool,
+    /// The page is not held by a file.
+    NotHeld,
+    /// The machine could not take the block out of the direct map (a split
+    /// needed memory), or could not zero a page (no window slot).
+    Hardware,
+}
+
+/// The pool's results.
+pub type Result<T> = core::result::Result<T, PoolError>;
+
+/// What the pool needs of the machine.
+///
+/// The kernel glue implements it with `set_direct_map_*_noflush` over the
+/// block, `flush_tlb_kernel_range()` and a zeroing through the window; the
+/// simulator implements it over a model direct map with 2 MiB and 4 KiB
+/// entries.
+pub trait PoolHardware {
+    /// Makes the direct-map entries of the whole block absent, without a
+    /// flush; a large mapping of it stays large.
+    fn block_absent(&mut self, block: PhysFrame<Size2MiB>) -> Result<()>;
+    /// Makes them present again (no flush: x86 does not cache non-present
+    /// entries).
+    fn block_present(&mut self, block: PhysFrame<Size2MiB>);
+    /// Drops every CPU's translations of the direct map in `[start, end)`:
+    /// one kernel-wide shootdown.
+    fn flush_all_range(&mut self, start: PhysAddr, end: PhysAddr);
+    /// Zeroes `frame`, which is out of the direct map (the window).
+    fn zero(&mut self, frame: PhysFrame<Size4KiB>) -> Result<()>;
+}
+
+/// The pool's record of one block.
+///
+/// # Invariants
+///
+/// Every page of a block in use is in exactly one of: held by a file, free
+/// clean, free dirty, poisoned. `held`, `dirty` and `poisoned` are disjoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Block {
+    base: Option<PhysFrame<Size2MiB>>,
+    held: [u64; WORDS],
+    dirty: [u64; WORDS],
+    poisoned: [u64; WORDS],
+}
+
+impl Block {
+    /// An unused record.
+    pub const EMPTY: Block = Block {
+        base: None,
+        held: [0; WORDS],
+        dirty: [0; WORDS],
+        poisoned: [0; WORDS],
+    };
+
+    fn count(bits: &[u64; WORDS]) -> usize {
+        bits.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    fn test(bits: &[u64; WORDS], i: usize) -> bool {
+        bits[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    fn set(bits: &mut [u64; WORDS], i: usize, on: bool) {
+        if on {
+            bits[i / 64] |= 1 << (i % 64);
+        } else {
+            bits[i / 64] &= !(1 << (i % 64));
+        }
+    }
+
+    fn held_count(&self) -> usize {
+        Self::count(&self.held)
+    }
+
+    /// Free pages that can be handed out: neither held nor poisoned.
+    fn free_count(&self) -> usize {
+        BLOCK_PAGES - self.held_count() - Self::count(&self.poisoned)
+    }
+
+    fn page(&self, i: usize) -> PhysFrame<Size4KiB> {
+        let base = self.base.expect("a block in use").start_address();
+        PhysFrame::containing_address(base + (i as u64) * 4096)
+    }
+
+    fn index_of(&self, frame: PhysFrame<Size4KiB>) -> Option<usize> {
+        let base = self.base?.start_address().as_u64();
+        let addr = frame.start_address().as_u64();
+        (base..base + (BLOCK_PAGES as u64) * 4096)
+            .contains(&addr)
+            .then(|| ((addr - base) / 4096) as usize)
+    }
+}
+
+/// Counts a caller shows (debugfs) and tests check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Blocks out of the direct map.
+    pub blocks: usize,
+    /// Pages files hold.
+    pub held: usize,
+    /// Pages the pool can hand out.
+    pub free: usize,
+    /// Poisoned pages, kept out for good.
+    pub poisoned: usize,
+}
+
+/// Pages out of the direct map, in whole blocks.
+pub struct Pool<'a> {
+    blocks: &'a mut [Block],
+    limit: usize,
+}
+
+impl<'a> Pool<'a> {
+    /// A pool that may hold `limit` blocks beyond those files need, with one
+    /// record per block it may ever hold.
+    pub fn new(blocks: &'a mut [Block], limit: usize) -> Self {
+        for b in blocks.iter_mut() {
+            *b = Block::EMPTY;
+        }
+        Self { blocks, limit }
+    }
+
+    /// The counts now.
+    pub fn stats(&self) -> PoolStats {
+        let mut s = PoolStats::default();
+        for b in self.blocks.iter().filter(|b| b.base.is_some()) {
+            s.blocks += 1;
+            s.held += b.held_count();
+            s.free += b.free_count();
+            s.poisoned += Block::count(&b.poisoned);
+        }
+        s
+    }
+
+    /// Whether a record is free for another block.
+    pub fn has_room(&self) -> bool {
+        self.blocks.iter().any(|b| b.base.is_none())
+    }
+
+    /// Takes `block`, fresh from the page allocator, out of the direct map
+    /// with one shootdown. Its pages may hold anything: all are dirty.
+    /// On error nothing changed.
+    pub fn add_block<H: PoolHardware>(
+        &mut self,
+        hw: &mut H,
+        block: PhysFrame<Size2MiB>,
+    ) -> Result<()> {
+        if self.find(block.start_address()).is_some() {
+            return Err(PoolError::Duplicate);
+        }
+        let record = self
+            .blocks
+            .iter_mut()
+            .find(|b| b.base.is_none())
+            .ok_or(PoolError::Full)?;
+        hw.block_absent(block)?;
+        let start = block.start_address();
+        hw.flush_all_range(start, start + block.size());
+        *record = Block {
+            base: Some(block),
+            dirty: [u64::MAX; WORDS],
+            ..Block::EMPTY
+        };
+        Ok(())
+    }
+
+    /// Hands out a zeroed page, from the block with the fewest free pages
+    /// (so that the others empty and can go back), or `None` when no block
+    /// has one.
+    pub fn alloc<H: PoolHardware>(&mut self, hw: &mut H) -> Result<Option<PhysFrame<Size4KiB>>> {
+        let Some(b) = self
+            .blocks
+            .iter_mut()
+            .filter(|b| b.base.is_some() && b.free_count() > 0)
+            .min_by_key(|b| b.free_count())
+        else {
+            return Ok(None);
+        };
+        let i = (0..BLOCK_PAGES)
+            .find(|&i| !Block::test(&b.held, i) && !Block::test(&b.poisoned, i))
+            .expect("free_count > 0");
+        let frame = b.page(i);
+        if Block::test(&b.dirty, i) {
+            hw.zero(frame)?;
+            Block::set(&mut b.dirty, i, false);
+        }
+        Block::set(&mut b.held, i, true);
+        Ok(Some(frame))
+    }
+
+    /// Takes back a page a file held; it stays out of the direct map, dirty.
+    pub fn free(&mut self, frame: PhysFrame<Size4KiB>) -> Result<()> {
+        let (b, i) = self.page_of(frame)?;
+        if !Block::test(&b.held, i) {
+            return Err(PoolError::NotHeld);
+        }
+        Block::set(&mut b.held, i, false);
+        Block::set(&mut b.dirty, i, true);
+        Ok(())
+    }
+
+    /// A page of the pool was found poisoned (held or free): it is never
+    /// handed out again, and its block never returns to the direct map.
+    pub fn poison(&mut self, frame: PhysFrame<Size4KiB>) -> Result<()> {
+        let (b, i) = self.page_of(frame)?;
+        Block::set(&mut b.held, i, false);
+        Block::set(&mut b.dirty, i, false);
+        Block::set(&mut b.poisoned, i, true);
+        Ok(())
+    }
+
+    /// Whether `frame` belongs to a block of the pool.
+    pub fn owns(&self, frame: PhysFrame<Size4KiB>) -> bool {
+        self.blocks.iter().any(|b| b.index_of(frame).is_some())
+    }
+
+    /// Gives back one block no file uses, if the pool holds more free
+    /// blocks than its limit or `pressure` asks for any: its dirty pages
+    /// zeroed, back in the direct map as a whole, for the caller to free to
+    /// the page allocator.
+    pub fn release<H: PoolHardware>(
+        &mut self,
+        hw: &mut H,
+        pressure: bool,
+    ) -> Result<Option<PhysFrame<Size2MiB>>> {
+        let idle =
+            |b: &Block| b.base.is_some() && b.held_count() == 0 && Block::count(&b.poisoned) == 0;
+        let nr_idle = self.blocks.iter().filter(|b| idle(b)).count();
+        if nr_idle == 0 || (!pressure && nr_idle <= self.limit) {
+            return Ok(None);
+        }
+        let b = self
+            .blocks
+            .iter_mut()
+            .find(|b| idle(b))
+            .expect("nr_idle > 0");
+        for i in 0..BLOCK_PAGES {
+            if Block::test(&b.dirty, i) {
+                hw.zero(b.page(i))?;
+                Block::set(&mut b.dirty, i, false);
+            }
+        }
+        let base = b.base.take().expect("idle");
+        *b = Block::EMPTY;
+        hw.block_present(base);
+        Ok(Some(base))
+    }
+
+    fn find(&self, addr: PhysAddr) -> Option<usize> {
+        self.blocks
+            .iter()
+            .position(|b| b.base.is_some_and(|base| base.start_address() == addr))
+    }
+
+    fn page_of(&mut self, frame: PhysFrame<Size4KiB>) -> Result<(&mut Block, usize)> {
+        self.blocks
+            .iter_mut()
+            .find_map(|b| b.index_of(frame).map(|i| (b, i)))
+            .ok_or(PoolError::NotInPool)
+    }
+}
