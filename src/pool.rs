@@ -97,15 +97,19 @@ impl Block {
         bits.iter().map(|w| w.count_ones() as usize).sum()
     }
 
+    // No panic path (the kernel links the core): an index past the block
+    // reads as clear and is never set.
     fn test(bits: &[u64; WORDS], i: usize) -> bool {
-        bits[i / 64] & (1 << (i % 64)) != 0
+        bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
     fn set(bits: &mut [u64; WORDS], i: usize, on: bool) {
-        if on {
-            bits[i / 64] |= 1 << (i % 64);
-        } else {
-            bits[i / 64] &= !(1 << (i % 64));
+        if let Some(w) = bits.get_mut(i / 64) {
+            if on {
+                *w |= 1 << (i % 64);
+            } else {
+                *w &= !(1 << (i % 64));
+            }
         }
     }
 
@@ -115,12 +119,15 @@ impl Block {
 
     /// Free pages that can be handed out: neither held nor poisoned.
     fn free_count(&self) -> usize {
-        BLOCK_PAGES - self.held_count() - Self::count(&self.poisoned)
+        BLOCK_PAGES
+            .saturating_sub(self.held_count())
+            .saturating_sub(Self::count(&self.poisoned))
     }
 
-    fn page(&self, i: usize) -> PhysFrame<Size4KiB> {
-        let base = self.base.expect("a block in use").start_address();
-        PhysFrame::containing_address(base + (i as u64) * 4096)
+    fn page(&self, i: usize) -> Option<PhysFrame<Size4KiB>> {
+        let base = self.base?.start_address().as_u64();
+        let addr = PhysAddr::try_new(base + (i as u64) * 4096).ok()?;
+        Some(PhysFrame::containing_address(addr))
     }
 
     fn index_of(&self, frame: PhysFrame<Size4KiB>) -> Option<usize> {
@@ -196,7 +203,7 @@ impl<'a> Pool<'a> {
             .ok_or(PoolError::Full)?;
         hw.block_absent(block)?;
         let start = block.start_address();
-        hw.flush_all_range(start, start + block.size());
+        hw.flush_all_range(start, PhysAddr::new_truncate(start.as_u64() + block.size()));
         *record = Block {
             base: Some(block),
             dirty: [u64::MAX; WORDS],
@@ -217,10 +224,12 @@ impl<'a> Pool<'a> {
         else {
             return Ok(None);
         };
-        let i = (0..BLOCK_PAGES)
+        let Some((i, frame)) = (0..BLOCK_PAGES)
             .find(|&i| !Block::test(&b.held, i) && !Block::test(&b.poisoned, i))
-            .expect("free_count > 0");
-        let frame = b.page(i);
+            .and_then(|i| Some((i, b.page(i)?)))
+        else {
+            return Ok(None);
+        };
         if Block::test(&b.dirty, i) {
             hw.zero(frame)?;
             Block::set(&mut b.dirty, i, false);
@@ -270,18 +279,18 @@ impl<'a> Pool<'a> {
         if nr_idle == 0 || (!pressure && nr_idle <= self.limit) {
             return Ok(None);
         }
-        let b = self
-            .blocks
-            .iter_mut()
-            .find(|b| idle(b))
-            .expect("nr_idle > 0");
+        let Some(b) = self.blocks.iter_mut().find(|b| idle(b)) else {
+            return Ok(None);
+        };
+        let Some(base) = b.base else {
+            return Ok(None);
+        };
         for i in 0..BLOCK_PAGES {
-            if Block::test(&b.dirty, i) {
-                hw.zero(b.page(i))?;
+            if let (true, Some(page)) = (Block::test(&b.dirty, i), b.page(i)) {
+                hw.zero(page)?;
                 Block::set(&mut b.dirty, i, false);
             }
         }
-        let base = b.base.take().expect("idle");
         *b = Block::EMPTY;
         hw.block_present(base);
         Ok(Some(base))
