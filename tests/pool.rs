@@ -18,6 +18,7 @@ use std::collections::BTreeSet;
 
 use gmem_kmap::pool::{BLOCK_PAGES, Block, Pool, PoolError};
 use gmem_kmap::sim::DirectMapSim;
+use gmem_kmap::{frame_from_pfn, pfn_of};
 use proptest::prelude::*;
 use x86_64::structures::paging::{PhysFrame, Size2MiB, Size4KiB};
 
@@ -58,11 +59,11 @@ struct World {
 }
 
 fn pfn(frame: PhysFrame<Size4KiB>) -> u64 {
-    frame.start_address().as_u64() >> 12
+    pfn_of(frame)
 }
 
 fn frame(pfn: u64) -> PhysFrame<Size4KiB> {
-    PhysFrame::containing_address(x86_64::PhysAddr::new(pfn << 12))
+    frame_from_pfn(pfn).expect("a pfn of the test's memory")
 }
 
 fn block_no(block: PhysFrame<Size2MiB>) -> usize {

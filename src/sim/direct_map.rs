@@ -15,6 +15,7 @@ use x86_64::PhysAddr;
 use x86_64::structures::paging::{PhysFrame, Size2MiB, Size4KiB};
 
 use crate::pool::{BLOCK_PAGES, PoolError, PoolHardware};
+use crate::pte::pfn_of;
 
 const WORDS: usize = BLOCK_PAGES / 64;
 
@@ -132,7 +133,7 @@ impl PoolHardware for DirectMapSim {
 }
 
 fn pfn(frame: PhysFrame<Size4KiB>) -> usize {
-    (frame.start_address().as_u64() >> 12) as usize
+    pfn_of(frame) as usize
 }
 
 fn locate(frame: PhysFrame<Size4KiB>) -> (usize, usize) {
