@@ -193,7 +193,7 @@ impl<'a> Pool<'a> {
         hw: &mut H,
         block: PhysFrame<Size2MiB>,
     ) -> Result<()> {
-        if self.find(block.start_address()).is_some() {
+        if self.holds(block) {
             return Err(PoolError::Duplicate);
         }
         let record = self
@@ -296,10 +296,8 @@ impl<'a> Pool<'a> {
         Ok(Some(base))
     }
 
-    fn find(&self, addr: PhysAddr) -> Option<usize> {
-        self.blocks
-            .iter()
-            .position(|b| b.base.is_some_and(|base| base.start_address() == addr))
+    fn holds(&self, block: PhysFrame<Size2MiB>) -> bool {
+        self.blocks.iter().any(|b| b.base == Some(block))
     }
 
     fn page_of(&mut self, frame: PhysFrame<Size4KiB>) -> Result<(&mut Block, usize)> {

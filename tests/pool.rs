@@ -58,10 +58,6 @@ struct World {
     next_token: u64,
 }
 
-fn pfn(frame: PhysFrame<Size4KiB>) -> u64 {
-    pfn_of(frame)
-}
-
 fn frame(pfn: u64) -> PhysFrame<Size4KiB> {
     frame_from_pfn(pfn).expect("a pfn of the test's memory")
 }
@@ -88,8 +84,17 @@ impl World {
             let n = block_no(block);
             for i in 0..BLOCK_PAGES as u64 {
                 let f = frame((n * BLOCK_PAGES) as u64 + i);
-                assert!(self.dm.is_mapped(f), "released page {} not mapped", pfn(f));
-                assert_eq!(self.dm.content(f), 0, "released page {} not zero", pfn(f));
+                assert!(
+                    self.dm.is_mapped(f),
+                    "released page {} not mapped",
+                    pfn_of(f)
+                );
+                assert_eq!(
+                    self.dm.content(f),
+                    0,
+                    "released page {} not zero",
+                    pfn_of(f)
+                );
             }
             assert!(self.free_blocks.insert(n), "block {n} released twice");
         }
@@ -115,7 +120,11 @@ impl World {
                             // Nothing may be left out of the direct map.
                             for i in 0..BLOCK_PAGES as u64 {
                                 let f = frame((n * BLOCK_PAGES) as u64 + i);
-                                assert!(self.dm.is_mapped(f), "failed removal left {} out", pfn(f));
+                                assert!(
+                                    self.dm.is_mapped(f),
+                                    "failed removal left {} out",
+                                    pfn_of(f)
+                                );
                             }
                             return;
                         }
@@ -124,7 +133,7 @@ impl World {
                     continue;
                 }
             };
-            let p = pfn(got);
+            let p = pfn_of(got);
             assert_eq!(self.dm.content(got), 0, "page {p} handed out unzeroed");
             assert!(!self.poisoned.contains(&p), "poisoned page {p} handed out");
             for (i, f) in self.files.iter().enumerate() {
