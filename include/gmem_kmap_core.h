@@ -94,6 +94,42 @@ enum gmem_kmap_err {
 };
 
 /**
+ * Why the pool refused; nothing changed. The codes, distinct from the
+ * window's [`Error`](crate::Error)s, are what the C ABI returns.
+ */
+enum gmem_pool_err {
+	/**
+	 * No record is free for another block.
+	 */
+	GMEM_POOL_ERR_FULL = -32,
+	/**
+	 * The block is in the pool already.
+	 */
+	GMEM_POOL_ERR_DUPLICATE = -33,
+	/**
+	 * The page is not in a block of the pool.
+	 */
+	GMEM_POOL_ERR_NOT_IN_POOL = -34,
+	/**
+	 * The page is not held by a file.
+	 */
+	GMEM_POOL_ERR_NOT_HELD = -35,
+	/**
+	 * The machine could not take the block out of the direct map (a split
+	 * needed memory), or could not zero a page (no window slot).
+	 */
+	GMEM_POOL_ERR_HARDWARE = -36,
+	/**
+	 * Only the C ABI: no page to hand out, or no block to give back.
+	 */
+	GMEM_POOL_ERR_EMPTY = -37,
+	/**
+	 * Only the C ABI: a page frame or block address that cannot be one.
+	 */
+	GMEM_POOL_ERR_BAD_ADDRESS = -38,
+};
+
+/**
  * A task's live slots: how many, on which CPU, and the frame each maps, so
  * they can be re-installed when the task is scheduled back in.
  *
@@ -125,6 +161,46 @@ struct gmem_kmap_ctrl {
 	 * The frame number each live slot maps.
 	 */
 	u64 pfn[GMEM_KMAP_SLOTS_PER_CPU];
+};
+
+/**
+ * The pool's record of one block.
+ *
+ * # Invariants
+ *
+ * Every page of a block in use is in exactly one of: held by a file, free
+ * clean, free dirty, poisoned. `held`, `dirty` and `poisoned` are disjoint.
+ *
+ * `tagged_base` is 0 for an unused record, else the block's physical
+ * address with its lowest bit set (C sees the record, not an `Option`).
+ */
+struct gmem_pool_block {
+	u64 tagged_base;
+	u64 held[8];
+	u64 dirty[8];
+	u64 poisoned[8];
+};
+
+/**
+ * Counts a caller shows (debugfs) and tests check.
+ */
+struct gmem_pool_stats {
+	/**
+	 * Blocks out of the direct map.
+	 */
+	uintptr_t blocks;
+	/**
+	 * Pages files hold.
+	 */
+	uintptr_t held;
+	/**
+	 * Pages the pool can hand out.
+	 */
+	uintptr_t free;
+	/**
+	 * Poisoned pages, kept out for good.
+	 */
+	uintptr_t poisoned;
 };
 
 /**
@@ -253,5 +329,86 @@ int gmem_reinsert_map(u64 pfn, u32 *users);
  * As [`gmem_reinsert_map`].
  */
 int gmem_reinsert_unmap(u64 pfn, u32 *users);
+
+/**
+ * Makes the direct-map entries of the 512 pages from `pfn` absent,
+ * without a flush; 0 or a negative errno (a split needed memory).
+ */
+int gmem_kmap_hw_pool_block_absent(u64 pfn);
+
+/**
+ * Makes them present again, without a flush.
+ */
+void gmem_kmap_hw_pool_block_present(u64 pfn);
+
+/**
+ * Flushes the direct map of page frames `[start, end)` on every CPU.
+ */
+void gmem_kmap_hw_pool_flush_all(u64 start, u64 end);
+
+/**
+ * Zeroes page frame `pfn`, out of the direct map; 0 or a negative errno.
+ */
+int gmem_kmap_hw_pool_zero(u64 pfn);
+
+/**
+ * Empties `nr` records for a new pool.
+ *
+ * # Safety
+ * As [`with_pool`], except that the records may hold anything.
+ */
+int gmem_pool_init(struct gmem_pool_block *records, uintptr_t nr);
+
+/**
+ * Takes the 2 MiB block at page frame `pfn` out of the direct map with one
+ * kernel-wide flush and adds its pages, all dirty, to the pool.
+ *
+ * # Safety
+ * As [`with_pool`]; the block is the caller's, fresh from the allocator.
+ */
+int gmem_pool_add_block(struct gmem_pool_block *records, uintptr_t nr, u64 pfn);
+
+/**
+ * Hands out a zeroed page of the pool in `*pfn`; `Empty` when none is free.
+ *
+ * # Safety
+ * As [`with_pool`]; `pfn` is null or valid for writes.
+ */
+int gmem_pool_alloc(struct gmem_pool_block *records, uintptr_t nr, u64 *pfn);
+
+/**
+ * Takes back page `pfn`, which a file held; it stays out of the direct map.
+ *
+ * # Safety
+ * As [`with_pool`].
+ */
+int gmem_pool_free(struct gmem_pool_block *records, uintptr_t nr, u64 pfn);
+
+/**
+ * Page `pfn` of the pool is poisoned: never handed out, nor its block given
+ * back.
+ *
+ * # Safety
+ * As [`with_pool`].
+ */
+int gmem_pool_poison(struct gmem_pool_block *records, uintptr_t nr, u64 pfn);
+
+/**
+ * Gives back one block no file holds, zeroed and in the direct map, in
+ * `*pfn`, if more than `limit` are idle or `pressure` is set; `Empty`
+ * otherwise. The caller frees it to the page allocator.
+ *
+ * # Safety
+ * As [`with_pool`]; `pfn` is null or valid for writes.
+ */
+int gmem_pool_release(struct gmem_pool_block *records, uintptr_t nr, uintptr_t limit, bool pressure, u64 *pfn);
+
+/**
+ * The pool's counts, for debugfs.
+ *
+ * # Safety
+ * As [`with_pool`]; `stats` is null or valid for writes.
+ */
+int gmem_pool_stats(struct gmem_pool_block *records, uintptr_t nr, struct gmem_pool_stats *stats);
 
 #endif  /* GMEM_KMAP_CORE_H */

@@ -29,22 +29,37 @@ use x86_64::structures::paging::{PhysFrame, Size2MiB, Size4KiB};
 
 /// Pages per block.
 pub const BLOCK_PAGES: usize = 512;
-const WORDS: usize = BLOCK_PAGES / 64;
+/// Words of a page bitmap; `Block` spells it out for the C header.
+const WORDS: usize = 8;
+static_assertions::const_assert_eq!(WORDS * 64, BLOCK_PAGES);
 
-/// Why the pool refused; nothing changed.
+/// Why the pool refused; nothing changed. The codes, distinct from the
+/// window's [`Error`](crate::Error)s, are what the C ABI returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub enum PoolError {
     /// No record is free for another block.
-    Full,
+    Full = -32,
     /// The block is in the pool already.
-    Duplicate,
+    Duplicate = -33,
     /// The page is not in a block of the pool.
-    NotInPool,
+    NotInPool = -34,
     /// The page is not held by a file.
-    NotHeld,
+    NotHeld = -35,
     /// The machine could not take the block out of the direct map (a split
     /// needed memory), or could not zero a page (no window slot).
-    Hardware,
+    Hardware = -36,
+    /// Only the C ABI: no page to hand out, or no block to give back.
+    Empty = -37,
+    /// Only the C ABI: a page frame or block address that cannot be one.
+    BadAddress = -38,
+}
+
+impl PoolError {
+    /// The code handed to C: negative, distinct per variant.
+    pub const fn code(self) -> i32 {
+        self as i32
+    }
 }
 
 /// The pool's results.
@@ -76,22 +91,45 @@ pub trait PoolHardware {
 ///
 /// Every page of a block in use is in exactly one of: held by a file, free
 /// clean, free dirty, poisoned. `held`, `dirty` and `poisoned` are disjoint.
+///
+/// `tagged_base` is 0 for an unused record, else the block's physical
+/// address with its lowest bit set (C sees the record, not an `Option`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct Block {
-    base: Option<PhysFrame<Size2MiB>>,
-    held: [u64; WORDS],
-    dirty: [u64; WORDS],
-    poisoned: [u64; WORDS],
+    tagged_base: u64,
+    held: [u64; 8],
+    dirty: [u64; 8],
+    poisoned: [u64; 8],
 }
+
+/// Marks a record in use; a 2 MiB-aligned address has the bit clear.
+const IN_USE: u64 = 1;
 
 impl Block {
     /// An unused record.
     pub const EMPTY: Block = Block {
-        base: None,
+        tagged_base: 0,
         held: [0; WORDS],
         dirty: [0; WORDS],
         poisoned: [0; WORDS],
     };
+
+    fn base(&self) -> Option<PhysFrame<Size2MiB>> {
+        if self.tagged_base & IN_USE == 0 {
+            return None;
+        }
+        let addr = PhysAddr::try_new(self.tagged_base & !IN_USE).ok()?;
+        PhysFrame::from_start_address(addr).ok()
+    }
+
+    fn in_use(block: PhysFrame<Size2MiB>) -> Block {
+        Block {
+            tagged_base: block.start_address().as_u64() | IN_USE,
+            dirty: [u64::MAX; WORDS],
+            ..Block::EMPTY
+        }
+    }
 
     fn count(bits: &[u64; WORDS]) -> usize {
         bits.iter().map(|w| w.count_ones() as usize).sum()
@@ -125,13 +163,13 @@ impl Block {
     }
 
     fn page(&self, i: usize) -> Option<PhysFrame<Size4KiB>> {
-        let base = self.base?.start_address().as_u64();
+        let base = self.base()?.start_address().as_u64();
         let addr = PhysAddr::try_new(base + (i as u64) * 4096).ok()?;
         Some(PhysFrame::containing_address(addr))
     }
 
     fn index_of(&self, frame: PhysFrame<Size4KiB>) -> Option<usize> {
-        let base = self.base?.start_address().as_u64();
+        let base = self.base()?.start_address().as_u64();
         let addr = frame.start_address().as_u64();
         (base..base + (BLOCK_PAGES as u64) * 4096)
             .contains(&addr)
@@ -141,6 +179,7 @@ impl Block {
 
 /// Counts a caller shows (debugfs) and tests check.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct PoolStats {
     /// Blocks out of the direct map.
     pub blocks: usize,
@@ -168,10 +207,17 @@ impl<'a> Pool<'a> {
         Self { blocks, limit }
     }
 
+    /// The pool kept in `blocks` by an earlier [`Pool::new`]: how the C ABI
+    /// gets it back on every call. Records that are not a pool's read as
+    /// wrong bookkeeping, never as undefined behaviour.
+    pub fn from_records(blocks: &'a mut [Block], limit: usize) -> Self {
+        Self { blocks, limit }
+    }
+
     /// The counts now.
     pub fn stats(&self) -> PoolStats {
         let mut s = PoolStats::default();
-        for b in self.blocks.iter().filter(|b| b.base.is_some()) {
+        for b in self.blocks.iter().filter(|b| b.base().is_some()) {
             s.blocks += 1;
             s.held += b.held_count();
             s.free += b.free_count();
@@ -182,7 +228,7 @@ impl<'a> Pool<'a> {
 
     /// Whether a record is free for another block.
     pub fn has_room(&self) -> bool {
-        self.blocks.iter().any(|b| b.base.is_none())
+        self.blocks.iter().any(|b| b.base().is_none())
     }
 
     /// Takes `block`, fresh from the page allocator, out of the direct map
@@ -199,16 +245,12 @@ impl<'a> Pool<'a> {
         let record = self
             .blocks
             .iter_mut()
-            .find(|b| b.base.is_none())
+            .find(|b| b.base().is_none())
             .ok_or(PoolError::Full)?;
         hw.block_absent(block)?;
         let start = block.start_address();
         hw.flush_all_range(start, PhysAddr::new_truncate(start.as_u64() + block.size()));
-        *record = Block {
-            base: Some(block),
-            dirty: [u64::MAX; WORDS],
-            ..Block::EMPTY
-        };
+        *record = Block::in_use(block);
         Ok(())
     }
 
@@ -219,7 +261,7 @@ impl<'a> Pool<'a> {
         let Some(b) = self
             .blocks
             .iter_mut()
-            .filter(|b| b.base.is_some() && b.free_count() > 0)
+            .filter(|b| b.base().is_some() && b.free_count() > 0)
             .min_by_key(|b| b.free_count())
         else {
             return Ok(None);
@@ -274,7 +316,7 @@ impl<'a> Pool<'a> {
         pressure: bool,
     ) -> Result<Option<PhysFrame<Size2MiB>>> {
         let idle =
-            |b: &Block| b.base.is_some() && b.held_count() == 0 && Block::count(&b.poisoned) == 0;
+            |b: &Block| b.base().is_some() && b.held_count() == 0 && Block::count(&b.poisoned) == 0;
         let nr_idle = self.blocks.iter().filter(|b| idle(b)).count();
         if nr_idle == 0 || (!pressure && nr_idle <= self.limit) {
             return Ok(None);
@@ -282,7 +324,7 @@ impl<'a> Pool<'a> {
         let Some(b) = self.blocks.iter_mut().find(|b| idle(b)) else {
             return Ok(None);
         };
-        let Some(base) = b.base else {
+        let Some(base) = b.base() else {
             return Ok(None);
         };
         for i in 0..BLOCK_PAGES {
@@ -297,7 +339,7 @@ impl<'a> Pool<'a> {
     }
 
     fn holds(&self, block: PhysFrame<Size2MiB>) -> bool {
-        self.blocks.iter().any(|b| b.base == Some(block))
+        self.blocks.iter().any(|b| b.base() == Some(block))
     }
 
     fn page_of(&mut self, frame: PhysFrame<Size4KiB>) -> Result<(&mut Block, usize)> {

@@ -26,6 +26,14 @@ mod reinsert;
 #[cfg(feature = "reinsert")]
 pub use reinsert::{gmem_reinsert_map, gmem_reinsert_unmap};
 
+#[cfg(feature = "pool")]
+mod pool;
+#[cfg(feature = "pool")]
+pub use pool::{
+    gmem_pool_add_block, gmem_pool_alloc, gmem_pool_free, gmem_pool_init, gmem_pool_poison,
+    gmem_pool_release, gmem_pool_stats,
+};
+
 // Provided by the kernel glue; each acts for the CPU it is called on.
 unsafe extern "C" {
     /// Writes `pte` into the kernel PTE that maps window slot `addr`.
