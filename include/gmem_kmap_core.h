@@ -169,13 +169,22 @@ struct gmem_kmap_ctrl {
  * # Invariants
  *
  * Every page of a block in use is in exactly one of: held by a file, free
- * clean, free dirty, poisoned. `held`, `dirty` and `poisoned` are disjoint.
+ * clean, free dirty, poisoned. `held`, `dirty` and `poisoned` are disjoint,
+ * and `nr_held` and `nr_poisoned` count the bits of theirs.
  *
  * `tagged_base` is 0 for an unused record, else the block's physical
  * address with its lowest bit set (C sees the record, not an `Option`).
  */
 struct gmem_pool_block {
 	u64 tagged_base;
+	/**
+	 * Set bits of `held`, kept so that the hot paths do not count.
+	 */
+	u32 nr_held;
+	/**
+	 * Set bits of `poisoned`.
+	 */
+	u32 nr_poisoned;
 	u64 held[8];
 	u64 dirty[8];
 	u64 poisoned[8];

@@ -90,7 +90,8 @@ pub trait PoolHardware {
 /// # Invariants
 ///
 /// Every page of a block in use is in exactly one of: held by a file, free
-/// clean, free dirty, poisoned. `held`, `dirty` and `poisoned` are disjoint.
+/// clean, free dirty, poisoned. `held`, `dirty` and `poisoned` are disjoint,
+/// and `nr_held` and `nr_poisoned` count the bits of theirs.
 ///
 /// `tagged_base` is 0 for an unused record, else the block's physical
 /// address with its lowest bit set (C sees the record, not an `Option`).
@@ -98,6 +99,10 @@ pub trait PoolHardware {
 #[repr(C)]
 pub struct Block {
     tagged_base: u64,
+    /// Set bits of `held`, kept so that the hot paths do not count.
+    nr_held: u32,
+    /// Set bits of `poisoned`.
+    nr_poisoned: u32,
     held: [u64; 8],
     dirty: [u64; 8],
     poisoned: [u64; 8],
@@ -110,6 +115,8 @@ impl Block {
     /// An unused record.
     pub const EMPTY: Block = Block {
         tagged_base: 0,
+        nr_held: 0,
+        nr_poisoned: 0,
         held: [0; WORDS],
         dirty: [0; WORDS],
         poisoned: [0; WORDS],
@@ -152,14 +159,40 @@ impl Block {
     }
 
     fn held_count(&self) -> usize {
-        Self::count(&self.held)
+        self.nr_held as usize
     }
 
     /// Free pages that can be handed out: neither held nor poisoned.
     fn free_count(&self) -> usize {
         BLOCK_PAGES
             .saturating_sub(self.held_count())
-            .saturating_sub(Self::count(&self.poisoned))
+            .saturating_sub(self.nr_poisoned as usize)
+    }
+
+    /// The first page neither held nor poisoned, a word at a time.
+    fn first_free(&self) -> Option<usize> {
+        self.held
+            .iter()
+            .zip(&self.poisoned)
+            .enumerate()
+            .find_map(|(w, (h, p))| {
+                let taken = h | p;
+                (taken != u64::MAX).then(|| w * 64 + taken.trailing_ones() as usize)
+            })
+    }
+
+    fn set_held(&mut self, i: usize, on: bool) {
+        if Self::test(&self.held, i) != on {
+            Self::set(&mut self.held, i, on);
+            self.nr_held = Self::count(&self.held) as u32;
+        }
+    }
+
+    fn set_poisoned(&mut self, i: usize) {
+        if !Self::test(&self.poisoned, i) {
+            Self::set(&mut self.poisoned, i, true);
+            self.nr_poisoned = Self::count(&self.poisoned) as u32;
+        }
     }
 
     fn page(&self, i: usize) -> Option<PhysFrame<Size4KiB>> {
@@ -168,12 +201,13 @@ impl Block {
         Some(PhysFrame::containing_address(addr))
     }
 
+    /// `frame`'s index in the block, if it is one of its pages: one compare
+    /// per record, since every free takes a scan of them.
     fn index_of(&self, frame: PhysFrame<Size4KiB>) -> Option<usize> {
-        let base = self.base()?.start_address().as_u64();
+        const BLOCK_MASK: u64 = (BLOCK_PAGES as u64) * 4096 - 1;
         let addr = frame.start_address().as_u64();
-        (base..base + (BLOCK_PAGES as u64) * 4096)
-            .contains(&addr)
-            .then(|| ((addr - base) / 4096) as usize)
+        (self.tagged_base == (addr & !BLOCK_MASK) | IN_USE)
+            .then_some(((addr & BLOCK_MASK) / 4096) as usize)
     }
 }
 
@@ -221,7 +255,7 @@ impl<'a> Pool<'a> {
             s.blocks += 1;
             s.held += b.held_count();
             s.free += b.free_count();
-            s.poisoned += Block::count(&b.poisoned);
+            s.poisoned += b.nr_poisoned as usize;
         }
         s
     }
@@ -254,29 +288,25 @@ impl<'a> Pool<'a> {
         Ok(())
     }
 
-    /// Hands out a zeroed page, from the block with the fewest free pages
-    /// (so that the others empty and can go back), or `None` when no block
-    /// has one.
+    /// Hands out a zeroed page, from the first block that has one (records
+    /// fill from the front, so allocations pack into few blocks and the
+    /// others empty and can go back), or `None` when no block has one.
     pub fn alloc<H: PoolHardware>(&mut self, hw: &mut H) -> Result<Option<PhysFrame<Size4KiB>>> {
         let Some(b) = self
             .blocks
             .iter_mut()
-            .filter(|b| b.base().is_some() && b.free_count() > 0)
-            .min_by_key(|b| b.free_count())
+            .find(|b| b.tagged_base != 0 && b.free_count() > 0)
         else {
             return Ok(None);
         };
-        let Some((i, frame)) = (0..BLOCK_PAGES)
-            .find(|&i| !Block::test(&b.held, i) && !Block::test(&b.poisoned, i))
-            .and_then(|i| Some((i, b.page(i)?)))
-        else {
+        let Some((i, frame)) = b.first_free().and_then(|i| Some((i, b.page(i)?))) else {
             return Ok(None);
         };
         if Block::test(&b.dirty, i) {
             hw.zero(frame)?;
             Block::set(&mut b.dirty, i, false);
         }
-        Block::set(&mut b.held, i, true);
+        b.set_held(i, true);
         Ok(Some(frame))
     }
 
@@ -286,7 +316,7 @@ impl<'a> Pool<'a> {
         if !Block::test(&b.held, i) {
             return Err(PoolError::NotHeld);
         }
-        Block::set(&mut b.held, i, false);
+        b.set_held(i, false);
         Block::set(&mut b.dirty, i, true);
         Ok(())
     }
@@ -295,9 +325,9 @@ impl<'a> Pool<'a> {
     /// handed out again, and its block never returns to the direct map.
     pub fn poison(&mut self, frame: PhysFrame<Size4KiB>) -> Result<()> {
         let (b, i) = self.page_of(frame)?;
-        Block::set(&mut b.held, i, false);
+        b.set_held(i, false);
         Block::set(&mut b.dirty, i, false);
-        Block::set(&mut b.poisoned, i, true);
+        b.set_poisoned(i);
         Ok(())
     }
 
@@ -315,8 +345,7 @@ impl<'a> Pool<'a> {
         hw: &mut H,
         pressure: bool,
     ) -> Result<Option<PhysFrame<Size2MiB>>> {
-        let idle =
-            |b: &Block| b.base().is_some() && b.held_count() == 0 && Block::count(&b.poisoned) == 0;
+        let idle = |b: &Block| b.tagged_base != 0 && b.nr_held == 0 && b.nr_poisoned == 0;
         let nr_idle = self.blocks.iter().filter(|b| idle(b)).count();
         if nr_idle == 0 || (!pressure && nr_idle <= self.limit) {
             return Ok(None);
