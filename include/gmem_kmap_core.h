@@ -210,6 +210,11 @@ struct gmem_pool_stats {
 	 * Poisoned pages, kept out for good.
 	 */
 	uintptr_t poisoned;
+	/**
+	 * Blocks no file holds a page of and none poisoned: those that could
+	 * go back to the page allocator.
+	 */
+	uintptr_t idle;
 };
 
 /**

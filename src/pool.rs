@@ -223,6 +223,9 @@ pub struct PoolStats {
     pub free: usize,
     /// Poisoned pages, kept out for good.
     pub poisoned: usize,
+    /// Blocks no file holds a page of and none poisoned: those that could
+    /// go back to the page allocator.
+    pub idle: usize,
 }
 
 /// Pages out of the direct map, in whole blocks.
@@ -256,6 +259,7 @@ impl<'a> Pool<'a> {
             s.held += b.held_count();
             s.free += b.free_count();
             s.poisoned += b.nr_poisoned as usize;
+            s.idle += usize::from(b.nr_held == 0 && b.nr_poisoned == 0);
         }
         s
     }

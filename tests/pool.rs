@@ -186,6 +186,18 @@ impl World {
             NR_BLOCKS,
             "a block got lost"
         );
+        let busy: BTreeSet<u64> = self
+            .files
+            .iter()
+            .flatten()
+            .chain(&self.poisoned)
+            .map(|p| p / BLOCK_PAGES as u64)
+            .collect();
+        let idle = (0..NR_BLOCKS as u64)
+            .filter(|b| !self.free_blocks.contains(&(*b as usize)) && !busy.contains(b))
+            .count();
+        assert_eq!(stats.idle, idle, "idle blocks miscounted");
+        assert!(stats.idle <= LIMIT, "more idle blocks kept than the limit");
     }
 }
 
