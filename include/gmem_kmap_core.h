@@ -409,13 +409,13 @@ int gmem_pool_poison(struct gmem_pool_block *records, uintptr_t nr, u64 pfn);
 
 /**
  * Gives back one block no file holds, zeroed and in the direct map, in
- * `*pfn`, if more than `limit` are idle or `pressure` is set; `Empty`
- * otherwise. The caller frees it to the page allocator.
+ * `*pfn`, if more than `limit` are idle (under memory pressure, pass 0);
+ * `Empty` otherwise. The caller frees it to the page allocator.
  *
  * # Safety
  * As [`with_pool`]; `pfn` is null or valid for writes.
  */
-int gmem_pool_release(struct gmem_pool_block *records, uintptr_t nr, uintptr_t limit, bool pressure, u64 *pfn);
+int gmem_pool_release(struct gmem_pool_block *records, uintptr_t nr, uintptr_t limit, u64 *pfn);
 
 /**
  * The pool's counts, for debugfs.

@@ -154,18 +154,18 @@ fn c_abi_of_the_pool() {
         }
         assert_eq!(gmem_pool_free(r, n, first), PoolError::NotHeld.code());
 
-        // Within the limit the block stays; under pressure it goes back,
-        // zeroed and mapped by one large entry.
+        // Within the limit the block stays; beyond it (pressure: limit 0)
+        // it goes back, zeroed and mapped by one large entry.
         let mut base = 0;
         assert_eq!(
-            gmem_pool_release(r, n, 1, false, &mut base),
+            gmem_pool_release(r, n, 1, &mut base),
             PoolError::Empty.code()
         );
         assert_eq!(
-            gmem_pool_release(r, n, 1, true, std::ptr::null_mut()),
+            gmem_pool_release(r, n, 0, std::ptr::null_mut()),
             PoolError::BadAddress.code()
         );
-        assert_eq!(gmem_pool_release(r, n, 1, true, &mut base), 0);
+        assert_eq!(gmem_pool_release(r, n, 0, &mut base), 0);
         assert_eq!(base, first);
         with_dm(|dm| {
             assert!(dm.is_large(1));
@@ -180,7 +180,7 @@ fn c_abi_of_the_pool() {
         assert_eq!(gmem_pool_add_block(r, n, first), 0);
         assert_eq!(gmem_pool_poison(r, n, first + 7), 0);
         assert_eq!(
-            gmem_pool_release(r, n, 0, true, &mut base),
+            gmem_pool_release(r, n, 0, &mut base),
             PoolError::Empty.code()
         );
         assert_eq!(stats(&mut records).poisoned, 1);

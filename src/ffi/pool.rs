@@ -180,8 +180,8 @@ pub unsafe extern "C" fn gmem_pool_poison(records: *mut Block, nr: usize, pfn: u
 }
 
 /// Gives back one block no file holds, zeroed and in the direct map, in
-/// `*pfn`, if more than `limit` are idle or `pressure` is set; `Empty`
-/// otherwise. The caller frees it to the page allocator.
+/// `*pfn`, if more than `limit` are idle (under memory pressure, pass 0);
+/// `Empty` otherwise. The caller frees it to the page allocator.
 ///
 /// # Safety
 /// As [`with_pool`]; `pfn` is null or valid for writes.
@@ -190,7 +190,6 @@ pub unsafe extern "C" fn gmem_pool_release(
     records: *mut Block,
     nr: usize,
     limit: usize,
-    pressure: bool,
     pfn: *mut u64,
 ) -> i32 {
     // Refused before anything changes: a block given back and not reported
@@ -202,7 +201,7 @@ pub unsafe extern "C" fn gmem_pool_release(
     unsafe {
         with_pool(records, nr, limit, |pool| {
             let base = pool
-                .release(&mut KernelPoolHw, pressure)?
+                .release(&mut KernelPoolHw, false)?
                 .ok_or(PoolError::Empty)?;
             // SAFETY (the enclosing block's): `pfn` is valid by the contract.
             put(pfn, block_pfn(base))
