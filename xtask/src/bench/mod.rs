@@ -14,12 +14,17 @@
 //!    (`no5lvl`), and [`DEPTH_SMP`] CPUs once more at 5-level (LA57 from
 //!    `-cpu max`); each log must report the depth its boot asked for, and
 //!    is kept as `<cache>/logs/bench-smp<N>-<4|5>level.log`;
+//!    The 4-level boots at [`populate::SMPS`] CPUs also run the population
+//!    benchmark ([`POPULATE_PROGRAM`]): populating files without the flag,
+//!    with the block pool and on the single-page path;
 //! 4. the table on the terminal, docs/results.md and the plots
-//!    docs/results-micro.svg and docs/results-model.svg, all by CPU count
-//!    at 4-level, with the two depths side by side at [`DEPTH_SMP`] CPUs.
+//!    docs/results-micro.svg, docs/results-model.svg and
+//!    docs/results-populate.svg, all by CPU count at 4-level, with the two
+//!    depths side by side at [`DEPTH_SMP`] CPUs.
 
 mod parse;
 mod plot;
+mod populate;
 mod results;
 
 use std::fmt::Write as _;
@@ -55,6 +60,15 @@ const STORES: u32 = 5000;
 /// The series' benchmark program (a tool of [`crate::kernel`]'s selftests,
 /// in the initramfs' `/bin`).
 const PROGRAM: &str = "guest_memfd_no_direct_map_bench";
+/// The population benchmark (a tool too), and its rounds per configuration:
+/// each round populates 256 MiB and faults in 64 MiB, three ways.
+const POPULATE_PROGRAM: &str = "guest_memfd_populate_bench";
+const POPULATE_ROUNDS: u32 = 3;
+
+/// Whether the boot on `smp` CPUs at `paging` runs the population benchmark.
+fn runs_populate(smp: u32, paging: Paging) -> bool {
+    paging == Paging::Four && populate::SMPS.contains(&smp)
+}
 
 /// What the benchmark boots measured, every figure tagged with the paging
 /// depth of its boot.
@@ -62,6 +76,7 @@ const PROGRAM: &str = "guest_memfd_no_direct_map_bench";
 struct Figures {
     micro: Vec<Micro>,
     exits: Vec<Exits>,
+    populate: Vec<populate::Populate>,
 }
 
 impl Figures {
@@ -69,6 +84,17 @@ impl Figures {
     fn add(&mut self, (micro, exits): (Vec<Micro>, Vec<Exits>)) {
         self.micro.extend(micro);
         self.exits.extend(exits);
+    }
+
+    /// Adds the population figures of a boot that ran them.
+    fn add_populate(&mut self, smp: u32, paging: Paging, log: &str) -> Result<usize, String> {
+        if !runs_populate(smp, paging) {
+            return Ok(0);
+        }
+        let p = populate::parse(smp, log)?;
+        let n = p.len();
+        self.populate.extend(p);
+        Ok(n)
     }
 
     /// The figures of the boots at `paging` only: a table by CPU count
@@ -87,6 +113,11 @@ impl Figures {
                 .filter(|e| e.paging == paging)
                 .cloned()
                 .collect(),
+            populate: if paging == Paging::Four {
+                self.populate.clone()
+            } else {
+                Vec::new()
+            },
         }
     }
 }
@@ -113,6 +144,7 @@ pub fn run(from_logs: bool) -> bool {
                 let text = std::fs::read_to_string(&log)
                     .map_err(|e| format!("read {}: {e}", log.display()))?;
                 figures.add(parse::boot(smp, paging, &text)?);
+                figures.add_populate(smp, paging, &text)?;
                 Ok(())
             });
         }
@@ -129,12 +161,16 @@ pub fn run(from_logs: bool) -> bool {
         for (smp, paging) in BOOTS {
             let stage = format!("kernel: benchmark boot, {smp} CPU(s), {paging} paging");
             report.stage(&stage, || {
-                let script =
+                let mut script =
                     format!("#!/bin/sh\n/bin/{PROGRAM} -m {OPERATIONS} -r {ROUNDS} -b {STORES}\n");
+                if runs_populate(smp, paging) {
+                    writeln!(script, "/bin/{POPULATE_PROGRAM} -r {POPULATE_ROUNDS}").unwrap();
+                }
                 let log = kernel::boot_script(&cache, &built, smp, paging, BOOT_NAME, &script)?;
                 let (m, e) = parse::boot(smp, paging, &log)?;
+                let p = figures.add_populate(smp, paging, &log)?;
                 println!(
-                    "    {} microbenchmark figures, {} end-to-end",
+                    "    {} microbenchmark figures, {} end-to-end, {p} population",
                     m.len(),
                     e.len()
                 );
@@ -159,7 +195,14 @@ fn report_results(mut report: Report, figures: &Figures, sweep: &[Sweep]) -> boo
             &root().join("docs/results-micro.svg"),
             &micro_plot(&four.micro),
         )?;
-        write(&root().join("docs/results-model.svg"), &model_plot(sweep))
+        write(&root().join("docs/results-model.svg"), &model_plot(sweep))?;
+        if figures.populate.is_empty() {
+            return Err("no population figures".into());
+        }
+        write(
+            &root().join("docs/results-populate.svg"),
+            &populate::plot(&figures.populate),
+        )
     });
     report.finish()
 }
@@ -213,6 +256,12 @@ fn print_summary(figures: &Figures) {
     ));
     println!("\n    targets (4-level paging)");
     print(results::targets_table(&results::targets(&four.micro)));
+    for w in populate::WORKLOADS {
+        println!("\n    population: {w}, 4-level paging (QEMU TCG: compare ratios, not times)");
+        print(populate::table(&four.populate, w));
+    }
+    println!("\n    population targets (the pool)");
+    print(populate::targets(&four.populate));
     println!();
 }
 
@@ -302,6 +351,7 @@ fn document(figures: &Figures, sweep: &[Sweep]) -> String {
         &five.exits,
         DEPTH_SMP,
     ));
+    d.push_str(&populate::section(&four.populate));
     writeln!(
         d,
         "\n## Host: the simulator sweep, and a model of its cost\n"

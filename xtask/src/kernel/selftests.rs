@@ -30,6 +30,10 @@ pub const PROGRAMS: &[(&str, Role)] = &[
         "tools/testing/selftests/kvm/x86_64/guest_memfd_no_direct_map_bench.c",
         Role::Tool,
     ),
+    (
+        "tools/testing/selftests/kvm/x86_64/guest_memfd_populate_bench.c",
+        Role::Tool,
+    ),
 ];
 
 /// The selftests' directory whose Makefile builds the programs.
