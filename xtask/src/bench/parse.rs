@@ -63,7 +63,7 @@ pub const CONFIGS: [&str; 4] = ["shared", "flag-off", "window", "reinsert"];
 const PREFIX: &str = "gmem-bench: ";
 
 /// The `k=v` pairs of a line, and its words without `=`.
-fn fields(line: &str) -> (BTreeMap<&str, &str>, Vec<&str>) {
+pub(super) fn fields(line: &str) -> (BTreeMap<&str, &str>, Vec<&str>) {
     let mut kv = BTreeMap::new();
     let mut words = Vec::new();
     for w in line.split_whitespace() {
@@ -77,7 +77,7 @@ fn fields(line: &str) -> (BTreeMap<&str, &str>, Vec<&str>) {
     (kv, words)
 }
 
-fn num<T: std::str::FromStr>(
+pub(super) fn num<T: std::str::FromStr>(
     kv: &BTreeMap<&str, &str>,
     key: &str,
     line: &str,

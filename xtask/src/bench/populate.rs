@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::parse::median;
+use super::parse::{fields, median, num};
 use super::plot;
 
 /// What the program measures, in the order it reports them.
@@ -41,19 +41,6 @@ pub struct Populate {
     pub direct_map: [[u64; 3]; 3],
 }
 
-fn kv(line: &str) -> BTreeMap<&str, &str> {
-    line.split_whitespace()
-        .filter_map(|w| w.split_once('='))
-        .map(|(k, v)| (k, v.trim_matches('"')))
-        .collect()
-}
-
-fn num<T: std::str::FromStr>(kv: &BTreeMap<&str, &str>, k: &str, line: &str) -> Result<T, String> {
-    kv.get(k)
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("no number {k}= in `{line}`"))
-}
-
 fn triple(kv: &BTreeMap<&str, &str>, k: &str, line: &str) -> Result<[u64; 3], String> {
     let v: Vec<u64> = kv
         .get(k)
@@ -74,7 +61,7 @@ pub fn parse(smp: u32, log: &str) -> Result<Vec<Populate>, String> {
         else {
             continue;
         };
-        let kv = kv(rest);
+        let (kv, _) = fields(rest);
         if kv.contains_key("error") {
             return Err(format!("the population benchmark said: {}", rest.trim()));
         }
