@@ -369,7 +369,7 @@ int gmem_kmap_hw_pool_zero(u64 pfn);
  * Empties `nr` records for a new pool.
  *
  * # Safety
- * As [`with_pool`], except that the records may hold anything.
+ * The records' contract, except that the records may hold anything.
  */
 int gmem_pool_init(struct gmem_pool_block *records, uintptr_t nr);
 
@@ -378,7 +378,8 @@ int gmem_pool_init(struct gmem_pool_block *records, uintptr_t nr);
  * kernel-wide flush and adds its pages, all dirty, to the pool.
  *
  * # Safety
- * As [`with_pool`]; the block is the caller's, fresh from the allocator.
+ * The records' contract; the block is the caller's, fresh from the
+ * allocator.
  */
 int gmem_pool_add_block(struct gmem_pool_block *records, uintptr_t nr, u64 pfn);
 
@@ -386,7 +387,7 @@ int gmem_pool_add_block(struct gmem_pool_block *records, uintptr_t nr, u64 pfn);
  * Hands out a zeroed page of the pool in `*pfn`; `Empty` when none is free.
  *
  * # Safety
- * As [`with_pool`]; `pfn` is null or valid for writes.
+ * The records' contract; `pfn` is null or valid for writes.
  */
 int gmem_pool_alloc(struct gmem_pool_block *records, uintptr_t nr, u64 *pfn);
 
@@ -394,7 +395,7 @@ int gmem_pool_alloc(struct gmem_pool_block *records, uintptr_t nr, u64 *pfn);
  * Takes back page `pfn`, which a file held; it stays out of the direct map.
  *
  * # Safety
- * As [`with_pool`].
+ * The records' contract.
  */
 int gmem_pool_free(struct gmem_pool_block *records, uintptr_t nr, u64 pfn);
 
@@ -403,7 +404,7 @@ int gmem_pool_free(struct gmem_pool_block *records, uintptr_t nr, u64 pfn);
  * back.
  *
  * # Safety
- * As [`with_pool`].
+ * The records' contract.
  */
 int gmem_pool_poison(struct gmem_pool_block *records, uintptr_t nr, u64 pfn);
 
@@ -413,7 +414,7 @@ int gmem_pool_poison(struct gmem_pool_block *records, uintptr_t nr, u64 pfn);
  * `Empty` otherwise. The caller frees it to the page allocator.
  *
  * # Safety
- * As [`with_pool`]; `pfn` is null or valid for writes.
+ * The records' contract; `pfn` is null or valid for writes.
  */
 int gmem_pool_release(struct gmem_pool_block *records, uintptr_t nr, uintptr_t limit, u64 *pfn);
 
@@ -421,7 +422,7 @@ int gmem_pool_release(struct gmem_pool_block *records, uintptr_t nr, uintptr_t l
  * The pool's counts, for debugfs.
  *
  * # Safety
- * As [`with_pool`]; `stats` is null or valid for writes.
+ * The records' contract; `stats` is null or valid for writes.
  */
 int gmem_pool_stats(struct gmem_pool_block *records, uintptr_t nr, struct gmem_pool_stats *stats);
 

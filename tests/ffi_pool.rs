@@ -79,10 +79,8 @@ extern "C" fn gmem_kmap_hw_flush_all(_: u64) {
 fn stats(records: &mut [Block]) -> PoolStats {
     let mut s = PoolStats::default();
     // SAFETY: `records` and `s` are valid and exclusive for the call.
-    assert_eq!(
-        unsafe { gmem_pool_stats(records.as_mut_ptr(), records.len(), &mut s) },
-        0
-    );
+    let r = unsafe { gmem_pool_stats(records.as_mut_ptr(), records.len(), &mut s) };
+    assert_eq!(r, 0);
     s
 }
 

@@ -3,6 +3,10 @@
 //! records (`struct gmem_pool_block`, one per block the pool may hold) and
 //! its lock, and passes them in on every call; the core keeps the
 //! bookkeeping. Each function returns 0 or a negative [`PoolError`] code.
+//!
+//! The contract of every function here ("the records' contract"):
+//! `records` is null or valid for `nr` records that `gmem_pool_init` set
+//! up, and they are exclusively the caller's for the call (its lock).
 
 use x86_64::PhysAddr;
 use x86_64::structures::paging::{PhysFrame, Size2MiB, Size4KiB};
@@ -111,7 +115,7 @@ fn block(pfn: u64) -> Result<PhysFrame<Size2MiB>> {
 /// Empties `nr` records for a new pool.
 ///
 /// # Safety
-/// As [`with_pool`], except that the records may hold anything.
+/// The records' contract, except that the records may hold anything.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gmem_pool_init(records: *mut Block, nr: usize) -> i32 {
     if records.is_null() {
@@ -127,7 +131,8 @@ pub unsafe extern "C" fn gmem_pool_init(records: *mut Block, nr: usize) -> i32 {
 /// kernel-wide flush and adds its pages, all dirty, to the pool.
 ///
 /// # Safety
-/// As [`with_pool`]; the block is the caller's, fresh from the allocator.
+/// The records' contract; the block is the caller's, fresh from the
+/// allocator.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gmem_pool_add_block(records: *mut Block, nr: usize, pfn: u64) -> i32 {
     // SAFETY: forwarded from this function's contract.
@@ -141,7 +146,7 @@ pub unsafe extern "C" fn gmem_pool_add_block(records: *mut Block, nr: usize, pfn
 /// Hands out a zeroed page of the pool in `*pfn`; `Empty` when none is free.
 ///
 /// # Safety
-/// As [`with_pool`]; `pfn` is null or valid for writes.
+/// The records' contract; `pfn` is null or valid for writes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gmem_pool_alloc(records: *mut Block, nr: usize, pfn: *mut u64) -> i32 {
     // Refused before a page is taken that nobody could be told of.
@@ -161,7 +166,7 @@ pub unsafe extern "C" fn gmem_pool_alloc(records: *mut Block, nr: usize, pfn: *m
 /// Takes back page `pfn`, which a file held; it stays out of the direct map.
 ///
 /// # Safety
-/// As [`with_pool`].
+/// The records' contract.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gmem_pool_free(records: *mut Block, nr: usize, pfn: u64) -> i32 {
     // SAFETY: forwarded from this function's contract.
@@ -172,7 +177,7 @@ pub unsafe extern "C" fn gmem_pool_free(records: *mut Block, nr: usize, pfn: u64
 /// back.
 ///
 /// # Safety
-/// As [`with_pool`].
+/// The records' contract.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gmem_pool_poison(records: *mut Block, nr: usize, pfn: u64) -> i32 {
     // SAFETY: forwarded from this function's contract.
@@ -184,7 +189,7 @@ pub unsafe extern "C" fn gmem_pool_poison(records: *mut Block, nr: usize, pfn: u
 /// `Empty` otherwise. The caller frees it to the page allocator.
 ///
 /// # Safety
-/// As [`with_pool`]; `pfn` is null or valid for writes.
+/// The records' contract; `pfn` is null or valid for writes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gmem_pool_release(
     records: *mut Block,
@@ -212,7 +217,7 @@ pub unsafe extern "C" fn gmem_pool_release(
 /// The pool's counts, for debugfs.
 ///
 /// # Safety
-/// As [`with_pool`]; `stats` is null or valid for writes.
+/// The records' contract; `stats` is null or valid for writes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gmem_pool_stats(
     records: *mut Block,
