@@ -44,13 +44,23 @@ pub enum Fault {
     NonCanonical(KernelAddr),
 }
 
+/// A process whose page tables a CPU may load; 0 is the kernel's own (a
+/// kernel thread, an idle CPU).
+pub type MmId = u32;
+
 /// A machine of `nr_cpus` CPUs sharing one kernel page table.
+///
+/// Each CPU runs in the page tables of one process ([`MmId`]), which all
+/// map the kernel half alike. Switching a CPU to another process's tables
+/// (a CR3 write without PCID) drops its non-global translations; global ones
+/// (`_PAGE_GLOBAL`, as `PAGE_KERNEL` has without PTI) survive it.
 pub struct Machine {
     depth: PagingDepth,
     map: AddressMap,
     template: PteTemplate,
     page_table: HashMap<u64, Pte>,
     tlbs: Vec<HashMap<u64, Pte>>,
+    current_mm: Vec<MmId>,
     memory: Vec<Box<[u8; PAGE as usize]>>,
     counters: Counters,
     warnings: Vec<Error>,
@@ -67,6 +77,7 @@ impl Machine {
             template: PteTemplate::new(PAGE_KERNEL, PHYS_BITS).expect("PAGE_KERNEL is valid"),
             page_table: HashMap::new(),
             tlbs: (0..nr_cpus).map(|_| HashMap::new()).collect(),
+            current_mm: std::vec![0; nr_cpus as usize],
             memory: (0..nr_frames)
                 .map(|_| Box::new([0; PAGE as usize]))
                 .collect(),
@@ -175,6 +186,56 @@ impl Machine {
         self.tlbs[cpu as usize]
             .iter()
             .map(|(page, pte)| (self.addr(*page), *pte))
+    }
+
+    /// The process whose page tables `cpu` has loaded.
+    pub fn current_mm(&self, cpu: u32) -> MmId {
+        self.current_mm[cpu as usize]
+    }
+
+    /// `cpu` loads the page tables of `mm`: unless it had them loaded
+    /// already, its TLB keeps only global translations.
+    pub fn switch_mm(&mut self, cpu: u32, mm: MmId) {
+        if self.current_mm[cpu as usize] == mm {
+            return;
+        }
+        self.current_mm[cpu as usize] = mm;
+        self.tlbs[cpu as usize].retain(|_, pte| pte.flags().contains(PageTableFlags::GLOBAL));
+    }
+
+    /// The pages `cpu` could translate now from the page tables it has
+    /// loaded, in address order: what speculation may pick from.
+    pub fn speculation_targets(&self, cpu: u32) -> Vec<KernelAddr> {
+        assert!(cpu < self.nr_cpus(), "cpu {cpu} out of range");
+        // One kernel page table, reachable from every process's tables.
+        let mut pages: Vec<u64> = self
+            .page_table
+            .iter()
+            .filter(|(_, pte)| pte.flags().contains(PageTableFlags::PRESENT))
+            .map(|(page, _)| *page)
+            .collect();
+        pages.sort_unstable();
+        pages.into_iter().map(|p| self.addr(p)).collect()
+    }
+
+    /// Speculation: `cpu` caches the translation of `addr` if the page
+    /// tables it has loaded map it, whether or not any instruction of it
+    /// touches the address (a Spectre gadget's load that is never
+    /// retired). It keeps the entry until a flush, as any other. Returns
+    /// whether it cached one.
+    pub fn speculate(&mut self, cpu: u32, addr: KernelAddr) -> bool {
+        let page = page_of(addr);
+        let pte = self.page_table.get(&page).copied().unwrap_or(Pte::NONE);
+        if !pte.flags().contains(PageTableFlags::PRESENT) {
+            return false;
+        }
+        self.tlbs[cpu as usize].insert(page, pte);
+        true
+    }
+
+    /// The frame a translation points at.
+    pub fn frame_of(&self, pte: Pte) -> PhysFrame<Size4KiB> {
+        self.template.frame(pte)
     }
 
     /// Loads `buf.len()` bytes at `addr` as `cpu` would.

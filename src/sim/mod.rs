@@ -7,6 +7,11 @@
 //! hardware. A missing flush is observable: a later access through the stale
 //! TLB entry reaches the old frame. The machine runs at a paging depth, and
 //! an address that is not canonical at that depth faults as on hardware.
+//!
+//! Speculation is modelled too: each CPU runs in some process's page
+//! tables, may cache any present translation those tables reach without
+//! touching it ([`Machine::speculate`]), and drops only non-global entries
+//! when it switches process ([`Machine::switch_mm`]).
 
 #[cfg(feature = "pool")]
 mod direct_map;
@@ -20,7 +25,7 @@ use static_assertions::const_assert;
 #[cfg(feature = "pool")]
 pub use direct_map::DirectMapSim;
 pub use hw::CpuHw;
-pub use machine::{Counters, Fault, Machine};
+pub use machine::{Counters, Fault, Machine, MmId};
 
 use crate::addr::{KernelAddr, PagingDepth};
 use crate::cpu::{CpuId, PinCurrentCpu};
