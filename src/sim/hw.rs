@@ -49,15 +49,16 @@ impl<'m> CpuHw<'m> {
 
 impl SlotHardware for CpuHw<'_> {
     fn set_pte(&mut self, slot: SlotAddr, pte: Pte) {
-        self.machine.write_pte(slot.addr(), pte);
+        self.machine.write_slot_pte(self.cpu, slot.addr(), pte);
     }
 
     fn clear_pte(&mut self, slot: SlotAddr) {
-        self.machine.write_pte(slot.addr(), Pte::NONE);
+        self.machine
+            .write_slot_pte(self.cpu, slot.addr(), Pte::NONE);
     }
 
     fn pte_is_none(&self, slot: SlotAddr) -> bool {
-        self.machine.pte(slot.addr()).is_none()
+        self.machine.slot_pte(self.cpu, slot.addr()).is_none()
     }
 
     fn flush_local(&mut self, slot: SlotAddr) {

@@ -48,6 +48,18 @@ pub enum Fault {
 /// kernel thread, an idle CPU).
 pub type MmId = u32;
 
+/// Where the window's slot entries live.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Placement {
+    /// In the kernel page table every process's tables share (today).
+    #[default]
+    Shared,
+    /// In page tables of each process's own for the window's range (the
+    /// mermap model): a slot entry a CPU writes is in the tables of the
+    /// process it runs, and only CPUs running that process reach it.
+    PerProcess,
+}
+
 /// A machine of `nr_cpus` CPUs sharing one kernel page table.
 ///
 /// Each CPU runs in the page tables of one process ([`MmId`]), which all
@@ -61,6 +73,11 @@ pub struct Machine {
     page_table: HashMap<u64, Pte>,
     tlbs: Vec<HashMap<u64, Pte>>,
     current_mm: Vec<MmId>,
+    placement: Placement,
+    /// The window's range, `[start, end)`, for `Placement::PerProcess`.
+    window_range: (u64, u64),
+    /// Each process's own entries in that range.
+    local_tables: HashMap<MmId, HashMap<u64, Pte>>,
     memory: Vec<Box<[u8; PAGE as usize]>>,
     counters: Counters,
     warnings: Vec<Error>,
@@ -78,6 +95,9 @@ impl Machine {
             page_table: HashMap::new(),
             tlbs: (0..nr_cpus).map(|_| HashMap::new()).collect(),
             current_mm: std::vec![0; nr_cpus as usize],
+            placement: Placement::Shared,
+            window_range: (0, 0),
+            local_tables: HashMap::new(),
             memory: (0..nr_frames)
                 .map(|_| Box::new([0; PAGE as usize]))
                 .collect(),
@@ -188,6 +208,69 @@ impl Machine {
             .map(|(page, pte)| (self.addr(*page), *pte))
     }
 
+    /// Puts the window's slot entries where `placement` says, for the
+    /// window [`Machine::window`] gives. Call before any slot is written.
+    pub fn set_placement(&mut self, placement: Placement) {
+        let w = self.window();
+        let base = w.layout().base().as_u64();
+        self.placement = placement;
+        self.window_range = (base, base + w.layout().size());
+    }
+
+    /// Whether `page` is a slot page kept in per-process tables.
+    fn per_process(&self, page: u64) -> bool {
+        self.placement == Placement::PerProcess
+            && (self.window_range.0..self.window_range.1).contains(&page)
+    }
+
+    /// The entry mapping `page` in the tables `cpu` has loaded.
+    fn lookup(&self, cpu: u32, page: u64) -> Pte {
+        let table = if self.per_process(page) {
+            self.local_tables.get(&self.current_mm(cpu))
+        } else {
+            Some(&self.page_table)
+        };
+        table
+            .and_then(|t| t.get(&page))
+            .copied()
+            .unwrap_or(Pte::NONE)
+    }
+
+    /// The slot entry at `addr` as `cpu` sees it (its process's, if the
+    /// placement is per process).
+    pub fn slot_pte(&self, cpu: u32, addr: KernelAddr) -> Pte {
+        self.lookup(cpu, page_of(addr))
+    }
+
+    /// Writes the slot entry at `addr` from `cpu`: into its process's tables
+    /// if the placement is per process.
+    pub(super) fn write_slot_pte(&mut self, cpu: u32, addr: KernelAddr, pte: Pte) {
+        if !self.per_process(page_of(addr)) {
+            return self.write_pte(addr, pte);
+        }
+        self.counters.slot_pte_writes += 1;
+        let table = self.local_tables.entry(self.current_mm(cpu)).or_default();
+        if pte.is_none() {
+            table.remove(&page_of(addr));
+        } else {
+            table.insert(page_of(addr), pte);
+        }
+    }
+
+    /// Drops the window's translations from every CPU running `mm` (one
+    /// IPI each, but the caller's): what a per-process placement must do
+    /// before a page leaves its file, since another CPU of the same
+    /// process may have cached its slot.
+    pub fn flush_window_mm(&mut self, mm: MmId) {
+        let (start, end) = self.window_range;
+        for cpu in 0..self.nr_cpus() {
+            if self.current_mm(cpu) == mm {
+                self.counters.ipis += 1;
+                self.tlbs[cpu as usize].retain(|page, _| !(start..end).contains(page));
+            }
+        }
+    }
+
     /// The process whose page tables `cpu` has loaded.
     pub fn current_mm(&self, cpu: u32) -> MmId {
         self.current_mm[cpu as usize]
@@ -207,11 +290,16 @@ impl Machine {
     /// loaded, in address order: what speculation may pick from.
     pub fn speculation_targets(&self, cpu: u32) -> Vec<KernelAddr> {
         assert!(cpu < self.nr_cpus(), "cpu {cpu} out of range");
-        // One kernel page table, reachable from every process's tables.
+        // The kernel page table, reachable from every process's tables, and
+        // the process's own window entries.
+        let own = self.local_tables.get(&self.current_mm(cpu));
         let mut pages: Vec<u64> = self
             .page_table
             .iter()
-            .filter(|(_, pte)| pte.flags().contains(PageTableFlags::PRESENT))
+            .chain(own.into_iter().flatten())
+            .filter(|(page, pte)| {
+                pte.flags().contains(PageTableFlags::PRESENT) && self.lookup(cpu, **page) == **pte
+            })
             .map(|(page, _)| *page)
             .collect();
         pages.sort_unstable();
@@ -225,7 +313,7 @@ impl Machine {
     /// whether it cached one.
     pub fn speculate(&mut self, cpu: u32, addr: KernelAddr) -> bool {
         let page = page_of(addr);
-        let pte = self.page_table.get(&page).copied().unwrap_or(Pte::NONE);
+        let pte = self.lookup(cpu, page);
         if !pte.flags().contains(PageTableFlags::PRESENT) {
             return false;
         }
@@ -267,15 +355,15 @@ impl Machine {
         if off + len > PAGE as usize {
             return Err(Fault::CrossesPage(addr));
         }
-        let tlb = &mut self.tlbs[cpu as usize];
-        let pte = match tlb.get(&page) {
-            Some(pte) => *pte,
+        let cached = self.tlbs[cpu as usize].get(&page).copied();
+        let pte = match cached {
+            Some(pte) => pte,
             None => {
-                let pte = self.page_table.get(&page).copied().unwrap_or(Pte::NONE);
+                let pte = self.lookup(cpu, page);
                 if !pte.flags().contains(PageTableFlags::PRESENT) {
                     return Err(Fault::NotMapped(addr));
                 }
-                tlb.insert(page, pte);
+                self.tlbs[cpu as usize].insert(page, pte);
                 pte
             }
         };

@@ -25,7 +25,7 @@ use static_assertions::const_assert;
 #[cfg(feature = "pool")]
 pub use direct_map::DirectMapSim;
 pub use hw::CpuHw;
-pub use machine::{Counters, Fault, Machine, MmId};
+pub use machine::{Counters, Fault, Machine, MmId, Placement};
 
 use crate::addr::{KernelAddr, PagingDepth};
 use crate::cpu::{CpuId, PinCurrentCpu};
