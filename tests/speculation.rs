@@ -22,6 +22,7 @@ use gmem_kmap::sim::{Machine, MmId, OnCpu, PAGE_KERNEL, PHYS_BITS, Placement};
 use gmem_kmap::{PagingDepth, PinnedCpu, PteTemplate, SlotStack, Window};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
+use x86_64::structures::paging::PageTableFlags;
 
 const NR_CPUS: u32 = 4;
 const NR_MMS: MmId = 3;
@@ -101,8 +102,12 @@ impl World {
             m.frame_bytes_mut(frame)[0] = f as u8;
         }
         m.set_placement(setup.placement);
-        let global = if setup.global { 0 } else { 1 << 8 };
-        let template = PteTemplate::new(PAGE_KERNEL & !global, PHYS_BITS).expect("template");
+        let not_global = if setup.global {
+            0
+        } else {
+            PageTableFlags::GLOBAL.bits()
+        };
+        let template = PteTemplate::new(PAGE_KERNEL & !not_global, PHYS_BITS).expect("template");
         let window = Window::new(*m.window().layout(), template);
         let mut in_file = [false; NR_FRAMES];
         in_file[..GUEST_FRAMES].fill(true);
