@@ -213,7 +213,7 @@ impl World {
         for cpu in 0..NR_CPUS {
             let mm = self.m.current_mm(cpu);
             for (addr, pte) in self.m.tlb_entries(cpu) {
-                let f = gmem_kmap::pfn_of(self.m.frame_of(pte)) as usize;
+                let f = gmem_kmap::pfn_of(self.m.template().frame(pte)) as usize;
                 if f >= GUEST_FRAMES {
                     continue;
                 }

@@ -321,11 +321,6 @@ impl Machine {
         true
     }
 
-    /// The frame a translation points at.
-    pub fn frame_of(&self, pte: Pte) -> PhysFrame<Size4KiB> {
-        self.template.frame(pte)
-    }
-
     /// Loads `buf.len()` bytes at `addr` as `cpu` would.
     pub fn read(&mut self, cpu: u32, addr: KernelAddr, buf: &mut [u8]) -> Result<(), Fault> {
         let (idx, off) = self.translate(cpu, addr, buf.len())?;
