@@ -174,6 +174,7 @@ mod c_abi {
             0x8000_0000_0000_0163,
             46,
             super::common::LEVELS,
+            0,
         );
         assert_eq!(init, 0);
         let mut ctrl = SlotStack::new();
@@ -181,10 +182,10 @@ mod c_abi {
         // SAFETY: `ctrl` and `addr` are live locals nothing else references.
         unsafe {
             for pfn in 1..depth as u64 {
-                assert_eq!(gmem_kmap_map(&mut ctrl, 0, pfn, &mut addr), 0);
+                assert_eq!(gmem_kmap_map(&mut ctrl, 0, pfn, 0, &mut addr), 0);
             }
             for _ in 0..pairs {
-                let ret = gmem_kmap_map(&mut ctrl, 0, black_box(super::PFN), &mut addr);
+                let ret = gmem_kmap_map(&mut ctrl, 0, black_box(super::PFN), 0, &mut addr);
                 debug_assert_eq!(ret, 0);
                 let ret = gmem_kmap_unmap(&mut ctrl, 0, black_box(addr));
                 debug_assert_eq!(ret, 0);

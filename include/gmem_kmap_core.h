@@ -91,6 +91,11 @@ enum gmem_kmap_err {
 	 * or such a base as a bad layout.
 	 */
 	GMEM_KMAP_ERR_NOT_KERNEL_ADDR = -17,
+	/**
+	 * A mapping in a process's own page tables was asked for, but the
+	 * window has no private placement.
+	 */
+	GMEM_KMAP_ERR_NO_PRIVATE_WINDOW = -18,
 };
 
 /**
@@ -140,7 +145,8 @@ enum gmem_pool_err {
  * Only the core writes the fields, and when `depth > 0`:
  * - slots `0..depth` of CPU `cpu` are this task's, and no other task's;
  * - `pfn[i]` is the frame slot `i` maps (present while the task runs on
- *   `cpu`, cleared while it is switched out).
+ *   `cpu`, cleared while it is switched out);
+ * - bit `i` of `private_slots` says slot `i` is in the private placement.
  *
  * The stack lives in C's `task_struct`, where any kernel code could write
  * it, so the core relies on no more than it checks: a depth beyond the
@@ -157,6 +163,10 @@ struct gmem_kmap_ctrl {
 	 * The CPU the live slots belong to; meaningless when `depth` is 0.
 	 */
 	u32 cpu;
+	/**
+	 * Bit `i`: slot `i` is in the private placement, not the shared one.
+	 */
+	u32 private_slots;
 	/**
 	 * The frame number each live slot maps.
 	 */
@@ -245,22 +255,27 @@ void gmem_kmap_hw_warn(int code);
 /**
  * Sets up the window: `nr_cpus` CPUs' slots from `base`, mapped with
  * `page_kernel` on a machine with `phys_bits` of physical address and
- * `paging_levels` (4 or 5) levels of page tables.
+ * `paging_levels` (4 or 5) levels of page tables; and, unless
+ * `private_base` is 0, the same slots from `private_base` in each
+ * process's own page tables, mapped with `page_kernel` minus
+ * `_PAGE_GLOBAL`.
  *
  * Call once at boot, before any other function. A second call with the same
  * values succeeds; with different ones it fails and changes nothing.
  */
-int gmem_kmap_init(u64 base, u32 nr_cpus, u64 page_kernel, u8 phys_bits, u8 paging_levels);
+int gmem_kmap_init(u64 base, u32 nr_cpus, u64 page_kernel, u8 phys_bits, u8 paging_levels, u64 private_base);
 
 /**
  * Maps page frame `pfn` at the next slot of `cpu` for the task owning
- * `ctrl`, and stores the slot address in `*addr`.
+ * `ctrl`, in `placement` (0 shared, 1 private), and stores the slot address
+ * in `*addr`.
  *
  * # Safety
  * `ctrl` and `addr` are null or valid and exclusively the caller's for the
- * call; the caller runs on `cpu` with preemption disabled.
+ * call; the caller runs on `cpu` with preemption disabled, and for the
+ * private placement in the page tables of the task's own process.
  */
-int gmem_kmap_map(struct gmem_kmap_ctrl *ctrl, u32 cpu, u64 pfn, u64 *addr);
+int gmem_kmap_map(struct gmem_kmap_ctrl *ctrl, u32 cpu, u64 pfn, u8 placement, u64 *addr);
 
 /**
  * Unmaps the slot containing `addr`, the task's most recent mapping on `cpu`.
@@ -307,12 +322,13 @@ int gmem_kmap_fork(struct gmem_kmap_ctrl *ctrl);
 int gmem_kmap_exit(struct gmem_kmap_ctrl *ctrl, u32 cpu);
 
 /**
- * Stores the address of slot `idx` of `cpu` in `*addr`.
+ * Stores the address of slot `idx` of `cpu` in `placement` (0 shared, 1
+ * private) in `*addr`.
  *
  * # Safety
  * `addr` is null or valid for writes.
  */
-int gmem_kmap_slot_addr(u32 cpu, u32 idx, u64 *addr);
+int gmem_kmap_slot_addr(u32 cpu, u32 idx, u8 placement, u64 *addr);
 
 /**
  * Makes the direct-map entry of page frame `pfn` present or absent,

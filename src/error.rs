@@ -48,6 +48,9 @@ pub enum Error {
     /// Only Rust sees it: the C ABI reports such an address as not a slot,
     /// or such a base as a bad layout.
     NotKernelAddr = -17,
+    /// A mapping in a process's own page tables was asked for, but the
+    /// window has no private placement.
+    NoPrivateWindow = -18,
 }
 
 impl Error {
@@ -57,7 +60,7 @@ impl Error {
     }
 
     /// Every variant, for tests that check the codes are distinct.
-    pub const fn all() -> [Error; 17] {
+    pub const fn all() -> [Error; 18] {
         [
             Error::NotInitialized,
             Error::BadTemplate,
@@ -76,6 +79,7 @@ impl Error {
             Error::NullPointer,
             Error::BadPagingDepth,
             Error::NotKernelAddr,
+            Error::NoPrivateWindow,
         ]
     }
 
@@ -99,6 +103,7 @@ impl Error {
             Error::NullPointer => "null pointer",
             Error::BadPagingDepth => "paging depth is not 4 or 5 levels",
             Error::NotKernelAddr => "not a kernel-half canonical address",
+            Error::NoPrivateWindow => "window has no private placement",
         }
     }
 }

@@ -31,18 +31,46 @@ pub const CPU_STRIDE: u64 = SLOTS_PER_CPU as u64 * SLOT_SIZE;
 /// Bytes of address space the largest window takes.
 pub const MAX_WINDOW_SIZE: u64 = MAX_CPUS as u64 * CPU_STRIDE;
 
-// The slot index must fit the control block's bookkeeping and a slot must be
+// The slot index must fit the control block's bookkeeping (a bit per slot
+// for its placement) and a slot must be
 // exactly one base page; the largest window must fit in one 1 GiB PUD entry
 // so the kernel can reserve it with a handful of page tables, at either
 // depth (a PUD entry maps 1 GiB at both).
 const_assert!(SLOTS_PER_CPU.is_power_of_two());
-const_assert!(SLOTS_PER_CPU <= 64);
+const_assert!(SLOTS_PER_CPU <= 32);
 const_assert!(SLOT_SIZE == 4096);
 const_assert!(MAX_WINDOW_SIZE <= 1 << 30);
 // The largest window fits in the kernel half at both depths (the 4-level
 // half is the smaller), so `new` can place one at any depth.
 const_assert!(MAX_WINDOW_SIZE <= 0u64.wrapping_sub(PagingDepth::Four.kernel_half_start()));
 const_assert!(PagingDepth::Four.kernel_half_start() > PagingDepth::Five.kernel_half_start());
+
+/// Where a mapping's slot entry lives.
+///
+/// The two placements have the same geometry at different bases: slot `i`
+/// of CPU `c` is at the same offset in both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Placement {
+    /// In the kernel page tables every process shares (`init_mm`'s): any
+    /// CPU may cache the entry, whatever it runs.
+    #[default]
+    Shared = 0,
+    /// In page tables of the current process's own, without `_PAGE_GLOBAL`
+    /// (the mermap model): only CPUs running that process can reach it.
+    Private = 1,
+}
+
+impl Placement {
+    /// The placement a C caller named: 0 shared, 1 private.
+    pub const fn from_c(value: u8) -> Option<Self> {
+        match value {
+            0 => Some(Placement::Shared),
+            1 => Some(Placement::Private),
+            _ => None,
+        }
+    }
+}
 
 /// A page-aligned address of a window slot.
 ///

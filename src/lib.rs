@@ -49,7 +49,7 @@ pub mod sim;
 pub use addr::{KernelAddr, PagingDepth};
 pub use cpu::{CpuId, PinCurrentCpu, PinnedCpu};
 pub use error::{Error, Result};
-pub use geometry::{Layout, SLOTS_PER_CPU, SlotAddr, SlotId};
+pub use geometry::{Layout, Placement, SLOTS_PER_CPU, SlotAddr, SlotId};
 pub use hw::{DirectMapHardware, SlotHardware};
 pub use mapping::{LocalWindow, Mapping};
 pub use pte::{Pte, PteTemplate, frame_from_pfn, pfn_of};

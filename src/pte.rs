@@ -105,6 +105,23 @@ impl PteTemplate {
         })
     }
 
+    /// The same protection without `_PAGE_GLOBAL`: for slots in page tables
+    /// of a process's own, whose translations must not outlive a switch to
+    /// another process's tables.
+    #[inline]
+    pub const fn without_global(self) -> Self {
+        Self {
+            attrs: self.attrs & !PageTableFlags::GLOBAL.bits(),
+            ..self
+        }
+    }
+
+    /// Whether entries built by this template are global.
+    #[inline]
+    pub const fn is_global(&self) -> bool {
+        self.attrs & PageTableFlags::GLOBAL.bits() != 0
+    }
+
     /// The physical address width the template was checked against.
     #[inline]
     pub fn phys_bits(&self) -> u8 {

@@ -17,7 +17,7 @@ use x86_64::structures::paging::{PhysFrame, Size4KiB};
 
 use crate::cpu::CpuId;
 use crate::error::{Error, Result};
-use crate::geometry::SLOTS_PER_CPU;
+use crate::geometry::{Placement, SLOTS_PER_CPU};
 use crate::pte::pfn_of;
 
 /// A task's live slots: how many, on which CPU, and the frame each maps, so
@@ -30,7 +30,8 @@ use crate::pte::pfn_of;
 /// Only the core writes the fields, and when `depth > 0`:
 /// - slots `0..depth` of CPU `cpu` are this task's, and no other task's;
 /// - `pfn[i]` is the frame slot `i` maps (present while the task runs on
-///   `cpu`, cleared while it is switched out).
+///   `cpu`, cleared while it is switched out);
+/// - bit `i` of `private_slots` says slot `i` is in the private placement.
 ///
 /// The stack lives in C's `task_struct`, where any kernel code could write
 /// it, so the core relies on no more than it checks: a depth beyond the
@@ -46,6 +47,8 @@ pub struct SlotStack {
     depth: Cell<u32>,
     /// The CPU the live slots belong to; meaningless when `depth` is 0.
     cpu: Cell<u32>,
+    /// Bit `i`: slot `i` is in the private placement, not the shared one.
+    private_slots: Cell<u32>,
     /// The frame number each live slot maps.
     pfn: [Cell<u64>; SLOTS_PER_CPU],
 }
@@ -91,6 +94,7 @@ impl SlotStack {
         Self {
             depth: Cell::new(0),
             cpu: Cell::new(0),
+            private_slots: Cell::new(0),
             pfn: [const { Cell::new(0) }; SLOTS_PER_CPU],
         }
     }
@@ -123,12 +127,29 @@ impl SlotStack {
         }
     }
 
-    /// Claims slot `idx` on `cpu`. The caller checked that `idx` is the
-    /// current depth, below `SLOTS_PER_CPU`, and that `cpu` owns the stack.
+    /// Claims slot `idx` on `cpu` in `placement`. The caller checked that
+    /// `idx` is the current depth, below `SLOTS_PER_CPU`, and that `cpu`
+    /// owns the stack.
     #[inline]
-    pub(crate) fn push(&self, cpu: CpuId, idx: usize) {
+    pub(crate) fn push(&self, cpu: CpuId, idx: usize, placement: Placement) {
+        let bit = 1u32 << (idx % SLOTS_PER_CPU);
+        let private = match placement {
+            Placement::Shared => self.private_slots.get() & !bit,
+            Placement::Private => self.private_slots.get() | bit,
+        };
+        self.private_slots.set(private);
         self.cpu.set(cpu.as_u32());
         self.depth.set(idx as u32 + 1);
+    }
+
+    /// The placement of slot `idx` (as recorded, or as C scribbled it).
+    #[inline]
+    pub(crate) fn placement(&self, idx: usize) -> Placement {
+        if self.private_slots.get() & (1u32 << (idx % SLOTS_PER_CPU)) != 0 {
+            Placement::Private
+        } else {
+            Placement::Shared
+        }
     }
 
     /// Records the frame mapped at slot `idx`.
@@ -155,6 +176,13 @@ impl SlotStack {
             .map(|(idx, pfn)| (idx, pfn.get()))
     }
 
+    /// [`live`](Self::live), with each slot's placement.
+    #[inline]
+    pub(crate) fn live_placed(&self) -> impl Iterator<Item = (usize, u64, Placement)> + '_ {
+        self.live()
+            .map(|(idx, pfn)| (idx, pfn, self.placement(idx)))
+    }
+
     /// Forgets every slot without touching the hardware. Saved frames past
     /// the depth are never read, so they stay (and no `memset` is emitted).
     pub(crate) fn clear(&self) {
@@ -164,10 +192,11 @@ impl SlotStack {
 
     /// The offset of each field, for checking the C header's layout.
     #[doc(hidden)]
-    pub const fn c_fields() -> [(&'static str, usize); 3] {
+    pub const fn c_fields() -> [(&'static str, usize); 4] {
         [
             ("depth", offset_of!(SlotStack, depth)),
             ("cpu", offset_of!(SlotStack, cpu)),
+            ("private_slots", offset_of!(SlotStack, private_slots)),
             ("pfn", offset_of!(SlotStack, pfn)),
         ]
     }
@@ -197,7 +226,13 @@ mod tests {
         let (two, three) = (CpuId::new(2), CpuId::new(3));
         assert_eq!((s.cpu(), s.check_cpu(two)), (None, Ok(())));
         for idx in 0..SLOTS_PER_CPU {
-            s.push(three, idx);
+            let placement = if idx % 3 == 0 {
+                Placement::Private
+            } else {
+                Placement::Shared
+            };
+            s.push(three, idx, placement);
+            assert_eq!(s.placement(idx), placement);
         }
         assert_eq!((s.depth(), s.cpu()), (SLOTS_PER_CPU, Some(three)));
         assert_eq!(s.check_cpu(two), Err(Error::WrongCpu));
@@ -220,7 +255,7 @@ mod tests {
     fn fork_resets_and_reports() {
         let s = SlotStack::new();
         assert_eq!(s.reset_for_fork(), Ok(()));
-        s.push(CpuId::new(0), 0);
+        s.push(CpuId::new(0), 0, Placement::Shared);
         assert_eq!(s.reset_for_fork(), Err(Error::StackNotEmpty));
         assert!(s.is_empty());
     }

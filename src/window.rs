@@ -8,6 +8,14 @@
 //! CPU ever touches it. When the task is scheduled out its slots are
 //! cleared, and re-installed when it comes back, so other tasks on the CPU
 //! can use the same slots meanwhile.
+//!
+//! A window may have two placements of the same slots ([`Placement`]): the
+//! shared one, in page tables every process shares, and a private one, in
+//! page tables of the current process's own and never global. Each mapping
+//! chooses; the task's stack remembers which, so that unmapping and the
+//! context switch write the right entries. Where a private entry lives (the
+//! tables of the process the CPU runs) is the hardware's business: the core
+//! passes the slot's address, which says the placement.
 
 use core::sync::atomic::{Ordering, compiler_fence};
 
@@ -16,7 +24,7 @@ use x86_64::structures::paging::{PhysFrame, Size4KiB};
 use crate::addr::{KernelAddr, PagingDepth};
 use crate::cpu::{CpuId, PinnedCpu};
 use crate::error::{Error, Result};
-use crate::geometry::{Layout, SLOTS_PER_CPU, SlotAddr, SlotId};
+use crate::geometry::{Layout, Placement, SLOTS_PER_CPU, SlotAddr, SlotId};
 use crate::hw::SlotHardware;
 use crate::pte::{PteTemplate, frame_from_pfn};
 use crate::slot_stack::SlotStack;
@@ -24,30 +32,112 @@ use crate::slot_stack::SlotStack;
 /// A validated window: where the slots are and how they are mapped.
 ///
 /// # Invariants
-/// Both halves were checked on their own ([`Layout::new`],
-/// [`PteTemplate::new`]); every slot PTE the window writes is
-/// `template.pte(frame)` at a `layout.slot_addr(cpu, idx)` of the calling
-/// CPU, and a slot is written only while the stack that owns it says so.
+/// Every part was checked on its own ([`Layout::new`], [`PteTemplate::new`]);
+/// a private layout, if any, serves the same CPUs at the same depth and does
+/// not overlap the shared one. Every slot PTE the window writes is
+/// `template_of(p).pte(frame)` at a `layout_of(p).slot_addr(cpu, idx)` of
+/// the calling CPU, where `p` is the placement the owning stack records for
+/// the slot, and a slot is written only while that stack says so.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {
     layout: Layout,
     template: PteTemplate,
+    private: Option<(Layout, PteTemplate)>,
 }
 
 impl Window {
-    /// A window with `layout`'s slots, mapped with `template`'s protection.
+    /// A window with `layout`'s slots, mapped with `template`'s protection,
+    /// and no private placement.
     pub const fn new(layout: Layout, template: PteTemplate) -> Self {
-        Self { layout, template }
+        Self {
+            layout,
+            template,
+            private: None,
+        }
     }
 
-    /// Where the slots are.
+    /// The same window with a private placement of its slots at `private`,
+    /// mapped with the shared template minus `_PAGE_GLOBAL`.
+    ///
+    /// [`Error::BadLayout`] unless `private` serves the same CPUs at the same
+    /// depth and does not overlap the shared slots.
+    pub fn with_private(self, private: Layout) -> Result<Self> {
+        self.with_private_parts(private, self.template.without_global())
+    }
+
+    /// [`with_private`](Self::with_private) with a template of the caller's,
+    /// global or not: for tests that show what a global private entry does.
+    #[cfg(any(test, feature = "sim"))]
+    pub fn with_private_template(self, private: Layout, template: PteTemplate) -> Result<Self> {
+        self.with_private_parts(private, template)
+    }
+
+    fn with_private_parts(self, private: Layout, template: PteTemplate) -> Result<Self> {
+        self.check_private(&private)?;
+        Ok(Self {
+            private: Some((private, template)),
+            ..self
+        })
+    }
+
+    fn check_private(&self, private: &Layout) -> Result<()> {
+        let shared = &self.layout;
+        let (s, p) = (shared.base().as_u64(), private.base().as_u64());
+        let apart = p >= s + shared.size() || s >= p + private.size();
+        if private.nr_cpus() != shared.nr_cpus()
+            || private.paging_depth() != shared.paging_depth()
+            || !apart
+        {
+            return Err(Error::BadLayout);
+        }
+        Ok(())
+    }
+
+    /// Where the shared slots are.
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
 
-    /// How frames are mapped.
+    /// How frames are mapped in the shared slots.
     pub fn template(&self) -> &PteTemplate {
         &self.template
+    }
+
+    /// Where the private slots are, if the window has them.
+    pub fn private_layout(&self) -> Option<&Layout> {
+        self.private.as_ref().map(|(layout, _)| layout)
+    }
+
+    /// The slots of `placement`.
+    pub fn layout_of(&self, placement: Placement) -> Result<&Layout> {
+        match placement {
+            Placement::Shared => Ok(&self.layout),
+            Placement::Private => self.private_layout().ok_or(Error::NoPrivateWindow),
+        }
+    }
+
+    /// How frames are mapped in the slots of `placement`.
+    pub fn template_of(&self, placement: Placement) -> Result<&PteTemplate> {
+        match placement {
+            Placement::Shared => Ok(&self.template),
+            Placement::Private => self
+                .private
+                .as_ref()
+                .map(|(_, template)| template)
+                .ok_or(Error::NoPrivateWindow),
+        }
+    }
+
+    /// The slot containing `addr` and its placement.
+    fn locate(&self, addr: KernelAddr) -> Result<(SlotId, SlotAddr, Placement)> {
+        match (self.layout.locate(addr), self.private_layout()) {
+            (Ok((slot, at)), _) => Ok((slot, at, Placement::Shared)),
+            (Err(_), Some(private)) if private.contains(addr) => {
+                let (slot, at) = private.locate(addr)?;
+                Ok((slot, at, Placement::Private))
+            }
+            (Err(err), _) => Err(err),
+        }
     }
 
     /// The paging depth the window was laid out for.
@@ -55,16 +145,13 @@ impl Window {
         self.layout.paging_depth()
     }
 
-    /// Address of slot `idx` of CPU `cpu`.
+    /// Address of shared slot `idx` of CPU `cpu`.
     pub fn slot_addr(&self, cpu: CpuId, idx: usize) -> Result<SlotAddr> {
         self.layout.slot_addr(cpu, idx)
     }
 
-    /// Maps `frame` at the next free slot of the pinned CPU and returns its
-    /// address.
-    ///
-    /// The caller keeps migration disabled until the matching
-    /// [`unmap`](Self::unmap), and preemption disabled for the call.
+    /// Maps `frame` at the next free shared slot of the pinned CPU and
+    /// returns its address: [`map_in`](Self::map_in) the shared placement.
     pub fn map<H: SlotHardware>(
         &self,
         hw: &mut H,
@@ -72,15 +159,33 @@ impl Window {
         pin: PinnedCpu<'_>,
         frame: PhysFrame<Size4KiB>,
     ) -> Result<SlotAddr> {
+        self.map_in(hw, stack, pin, frame, Placement::Shared)
+    }
+
+    /// Maps `frame` at the next free slot of the pinned CPU, in `placement`,
+    /// and returns its address.
+    ///
+    /// The caller keeps migration disabled until the matching
+    /// [`unmap`](Self::unmap), and preemption disabled for the call. For the
+    /// private placement it also keeps the process whose tables the CPU
+    /// runs until then: the task's own.
+    pub fn map_in<H: SlotHardware>(
+        &self,
+        hw: &mut H,
+        stack: &SlotStack,
+        pin: PinnedCpu<'_>,
+        frame: PhysFrame<Size4KiB>,
+        placement: Placement,
+    ) -> Result<SlotAddr> {
         let cpu = pin.cpu();
-        let pte = self.template.pte(frame)?;
+        let pte = self.template_of(placement)?.pte(frame)?;
         stack.check_cpu(cpu)?;
         let idx = stack.depth();
-        let slot = self.layout.slot_addr(cpu, idx)?;
+        let slot = self.layout_of(placement)?.slot_addr(cpu, idx)?;
         if !hw.pte_is_none(slot) {
             return Err(Error::SlotBusy);
         }
-        stack.push(cpu, idx);
+        stack.push(cpu, idx, placement);
         // An IRQ that maps from here on must see the slot as taken.
         compiler_fence(Ordering::SeqCst);
         hw.set_pte(slot, pte);
@@ -98,10 +203,14 @@ impl Window {
         addr: KernelAddr,
     ) -> Result<()> {
         let cpu = pin.cpu();
-        let (slot, slot_addr) = self.layout.locate(addr)?;
+        let (slot, slot_addr, placement) = self.locate(addr)?;
         stack.check_cpu(cpu)?;
         if slot.cpu != cpu || slot.idx + 1 != stack.depth() {
             return Err(unmap_misuse(stack, cpu, slot));
+        }
+        // The other placement's slot of the same index is not this mapping.
+        if stack.placement(slot.idx) != placement {
+            return Err(Error::SlotNotMapped);
         }
         hw.clear_pte(slot_addr);
         hw.flush_local(slot_addr);
@@ -122,8 +231,8 @@ impl Window {
     ) -> Result<()> {
         let cpu = pin.cpu();
         stack.check_cpu(cpu)?;
-        for (idx, _) in stack.live() {
-            let slot = self.layout.slot_addr(cpu, idx)?;
+        for (idx, _, placement) in stack.live_placed() {
+            let slot = self.layout_of(placement)?.slot_addr(cpu, idx)?;
             hw.clear_pte(slot);
             hw.flush_local(slot);
         }
@@ -152,9 +261,9 @@ impl Window {
         stack.check_cpu(cpu)?;
         // Every entry is built and every slot checked before any is written.
         let mut ready = [None; SLOTS_PER_CPU];
-        for ((idx, pfn), entry) in stack.live().zip(ready.iter_mut()) {
-            let slot = self.layout.slot_addr(cpu, idx)?;
-            let pte = self.template.pte(frame_from_pfn(pfn)?)?;
+        for ((idx, pfn, placement), entry) in stack.live_placed().zip(ready.iter_mut()) {
+            let slot = self.layout_of(placement)?.slot_addr(cpu, idx)?;
+            let pte = self.template_of(placement)?.pte(frame_from_pfn(pfn)?)?;
             if !hw.pte_is_none(slot) {
                 return Err(Error::SlotBusy);
             }

@@ -29,19 +29,26 @@ fn with_hw<R>(f: impl FnOnce(&mut gmem_kmap::sim::CpuHw<'_>) -> R) -> R {
 
 #[unsafe(no_mangle)]
 extern "C" fn gmem_kmap_hw_set_pte(addr: u64, pte: u64) {
-    with_hw(|hw| hw.machine().write_raw_pte(addr, pte))
+    with_hw(|hw| {
+        let cpu = hw.cpu();
+        hw.machine().write_raw_pte(cpu, addr, pte)
+    })
 }
 
 #[unsafe(no_mangle)]
 extern "C" fn gmem_kmap_hw_clear_pte(addr: u64) {
-    with_hw(|hw| hw.machine().write_raw_pte(addr, 0))
+    with_hw(|hw| {
+        let cpu = hw.cpu();
+        hw.machine().write_raw_pte(cpu, addr, 0)
+    })
 }
 
 #[unsafe(no_mangle)]
 extern "C" fn gmem_kmap_hw_pte_none(addr: u64) -> bool {
     with_hw(|hw| {
+        let cpu = hw.cpu();
         let m = hw.machine();
-        m.pte(m.addr(addr)).is_none()
+        m.slot_pte(cpu, m.addr(addr)).is_none()
     })
 }
 
@@ -139,23 +146,23 @@ fn c_abi_at(depth: PagingDepth) {
     unsafe {
         // Used before init: every entry point refuses.
         let not_init = code(Error::NotInitialized);
-        assert_eq!(gmem_kmap_map(&mut ctrl, 0, 1, &mut addr), not_init);
+        assert_eq!(gmem_kmap_map(&mut ctrl, 0, 1, 0, &mut addr), not_init);
         assert_eq!(gmem_kmap_unmap(&mut ctrl, 0, base), not_init);
         assert_eq!(gmem_kmap_sched_out(&mut ctrl, 0), not_init);
         assert_eq!(gmem_kmap_sched_in(&mut ctrl, 0), not_init);
         assert_eq!(gmem_kmap_exit(&mut ctrl, 0), not_init);
-        assert_eq!(gmem_kmap_slot_addr(0, 0, &mut addr), not_init);
+        assert_eq!(gmem_kmap_slot_addr(0, 0, 0, &mut addr), not_init);
         assert_eq!(gmem_reinsert_map(1, &mut users), not_init);
         assert_eq!(gmem_reinsert_unmap(1, &mut users), not_init);
 
         // Bad configurations are refused and leave the window uninitialized.
         let bad_template = code(Error::BadTemplate);
         assert_eq!(
-            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL | 4, PHYS_BITS, levels),
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL | 4, PHYS_BITS, levels, 0),
             bad_template
         );
         assert_eq!(
-            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, 60, levels),
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, 60, levels, 0),
             bad_template
         );
         let bad_layout = code(Error::BadLayout);
@@ -165,41 +172,57 @@ fn c_abi_at(depth: PagingDepth) {
                 NR_CPUS,
                 PAGE_KERNEL,
                 PHYS_BITS,
-                levels
+                levels,
+                0
             ),
             bad_layout
         );
         assert_eq!(
-            gmem_kmap_init(base + 1, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels),
+            gmem_kmap_init(base + 1, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels, 0),
             bad_layout
         );
         assert_eq!(
-            gmem_kmap_init(base, 0, PAGE_KERNEL, PHYS_BITS, levels),
+            gmem_kmap_init(base, 0, PAGE_KERNEL, PHYS_BITS, levels, 0),
             bad_layout
         );
         assert_eq!(
-            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, 3),
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, 3, 0),
             code(Error::BadPagingDepth)
         );
         // 5-level vmalloc space is refused by a 4-level kernel.
         let vmalloc5 = AddressMap::of(PagingDepth::Five).vmalloc;
         assert_eq!(
-            gmem_kmap_init(vmalloc5, NR_CPUS, PAGE_KERNEL, PHYS_BITS, 4),
+            gmem_kmap_init(vmalloc5, NR_CPUS, PAGE_KERNEL, PHYS_BITS, 4, 0),
             bad_layout
         );
-        assert_eq!(gmem_kmap_slot_addr(0, 0, &mut addr), not_init);
+        assert_eq!(gmem_kmap_slot_addr(0, 0, 0, &mut addr), not_init);
+
+        // A private placement overlapping the shared one is refused.
+        let private = AddressMap::of(depth).private_window_base();
+        assert_eq!(
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels, base + 4096),
+            bad_layout
+        );
+        assert_eq!(
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels, private + 1),
+            bad_layout
+        );
 
         // Init once; again with the same values is fine, different is not.
         assert_eq!(
-            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels),
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels, private),
             0
         );
         assert_eq!(
-            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels),
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels, private),
             0
         );
         assert_eq!(
-            gmem_kmap_init(base, NR_CPUS + 1, PAGE_KERNEL, PHYS_BITS, levels),
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels, 0),
+            code(Error::AlreadyInitialized)
+        );
+        assert_eq!(
+            gmem_kmap_init(base, NR_CPUS + 1, PAGE_KERNEL, PHYS_BITS, levels, private),
             code(Error::AlreadyInitialized)
         );
         // The other depth: a 4-level window is valid at 5 levels too, but
@@ -209,32 +232,38 @@ fn c_abi_at(depth: PagingDepth) {
             PagingDepth::Five => (4, Error::BadLayout),
         };
         assert_eq!(
-            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, other),
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, other, private),
             code(want)
         );
 
         // Null pointers.
         let null = code(Error::NullPointer);
-        assert_eq!(gmem_kmap_map(ptr::null_mut(), 0, 1, &mut addr), null);
-        assert_eq!(gmem_kmap_map(&mut ctrl, 0, 1, ptr::null_mut()), null);
+        assert_eq!(gmem_kmap_map(ptr::null_mut(), 0, 1, 0, &mut addr), null);
+        assert_eq!(gmem_kmap_map(&mut ctrl, 0, 1, 0, ptr::null_mut()), null);
         assert_eq!(gmem_kmap_unmap(ptr::null_mut(), 0, base), null);
         assert_eq!(gmem_kmap_fork(ptr::null_mut()), null);
         assert_eq!(gmem_reinsert_map(1, ptr::null_mut()), null);
         assert!(ctrl.is_empty());
 
         // Slot geometry as C sees it.
-        assert_eq!(gmem_kmap_slot_addr(1, 3, &mut addr), 0);
+        assert_eq!(gmem_kmap_slot_addr(1, 3, 0, &mut addr), 0);
         assert_eq!(addr, base + (SLOTS_PER_CPU as u64 + 3) * 4096);
         assert_eq!(
-            gmem_kmap_slot_addr(NR_CPUS, 0, &mut addr),
+            gmem_kmap_slot_addr(NR_CPUS, 0, 0, &mut addr),
             code(Error::BadCpu)
+        );
+        assert_eq!(gmem_kmap_slot_addr(1, 3, 1, &mut addr), 0);
+        assert_eq!(addr, private + (SLOTS_PER_CPU as u64 + 3) * 4096);
+        assert_eq!(
+            gmem_kmap_slot_addr(1, 3, 2, &mut addr),
+            code(Error::NoPrivateWindow)
         );
 
         // Map, read through the slot, nest, unmap in order.
         CPU.store(1, Ordering::Relaxed);
         let (mut a, mut b) = (0, 0);
-        assert_eq!(gmem_kmap_map(&mut ctrl, 1, 2, &mut a), 0);
-        assert_eq!(gmem_kmap_map(&mut ctrl, 1, 5, &mut b), 0);
+        assert_eq!(gmem_kmap_map(&mut ctrl, 1, 2, 0, &mut a), 0);
+        assert_eq!(gmem_kmap_map(&mut ctrl, 1, 5, 0, &mut b), 0);
         assert_eq!(read_byte(1, a), Some(0x12));
         assert_eq!(read_byte(1, b), Some(0x15));
         assert!(read_byte(1, b + 4095).is_some(), "the whole page is mapped");
@@ -246,7 +275,7 @@ fn c_abi_at(depth: PagingDepth) {
         );
         assert_eq!(read_byte(1, b), None, "unmapped slot still reachable");
         assert_eq!(
-            gmem_kmap_map(&mut ctrl, 1, 1 << 40, &mut b),
+            gmem_kmap_map(&mut ctrl, 1, 1 << 40, 0, &mut b),
             code(Error::BadPfn)
         );
         assert_eq!(gmem_kmap_unmap(&mut ctrl, 1, 0x1000), code(Error::NotASlot));
@@ -255,14 +284,44 @@ fn c_abi_at(depth: PagingDepth) {
             code(Error::NotASlot)
         );
 
+        // A private mapping nests on a shared one, in the tables of the
+        // process CPU 1 runs; an unknown placement is refused.
+        let mut p = 0;
+        assert_eq!(
+            gmem_kmap_map(&mut ctrl, 1, 6, 2, &mut p),
+            code(Error::NoPrivateWindow)
+        );
+        MACHINE.lock().unwrap().as_mut().unwrap().switch_mm(1, 7);
+        assert_eq!(gmem_kmap_map(&mut ctrl, 1, 6, 1, &mut p), 0);
+        assert_eq!(p, private + (SLOTS_PER_CPU as u64 + 1) * 4096);
+        assert_eq!(read_byte(1, p), Some(0x16));
+        // Slot 1 of the shared placement is not that mapping.
+        assert_eq!(
+            gmem_kmap_unmap(&mut ctrl, 1, base + (SLOTS_PER_CPU as u64 + 1) * 4096),
+            code(Error::SlotNotMapped)
+        );
+        {
+            let guard = MACHINE.lock().unwrap();
+            let m = guard.as_ref().unwrap();
+            let at = m.addr(p);
+            assert!(m.pte(at).is_none(), "a private slot in the shared tables");
+            assert!(
+                !m.slot_pte(1, at)
+                    .flags()
+                    .contains(x86_64::structures::paging::PageTableFlags::GLOBAL)
+            );
+        }
+
         // Context switch: out clears, in restores, another CPU is refused.
         assert_eq!(gmem_kmap_sched_out(&mut ctrl, 1), 0);
-        assert_eq!(read_byte(1, a), None);
+        assert_eq!((read_byte(1, a), read_byte(1, p)), (None, None));
         CPU.store(0, Ordering::Relaxed);
         assert_eq!(gmem_kmap_sched_in(&mut ctrl, 0), code(Error::WrongCpu));
         CPU.store(1, Ordering::Relaxed);
         assert_eq!(gmem_kmap_sched_in(&mut ctrl, 1), 0);
-        assert_eq!(read_byte(1, a), Some(0x12));
+        assert_eq!((read_byte(1, a), read_byte(1, p)), (Some(0x12), Some(0x16)));
+        assert_eq!(gmem_kmap_unmap(&mut ctrl, 1, p + 8), 0);
+        assert_eq!(read_byte(1, p), None);
 
         // Fork copies nothing; exit with a live slot releases it and says so.
         let mut child = ctrl.clone();

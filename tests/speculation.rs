@@ -13,13 +13,13 @@
 //! Today's window keeps its slots in the kernel page table every process
 //! shares, mapped global: it cannot keep them. The tests below say so, and
 //! stay as the negative test. Slots in page tables of each process's own
-//! (the simulator's `Placement::PerProcess`, the mermap model), mapped
+//! (`Placement::Private`, the mermap model), mapped
 //! without `_PAGE_GLOBAL`, keep both, provided the CPUs running the VM drop
 //! the window's translations before a page leaves the file; without either
 //! of the two they do not (issue 16).
 
-use gmem_kmap::sim::{Machine, MmId, OnCpu, PAGE_KERNEL, PHYS_BITS, Placement};
-use gmem_kmap::{PagingDepth, PinnedCpu, PteTemplate, SlotStack, Window};
+use gmem_kmap::sim::{Machine, MmId, OnCpu, PAGE_KERNEL, PHYS_BITS};
+use gmem_kmap::{PagingDepth, PinnedCpu, Placement, PteTemplate, SlotStack, Window};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use x86_64::structures::paging::PageTableFlags;
@@ -78,7 +78,7 @@ const SHARED: Setup = Setup {
 };
 /// Slots in the VM's own page tables, not global, flushed at a punch.
 const PRIVATE: Setup = Setup {
-    placement: Placement::PerProcess,
+    placement: Placement::Private,
     global: false,
     flush_on_punch: true,
 };
@@ -101,14 +101,22 @@ impl World {
             let frame = m.frame(f);
             m.frame_bytes_mut(frame)[0] = f as u8;
         }
-        m.set_placement(setup.placement);
         let not_global = if setup.global {
             0
         } else {
             PageTableFlags::GLOBAL.bits()
         };
         let template = PteTemplate::new(PAGE_KERNEL & !not_global, PHYS_BITS).expect("template");
-        let window = Window::new(*m.window().layout(), template);
+        // The private placement as the kernel sets it up: the core drops
+        // `_PAGE_GLOBAL` itself. The negative tests build global private
+        // entries on purpose.
+        let window = if setup.placement == Placement::Private && !setup.global {
+            m.window()
+        } else {
+            Window::new(*m.window().layout(), template)
+                .with_private_template(m.private_layout(), template)
+                .expect("window")
+        };
         let mut in_file = [false; NR_FRAMES];
         in_file[..GUEST_FRAMES].fill(true);
         Self {
@@ -152,9 +160,10 @@ impl World {
                 let on = OnCpu::new(cpu);
                 let frame = self.m.frame(f);
                 let mut hw = self.m.cpu(cpu);
+                let pin = PinnedCpu::of(&on);
                 let slot = self
                     .window
-                    .map(&mut hw, &self.stacks[c], PinnedCpu::of(&on), frame)
+                    .map_in(&mut hw, &self.stacks[c], pin, frame, self.setup.placement)
                     .expect("map");
                 self.mapped[c].push((slot.as_u64(), f));
             }

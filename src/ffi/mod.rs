@@ -12,7 +12,7 @@ use core::marker::PhantomData;
 use crate::addr::{KernelAddr, PagingDepth};
 use crate::cpu::{CpuId, PinCurrentCpu, PinnedCpu};
 use crate::error::{Error, Result};
-use crate::geometry::{Layout, SlotAddr};
+use crate::geometry::{Layout, Placement, SlotAddr};
 use crate::hw::SlotHardware;
 use crate::pte::{Pte, PteTemplate, frame_from_pfn};
 use crate::slot_stack::SlotStack;
@@ -134,7 +134,10 @@ unsafe fn from_c<'a, T>(ptr: *mut T) -> Result<&'a mut T> {
 
 /// Sets up the window: `nr_cpus` CPUs' slots from `base`, mapped with
 /// `page_kernel` on a machine with `phys_bits` of physical address and
-/// `paging_levels` (4 or 5) levels of page tables.
+/// `paging_levels` (4 or 5) levels of page tables; and, unless
+/// `private_base` is 0, the same slots from `private_base` in each
+/// process's own page tables, mapped with `page_kernel` minus
+/// `_PAGE_GLOBAL`.
 ///
 /// Call once at boot, before any other function. A second call with the same
 /// values succeeds; with different ones it fails and changes nothing.
@@ -145,14 +148,33 @@ pub extern "C" fn gmem_kmap_init(
     page_kernel: u64,
     phys_bits: u8,
     paging_levels: u8,
+    private_base: u64,
 ) -> i32 {
-    status(init(base, nr_cpus, page_kernel, phys_bits, paging_levels))
+    status(init(
+        base,
+        nr_cpus,
+        page_kernel,
+        phys_bits,
+        paging_levels,
+        private_base,
+    ))
 }
 
-fn init(base: u64, nr_cpus: u32, page_kernel: u64, phys_bits: u8, levels: u8) -> Result<()> {
-    let layout = Layout::new(base, nr_cpus, PagingDepth::from_levels(levels)?)?;
+fn init(
+    base: u64,
+    nr_cpus: u32,
+    page_kernel: u64,
+    phys_bits: u8,
+    levels: u8,
+    private_base: u64,
+) -> Result<()> {
+    let depth = PagingDepth::from_levels(levels)?;
+    let layout = Layout::new(base, nr_cpus, depth)?;
     let template = PteTemplate::new(page_kernel, phys_bits)?;
-    let wanted = Window::new(layout, template);
+    let mut wanted = Window::new(layout, template);
+    if private_base != 0 {
+        wanted = wanted.with_private(Layout::new(private_base, nr_cpus, depth)?)?;
+    }
     if *WINDOW.get_or_set(wanted) != wanted {
         return Err(Error::AlreadyInitialized);
     }
@@ -195,24 +217,28 @@ unsafe fn with_stack(
 }
 
 /// Maps page frame `pfn` at the next slot of `cpu` for the task owning
-/// `ctrl`, and stores the slot address in `*addr`.
+/// `ctrl`, in `placement` (0 shared, 1 private), and stores the slot address
+/// in `*addr`.
 ///
 /// # Safety
 /// `ctrl` and `addr` are null or valid and exclusively the caller's for the
-/// call; the caller runs on `cpu` with preemption disabled.
+/// call; the caller runs on `cpu` with preemption disabled, and for the
+/// private placement in the page tables of the task's own process.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gmem_kmap_map(
     ctrl: *mut SlotStack,
     cpu: u32,
     pfn: u64,
+    placement: u8,
     addr: *mut u64,
 ) -> i32 {
     // SAFETY: forwarded from this function's contract.
     unsafe {
         with_stack(ctrl, cpu, |window, stack, pin| {
+            let placement = Placement::from_c(placement).ok_or(Error::NoPrivateWindow)?;
             let out = from_c(addr)?;
             *out = window
-                .map(&mut KernelHw, stack, pin, frame_from_pfn(pfn)?)?
+                .map_in(&mut KernelHw, stack, pin, frame_from_pfn(pfn)?, placement)?
                 .as_u64();
             Ok(())
         })
@@ -291,17 +317,27 @@ pub unsafe extern "C" fn gmem_kmap_exit(ctrl: *mut SlotStack, cpu: u32) -> i32 {
     }
 }
 
-/// Stores the address of slot `idx` of `cpu` in `*addr`.
+/// Stores the address of slot `idx` of `cpu` in `placement` (0 shared, 1
+/// private) in `*addr`.
 ///
 /// # Safety
 /// `addr` is null or valid for writes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn gmem_kmap_slot_addr(cpu: u32, idx: u32, addr: *mut u64) -> i32 {
+pub unsafe extern "C" fn gmem_kmap_slot_addr(
+    cpu: u32,
+    idx: u32,
+    placement: u8,
+    addr: *mut u64,
+) -> i32 {
     let slot_addr = || -> Result<()> {
         let window = window()?;
+        let placement = Placement::from_c(placement).ok_or(Error::NoPrivateWindow)?;
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { from_c(addr)? };
-        *out = window.slot_addr(CpuId::new(cpu), idx as usize)?.as_u64();
+        *out = window
+            .layout_of(placement)?
+            .slot_addr(CpuId::new(cpu), idx as usize)?
+            .as_u64();
         Ok(())
     };
     status(slot_addr())

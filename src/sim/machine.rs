@@ -10,7 +10,7 @@ use x86_64::structures::paging::{PageTableFlags, PhysFrame, Size4KiB};
 use super::{AddressMap, CpuHw, PAGE_KERNEL, PHYS_BITS};
 use crate::addr::{KernelAddr, PagingDepth};
 use crate::error::Error;
-use crate::geometry::Layout;
+use crate::geometry::{CPU_STRIDE, Layout};
 use crate::pte::{Pte, PteTemplate, frame_from_pfn, pfn_of};
 use crate::window::Window;
 
@@ -48,24 +48,15 @@ pub enum Fault {
 /// kernel thread, an idle CPU).
 pub type MmId = u32;
 
-/// Where the window's slot entries live.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Placement {
-    /// In the kernel page table every process's tables share (today).
-    #[default]
-    Shared,
-    /// In page tables of each process's own for the window's range (the
-    /// mermap model): a slot entry a CPU writes is in the tables of the
-    /// process it runs, and only CPUs running that process reach it.
-    PerProcess,
-}
-
 /// A machine of `nr_cpus` CPUs sharing one kernel page table.
 ///
 /// Each CPU runs in the page tables of one process ([`MmId`]), which all
-/// map the kernel half alike. Switching a CPU to another process's tables
-/// (a CR3 write without PCID) drops its non-global translations; global ones
-/// (`_PAGE_GLOBAL`, as `PAGE_KERNEL` has without PTI) survive it.
+/// map the kernel half alike but for the private window's range: there each
+/// process has entries of its own (the mermap model), and a slot entry a
+/// CPU writes goes into the tables of the process it runs. Switching a CPU
+/// to another process's tables (a CR3 write without PCID) drops its
+/// non-global translations; global ones (`_PAGE_GLOBAL`, as `PAGE_KERNEL`
+/// has without PTI) survive it.
 pub struct Machine {
     depth: PagingDepth,
     map: AddressMap,
@@ -73,9 +64,8 @@ pub struct Machine {
     page_table: HashMap<u64, Pte>,
     tlbs: Vec<HashMap<u64, Pte>>,
     current_mm: Vec<MmId>,
-    placement: Placement,
-    /// The window's range, `[start, end)`, for `Placement::PerProcess`.
-    window_range: (u64, u64),
+    /// The private window's range, `[start, end)`.
+    private_range: (u64, u64),
     /// Each process's own entries in that range.
     local_tables: HashMap<MmId, HashMap<u64, Pte>>,
     memory: Vec<Box<[u8; PAGE as usize]>>,
@@ -88,15 +78,17 @@ impl Machine {
     /// up), none of which is in the direct map, as for a NO_DIRECT_MAP
     /// guest_memfd.
     pub fn new(depth: PagingDepth, nr_cpus: u32, nr_frames: usize) -> Self {
+        let map = AddressMap::of(depth);
+        let private = map.private_window_base();
+        let size = u64::from(nr_cpus) * CPU_STRIDE;
         Self {
             depth,
-            map: AddressMap::of(depth),
+            map,
             template: PteTemplate::new(PAGE_KERNEL, PHYS_BITS).expect("PAGE_KERNEL is valid"),
             page_table: HashMap::new(),
             tlbs: (0..nr_cpus).map(|_| HashMap::new()).collect(),
             current_mm: std::vec![0; nr_cpus as usize],
-            placement: Placement::Shared,
-            window_range: (0, 0),
+            private_range: (private, private + size),
             local_tables: HashMap::new(),
             memory: (0..nr_frames)
                 .map(|_| Box::new([0; PAGE as usize]))
@@ -116,12 +108,27 @@ impl Machine {
         self.map
     }
 
-    /// The window a kernel on this machine would set up: every CPU's slots
-    /// at the bottom of vmalloc space, mapped with the machine's template.
+    /// The window a kernel on this machine would set up: every CPU's
+    /// shared slots at the bottom of vmalloc space, mapped with the
+    /// machine's template, and its private slots in the PGD entry below the
+    /// LDT remap's, mapped without `_PAGE_GLOBAL`.
     pub fn window(&self) -> Window {
+        self.shared_window()
+            .with_private(self.private_layout())
+            .expect("the private window is apart from the shared one")
+    }
+
+    /// [`window`](Self::window) without its private placement.
+    pub fn shared_window(&self) -> Window {
         let layout = Layout::new(self.map.window_base(), self.nr_cpus(), self.depth)
             .expect("the window fits vmalloc space at both depths");
         Window::new(layout, self.template)
+    }
+
+    /// Where the private slots are.
+    pub fn private_layout(&self) -> Layout {
+        Layout::new(self.private_range.0, self.nr_cpus(), self.depth)
+            .expect("the private window fits its PGD entry at both depths")
     }
 
     /// An address the machine's kernel could use, checked at its depth.
@@ -208,19 +215,9 @@ impl Machine {
             .map(|(page, pte)| (self.addr(*page), *pte))
     }
 
-    /// Puts the window's slot entries where `placement` says, for the
-    /// window [`Machine::window`] gives. Call before any slot is written.
-    pub fn set_placement(&mut self, placement: Placement) {
-        let w = self.window();
-        let base = w.layout().base().as_u64();
-        self.placement = placement;
-        self.window_range = (base, base + w.layout().size());
-    }
-
-    /// Whether `page` is a slot page kept in per-process tables.
+    /// Whether `page` is a private slot page, kept in per-process tables.
     fn per_process(&self, page: u64) -> bool {
-        self.placement == Placement::PerProcess
-            && (self.window_range.0..self.window_range.1).contains(&page)
+        (self.private_range.0..self.private_range.1).contains(&page)
     }
 
     /// The entry mapping `page` in the tables `cpu` has loaded.
@@ -236,15 +233,15 @@ impl Machine {
             .unwrap_or(Pte::NONE)
     }
 
-    /// The slot entry at `addr` as `cpu` sees it (its process's, if the
-    /// placement is per process).
+    /// The slot entry at `addr` as `cpu` sees it (its process's, for a
+    /// private slot).
     pub fn slot_pte(&self, cpu: u32, addr: KernelAddr) -> Pte {
         self.lookup(cpu, page_of(addr))
     }
 
     /// Writes the slot entry at `addr` from `cpu`: into its process's tables
-    /// if the placement is per process.
-    pub(super) fn write_slot_pte(&mut self, cpu: u32, addr: KernelAddr, pte: Pte) {
+    /// for a private slot.
+    pub fn write_slot_pte(&mut self, cpu: u32, addr: KernelAddr, pte: Pte) {
         if !self.per_process(page_of(addr)) {
             return self.write_pte(addr, pte);
         }
@@ -257,12 +254,12 @@ impl Machine {
         }
     }
 
-    /// Drops the window's translations from every CPU running `mm` (one
-    /// IPI each, but the caller's): what a per-process placement must do
-    /// before a page leaves its file, since another CPU of the same
-    /// process may have cached its slot.
+    /// Drops the private window's translations from every CPU running `mm`
+    /// (one IPI each): what the private placement must do before a page
+    /// leaves its file, since another CPU of the same process may have
+    /// cached its slot.
     pub fn flush_window_mm(&mut self, mm: MmId) {
-        let (start, end) = self.window_range;
+        let (start, end) = self.private_range;
         for cpu in 0..self.nr_cpus() {
             if self.current_mm(cpu) == mm {
                 self.counters.ipis += 1;
@@ -369,11 +366,11 @@ impl Machine {
         Ok((idx, off))
     }
 
-    /// Writes raw `bits` into the entry mapping `addr`, as a kernel's
-    /// `set_pte()` would (the C ABI's callbacks get raw words).
-    pub fn write_raw_pte(&mut self, addr: u64, bits: u64) {
+    /// Writes raw `bits` into the slot entry mapping `addr` from `cpu`, as a
+    /// kernel's `set_pte()` would (the C ABI's callbacks get raw words).
+    pub fn write_raw_pte(&mut self, cpu: u32, addr: u64, bits: u64) {
         let addr = self.addr(addr);
-        self.write_pte(addr, Pte::from_bits(bits));
+        self.write_slot_pte(cpu, addr, Pte::from_bits(bits));
     }
 
     pub(super) fn warn(&mut self, err: Error) {

@@ -25,7 +25,7 @@ use static_assertions::const_assert;
 #[cfg(feature = "pool")]
 pub use direct_map::DirectMapSim;
 pub use hw::CpuHw;
-pub use machine::{Counters, Fault, Machine, MmId, Placement};
+pub use machine::{Counters, Fault, Machine, MmId};
 
 use crate::addr::{KernelAddr, PagingDepth};
 use crate::cpu::{CpuId, PinCurrentCpu};
@@ -47,6 +47,10 @@ pub struct AddressMap {
     pub vmalloc: u64,
     /// Size of vmalloc space.
     pub vmalloc_size: u64,
+    /// PGD entry -241, the last of the hypervisor guard hole, just below the
+    /// LDT remap's (-240): empty in the kernel's own tables; each process
+    /// that uses the private window gets tables of its own there.
+    pub private_window: u64,
 }
 
 impl AddressMap {
@@ -57,11 +61,13 @@ impl AddressMap {
                 direct_map: 0xffff_8880_0000_0000,
                 vmalloc: 0xffff_c900_0000_0000,
                 vmalloc_size: 32 << 40,
+                private_window: 0xffff_8780_0000_0000,
             },
             PagingDepth::Five => AddressMap {
                 direct_map: 0xff11_0000_0000_0000,
                 vmalloc: 0xffa0_0000_0000_0000,
                 vmalloc_size: 12800 << 40,
+                private_window: 0xff0f_0000_0000_0000,
             },
         }
     }
@@ -69,6 +75,11 @@ impl AddressMap {
     /// Where the simulated window starts: the bottom of vmalloc space.
     pub const fn window_base(&self) -> u64 {
         self.vmalloc
+    }
+
+    /// Where the private window starts: the bottom of its PGD entry.
+    pub const fn private_window_base(&self) -> u64 {
+        self.private_window
     }
 }
 
@@ -79,6 +90,7 @@ const fn fits(depth: PagingDepth) -> bool {
     MAX_WINDOW_SIZE <= map.vmalloc_size
         && KernelAddr::new(map.direct_map, depth).is_ok()
         && Layout::new(map.window_base(), MAX_CPUS, depth).is_ok()
+        && Layout::new(map.private_window_base(), MAX_CPUS, depth).is_ok()
 }
 const_assert!(fits(PagingDepth::Four));
 const_assert!(fits(PagingDepth::Five));
