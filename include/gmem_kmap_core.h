@@ -99,6 +99,25 @@ enum gmem_kmap_err {
 };
 
 /**
+ * Where a mapping's slot entry lives.
+ *
+ * The two placements have the same geometry at different bases: slot `i`
+ * of CPU `c` is at the same offset in both.
+ */
+enum gmem_kmap_placement {
+	/**
+	 * In the kernel page tables every process shares (`init_mm`'s): any
+	 * CPU may cache the entry, whatever it runs.
+	 */
+	GMEM_KMAP_PLACEMENT_SHARED = 0,
+	/**
+	 * In page tables of the current process's own, without `_PAGE_GLOBAL`
+	 * (the mermap model): only CPUs running that process can reach it.
+	 */
+	GMEM_KMAP_PLACEMENT_PRIVATE = 1,
+};
+
+/**
  * Why the pool refused; nothing changed. The codes, distinct from the
  * window's [`Error`](crate::Error)s, are what the C ABI returns.
  */

@@ -50,7 +50,7 @@ const_assert!(PagingDepth::Four.kernel_half_start() > PagingDepth::Five.kernel_h
 /// The two placements have the same geometry at different bases: slot `i`
 /// of CPU `c` is at the same offset in both.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[repr(u8)]
+#[repr(C)]
 pub enum Placement {
     /// In the kernel page tables every process shares (`init_mm`'s): any
     /// CPU may cache the entry, whatever it runs.
