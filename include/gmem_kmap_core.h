@@ -273,16 +273,15 @@ void gmem_kmap_hw_warn(int code);
 
 /**
  * Sets up the window: `nr_cpus` CPUs' slots from `base`, mapped with
- * `page_kernel` on a machine with `phys_bits` of physical address and
- * `paging_levels` (4 or 5) levels of page tables; and, unless
- * `private_base` is 0, the same slots from `private_base` in each
- * process's own page tables, mapped with `page_kernel` minus
- * `_PAGE_GLOBAL`.
+ * `prot` (`PAGE_KERNEL`) on a machine with `phys_bits` of physical address
+ * and `levels` (4 or 5) levels of page tables; and, unless `private_base`
+ * is 0, the same slots from `private_base` in each process's own page
+ * tables, mapped with `prot` minus `_PAGE_GLOBAL`.
  *
  * Call once at boot, before any other function. A second call with the same
  * values succeeds; with different ones it fails and changes nothing.
  */
-int gmem_kmap_init(u64 base, u32 nr_cpus, u64 page_kernel, u8 phys_bits, u8 paging_levels, u64 private_base);
+int gmem_kmap_init(u64 base, u32 nr_cpus, u64 prot, u8 phys_bits, u8 levels, u64 private_base);
 
 /**
  * Maps page frame `pfn` at the next slot of `cpu` for the task owning

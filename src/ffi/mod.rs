@@ -133,11 +133,10 @@ unsafe fn from_c<'a, T>(ptr: *mut T) -> Result<&'a mut T> {
 }
 
 /// Sets up the window: `nr_cpus` CPUs' slots from `base`, mapped with
-/// `page_kernel` on a machine with `phys_bits` of physical address and
-/// `paging_levels` (4 or 5) levels of page tables; and, unless
-/// `private_base` is 0, the same slots from `private_base` in each
-/// process's own page tables, mapped with `page_kernel` minus
-/// `_PAGE_GLOBAL`.
+/// `prot` (`PAGE_KERNEL`) on a machine with `phys_bits` of physical address
+/// and `levels` (4 or 5) levels of page tables; and, unless `private_base`
+/// is 0, the same slots from `private_base` in each process's own page
+/// tables, mapped with `prot` minus `_PAGE_GLOBAL`.
 ///
 /// Call once at boot, before any other function. A second call with the same
 /// values succeeds; with different ones it fails and changes nothing.
@@ -145,19 +144,12 @@ unsafe fn from_c<'a, T>(ptr: *mut T) -> Result<&'a mut T> {
 pub extern "C" fn gmem_kmap_init(
     base: u64,
     nr_cpus: u32,
-    page_kernel: u64,
+    prot: u64,
     phys_bits: u8,
-    paging_levels: u8,
+    levels: u8,
     private_base: u64,
 ) -> i32 {
-    status(init(
-        base,
-        nr_cpus,
-        page_kernel,
-        phys_bits,
-        paging_levels,
-        private_base,
-    ))
+    status(init(base, nr_cpus, prot, phys_bits, levels, private_base))
 }
 
 fn init(

@@ -87,6 +87,7 @@ pub use qemu::Paging;
 /// `list-kunit-test` to try the pipeline on a kernel without the series.
 pub const EXPECTED_SUITES: &[&str] = &[
     "gmem_kmap",
+    "gmem_kmap_private",
     "kvm_gmem_no_direct_map",
     "selftest guest_memfd_no_direct_map_test",
 ];
