@@ -22,6 +22,7 @@
 //!    docs/results-populate.svg, all by CPU count at 4-level, with the two
 //!    depths side by side at [`DEPTH_SMP`] CPUs.
 
+mod instructions;
 mod parse;
 mod plot;
 mod populate;
@@ -77,6 +78,8 @@ struct Figures {
     micro: Vec<Micro>,
     exits: Vec<Exits>,
     populate: Vec<populate::Populate>,
+    /// The counting boot's instructions per operation.
+    insns: Vec<instructions::Count>,
 }
 
 impl Figures {
@@ -118,6 +121,11 @@ impl Figures {
             } else {
                 Vec::new()
             },
+            insns: if paging == Paging::Four {
+                self.insns.clone()
+            } else {
+                Vec::new()
+            },
         }
     }
 }
@@ -148,6 +156,13 @@ pub fn run(from_logs: bool) -> bool {
                 Ok(())
             });
         }
+        let log = kernel::script_log(&cache, instructions::NAME, instructions::SMP, Paging::Four);
+        report.stage(&format!("results of {}", log.display()), || {
+            let text = std::fs::read_to_string(&log)
+                .map_err(|e| format!("read {}: {e}", log.display()))?;
+            figures.insns = instructions::parse(&text)?;
+            Ok(())
+        });
         return report_results(report, &figures, &sweep);
     }
     report.stage("host: the core's benchmarks (docs/bench-core.md)", || {
@@ -166,7 +181,8 @@ pub fn run(from_logs: bool) -> bool {
                 if runs_populate(smp, paging) {
                     writeln!(script, "/bin/{POPULATE_PROGRAM} -r {POPULATE_ROUNDS}").unwrap();
                 }
-                let log = kernel::boot_script(&cache, &built, smp, paging, BOOT_NAME, &script)?;
+                let log =
+                    kernel::boot_script(&cache, &built, smp, paging, BOOT_NAME, &script, &[])?;
                 let (m, e) = parse::boot(smp, paging, &log)?;
                 let p = figures.add_populate(smp, paging, &log)?;
                 println!(
@@ -178,6 +194,26 @@ pub fn run(from_logs: bool) -> bool {
                 Ok(())
             });
         }
+        let stage = format!(
+            "kernel: instruction-count boot, {} CPU, 4-level paging, QEMU {}",
+            instructions::SMP,
+            instructions::QEMU_ARGS.join(" ")
+        );
+        report.stage(&stage, || {
+            let script = format!("#!/bin/sh\n/bin/{PROGRAM} -m {OPERATIONS} -r {ROUNDS}\n");
+            let log = kernel::boot_script(
+                &cache,
+                &built,
+                instructions::SMP,
+                Paging::Four,
+                instructions::NAME,
+                &script,
+                &instructions::QEMU_ARGS,
+            )?;
+            figures.insns = instructions::parse(&log)?;
+            println!("    {} instruction counts", figures.insns.len());
+            Ok(())
+        });
     }
     report_results(report, &figures, &sweep)
 }
@@ -254,8 +290,12 @@ fn print_summary(figures: &Figures) {
         &five.exits,
         DEPTH_SMP,
     ));
+    println!(
+        "\n    instructions per map + touch + unmap, counted (QEMU -icount shift=0), and a model"
+    );
+    print(instructions::table(&four.insns));
     println!("\n    targets (4-level paging)");
-    print(results::targets_table(&results::targets(&four.micro)));
+    print(results::targets_table(&all_targets(&four)));
     for w in populate::WORKLOADS {
         println!("\n    population: {w}, 4-level paging (QEMU TCG: compare ratios, not times)");
         print(populate::table(&four.populate, w));
@@ -282,6 +322,13 @@ fn machine() -> String {
         sh("qemu-system-x86_64 --version | head -1"),
         sh("date -u '+%Y-%m-%d %H:%M UTC'"),
     )
+}
+
+/// The targets on the TCG timings and on the instruction counts.
+fn all_targets(four: &Figures) -> Vec<results::Target> {
+    let mut t = results::targets(&four.micro);
+    t.extend(instructions::targets(&four.insns));
+    t
 }
 
 fn document(figures: &Figures, sweep: &[Sweep]) -> String {
@@ -312,7 +359,15 @@ fn document(figures: &Figures, sweep: &[Sweep]) -> String {
     writeln!(
         d,
         "\n## Targets\n\n{}",
-        results::targets_table(&results::targets(&four.micro))
+        results::targets_table(&all_targets(&four))
+    )
+    .unwrap();
+    writeln!(
+        d,
+        "\n## Instructions per map + touch + unmap (counted, one CPU)\n\n{}{}\n{}",
+        instructions::COUNTED,
+        instructions::table(&four.insns),
+        instructions::model_note()
     )
     .unwrap();
     d.push_str(UNDER_TCG);

@@ -55,10 +55,10 @@ pub struct Sweep {
     pub machine_ns: f64,
 }
 
-pub const HOWS: [&str; 4] = ["floor", "window", "reinsert", "direct"];
+pub const HOWS: [&str; 5] = ["floor", "window", "shared", "reinsert", "direct"];
 pub const TOUCHES: [&str; 2] = ["read64", "copy4k"];
 pub const CPU_SETS: [&str; 2] = ["one", "all"];
-pub const CONFIGS: [&str; 4] = ["shared", "flag-off", "window", "reinsert"];
+pub const CONFIGS: [&str; 5] = ["shared", "flag-off", "window", "shared-window", "reinsert"];
 
 const PREFIX: &str = "gmem-bench: ";
 
@@ -257,7 +257,7 @@ mod tests {
             (w.median_ns, w.p99_ns, w.rounds, w.smp, w.paging),
             (201.0, 402.0, 3, 2, Paging::Four)
         );
-        assert_eq!(exits.len(), 4);
+        assert_eq!(exits.len(), CONFIGS.len());
         assert_eq!(exits[2].config, "window");
         assert_eq!(exits[2].paging, Paging::Four);
         assert_eq!(exits[2].exits_per_sec, 210.0, "the median of 200, 210, 220");

@@ -441,7 +441,7 @@ fn boot_and_judge(
     let mut booted = false;
     p.step(boot_stage, || {
         let kernel = kernel.expect("built before booting");
-        let boot = qemu::boot(kernel, initrd, opts.smp, paging, opts.timeout, &log)?;
+        let boot = qemu::boot(kernel, initrd, opts.smp, paging, opts.timeout, &log, &[])?;
         booted = true;
         boot.result()
     });
@@ -483,8 +483,8 @@ pub fn check_paging(log: &str, asked: Paging) -> Result<(), String> {
 
 /// Boots the built kernel on `smp` CPUs at `paging` depth into an initramfs
 /// whose only test is `script` (a shell script run as `/tests/<name>`),
-/// with the series' programs in `/bin`, console into [`script_log`];
-/// returns the console log, or why the boot is not to be trusted (a crash,
+/// with the series' programs in `/bin`, `extra` QEMU options, console into
+/// [`script_log`]; returns the console log, or why the boot is not to be trusted (a crash,
 /// a warning, the script's non-zero exit, another paging depth).
 pub fn boot_script(
     cache: &Cache,
@@ -493,6 +493,7 @@ pub fn boot_script(
     paging: Paging,
     name: &str,
     script: &str,
+    extra: &[&str],
 ) -> Result<String, String> {
     let mut archive = Initramfs::standard()?;
     for (guest, host) in &built.programs {
@@ -512,6 +513,7 @@ pub fn boot_script(
         paging,
         Options::default().timeout,
         &log,
+        extra,
     )?
     .result()?;
     let text = read_log(&log)?;

@@ -82,7 +82,7 @@ impl Boot {
 }
 
 /// Boots `kernel` with `initrd` on `smp` CPUs at `paging` depth, console
-/// into `log`.
+/// into `log`, with `extra` QEMU options (such as `-icount`).
 pub fn boot(
     kernel: &Path,
     initrd: &Path,
@@ -90,6 +90,7 @@ pub fn boot(
     paging: Paging,
     timeout: Duration,
     log: &Path,
+    extra: &[&str],
 ) -> Result<Boot, String> {
     let append = paging.append();
     let mut qemu = Command::new("qemu-system-x86_64");
@@ -100,7 +101,8 @@ pub fn boot(
         .arg(kernel)
         .arg("-initrd")
         .arg(initrd)
-        .args(["-append", &append]);
+        .args(["-append", &append])
+        .args(extra);
     println!("    {}", command_line(&qemu));
     println!("    log: {} (timeout {})", log.display(), clock(timeout));
     Ok(
