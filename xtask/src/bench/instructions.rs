@@ -12,6 +12,9 @@
 //! share too, so a strategy's count minus the floor's is what its
 //! bookkeeping adds.
 //!
+//! The kernel counted is the boot configuration without `DEBUG_PREEMPT`
+//! ([`BUILD`]), as a distribution builds it.
+//!
 //! From the counts and a CPU's per-event costs, [`table`] gives a hardware
 //! estimate. It is a model, with its assumptions printed beside it.
 
@@ -19,17 +22,36 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::parse::{HOWS, TOUCHES, fields, median, num};
+use crate::kernel::Extra;
 
 /// CPUs of the counting boot: one, so that no other CPU's instructions
 /// advance the shared clock.
 pub const SMP: u32 = 1;
-/// Its QEMU options.
-pub const QEMU_ARGS: [&str; 2] = ["-icount", "shift=0,sleep=off"];
+/// Its kernel: the boot configuration without the debug checks that put
+/// out-of-line calls on every `preempt_disable()` and `smp_processor_id()`,
+/// which Debian's kernels do not have, so that the counts are a
+/// production kernel's.
+pub const BUILD: &str = "count";
+pub const DISABLE: [&str; 1] = ["DEBUG_PREEMPT"];
+
+/// Its options: the instruction clock, and no KUnit. The suites ran in
+/// every other boot; nothing of theirs is measured here, and under the
+/// instruction clock's single-threaded timing one case that waits for the
+/// allocator to reuse pages (`ndm_test_reuse_after_free`) does not see it.
+pub fn extra(kernel: &std::path::Path) -> Extra<'_> {
+    Extra {
+        qemu: &["-icount", "shift=0,sleep=off"],
+        cmdline: "kunit.enable=0",
+        kernel: Some(kernel),
+    }
+}
 /// Its logs: [`crate::kernel::script_log`]s of this name.
 pub const NAME: &str = "bench-icount";
 
 /// How the counts were made, for the results page.
-pub const COUNTED: &str = "One boot on 1 CPU under QEMU's `-icount shift=0,sleep=off`: the guest's \
+pub const COUNTED: &str = "One boot on 1 CPU under QEMU's `-icount shift=0,sleep=off`, of the boot \
+configuration built without `CONFIG_DEBUG_PREEMPT` (which makes every `preempt_disable()` and \
+`smp_processor_id()` an out-of-line check; Debian's kernels do not have it): the guest's \
 clock, and the TSC `rdtsc` reads, advance one tick per guest instruction, so the kernel \
 microbenchmark's `median_ticks` is the instructions one operation executes (median of its \
 batches of 16, median over the rounds). The benchmark loop's own share is in every row, the \
@@ -42,6 +64,8 @@ const INSNS_PER_NS: f64 = 3.0;
 const INVLPG_NS: f64 = 100.0;
 /// Model: waiting for one other CPU to take a shootdown IPI and flush.
 const IPI_NS: f64 = 1000.0;
+/// Model: one CR3 write (the temporary mm makes two per operation).
+const CR3_NS: f64 = 100.0;
 /// The CPU counts the estimate is given for.
 const MODEL_CPUS: [u32; 3] = [2, 8, 64];
 
@@ -101,7 +125,8 @@ fn find(c: &[Count], how: &str, touch: &str) -> Option<f64> {
 /// Model: what one operation of `how` costs a CPU among `cpus`, in ns.
 fn model_ns(how: &str, insns: f64, cpus: u32) -> f64 {
     let events = match how {
-        "floor" | "window" | "shared" => INVLPG_NS,
+        "floor" | "window" | "shared" | "kmap" => INVLPG_NS,
+        "tempmm" => 2.0 * CR3_NS,
         "reinsert" => INVLPG_NS + f64::from(cpus - 1) * IPI_NS,
         _ => 0.0,
     };
@@ -144,15 +169,18 @@ pub fn model_note() -> String {
     format!(
         "Model (not a measurement): a CPU retiring {INSNS_PER_NS} instructions per ns \
          (3 GHz, one per cycle); `invlpg` {INVLPG_NS} ns for every strategy that unmaps \
-         with one; re-insertion's shootdown {IPI_NS} ns per other CPU it waits for \
-         (assumed; it grows with the CPUs). The plain direct map has no event.\n"
+         with one; two CR3 writes of {CR3_NS} ns each for the temporary mm (assumed; \
+         its stale entry is flushed by the next switch to it); re-insertion's shootdown \
+         {IPI_NS} ns per other CPU it waits for (assumed; it grows with the CPUs). The \
+         plain direct map has no event.\n"
     )
 }
 
 /// The issue's target on the counts: each window within 100 instructions
-/// of the floor per map + unmap pair (read64, one CPU).
+/// of the floor per map + unmap pair (read64, one CPU): through KVM's
+/// accessors (`window`, `shared`) and the window's own calls (`kmap`).
 pub fn targets(c: &[Count]) -> Vec<super::results::Target> {
-    ["window", "shared"]
+    ["window", "shared", "kmap"]
         .iter()
         .map(|how| {
             let over = find(c, how, "read64")
@@ -178,6 +206,8 @@ mod tests {
                 ("floor", 40),
                 ("window", 300),
                 ("shared", 290),
+                ("kmap", 200),
+                ("tempmm", 500),
                 ("reinsert", 900),
                 ("direct", 30),
             ] {

@@ -31,7 +31,7 @@ mod results;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::kernel::{self, Cache, Paging};
+use crate::kernel::{self, Cache, Extra, Paging};
 use crate::report::Report;
 use crate::root;
 use parse::{Exits, HOWS, Micro, Sweep};
@@ -181,8 +181,15 @@ pub fn run(from_logs: bool) -> bool {
                 if runs_populate(smp, paging) {
                     writeln!(script, "/bin/{POPULATE_PROGRAM} -r {POPULATE_ROUNDS}").unwrap();
                 }
-                let log =
-                    kernel::boot_script(&cache, &built, smp, paging, BOOT_NAME, &script, &[])?;
+                let log = kernel::boot_script(
+                    &cache,
+                    &built,
+                    smp,
+                    paging,
+                    BOOT_NAME,
+                    &script,
+                    Extra::default(),
+                )?;
                 let (m, e) = parse::boot(smp, paging, &log)?;
                 let p = figures.add_populate(smp, paging, &log)?;
                 println!(
@@ -194,12 +201,31 @@ pub fn run(from_logs: bool) -> bool {
                 Ok(())
             });
         }
+        let mut counted = None;
+        report.stage(
+            &format!(
+                "kernel: build {} (boot config without {})",
+                instructions::BUILD,
+                instructions::DISABLE.join(", ")
+            ),
+            || {
+                counted = Some(kernel::build_variant(
+                    &cache,
+                    &built,
+                    instructions::BUILD,
+                    &instructions::DISABLE,
+                )?);
+                Ok(())
+            },
+        );
         let stage = format!(
-            "kernel: instruction-count boot, {} CPU, 4-level paging, QEMU {}",
-            instructions::SMP,
-            instructions::QEMU_ARGS.join(" ")
+            "kernel: instruction-count boot, {} CPU, 4-level paging, QEMU -icount shift=0",
+            instructions::SMP
         );
         report.stage(&stage, || {
+            let kernel = counted
+                .as_deref()
+                .ok_or("the counting kernel was not built")?;
             let script = format!("#!/bin/sh\n/bin/{PROGRAM} -m {OPERATIONS} -r {ROUNDS}\n");
             let log = kernel::boot_script(
                 &cache,
@@ -208,7 +234,7 @@ pub fn run(from_logs: bool) -> bool {
                 Paging::Four,
                 instructions::NAME,
                 &script,
-                &instructions::QEMU_ARGS,
+                instructions::extra(kernel),
             )?;
             figures.insns = instructions::parse(&log)?;
             println!("    {} instruction counts", figures.insns.len());

@@ -55,7 +55,9 @@ pub struct Sweep {
     pub machine_ns: f64,
 }
 
-pub const HOWS: [&str; 5] = ["floor", "window", "shared", "reinsert", "direct"];
+pub const HOWS: [&str; 7] = [
+    "floor", "window", "shared", "kmap", "tempmm", "reinsert", "direct",
+];
 pub const TOUCHES: [&str; 2] = ["read64", "copy4k"];
 pub const CPU_SETS: [&str; 2] = ["one", "all"];
 pub const CONFIGS: [&str; 5] = ["shared", "flag-off", "window", "shared-window", "reinsert"];

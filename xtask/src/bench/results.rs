@@ -18,6 +18,10 @@ pub fn describe(how: &str) -> &'static str {
             "private window (per-CPU slot in the VM process's own page tables, local flush)"
         }
         "shared" => "shared window (the same slot in the page tables every process shares)",
+        "kmap" => "the private window's own calls, without KVM's hold on the folio",
+        "tempmm" => {
+            "temporary mm (text_poke's way: IRQs off, switch to a per-CPU mm, map, unmap, switch back)"
+        }
         "reinsert" => "re-insertion (direct map + shootdown)",
         "direct" => "plain direct map (no protection)",
         _ => "?",

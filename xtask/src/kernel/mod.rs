@@ -79,7 +79,7 @@ use std::time::Duration;
 use crate::report::Report;
 pub use branch::{USAGE as SERIES_USAGE, run as series};
 pub use initramfs::Initramfs;
-pub use qemu::Paging;
+pub use qemu::{Extra, Paging};
 
 /// The suites that must be in the boot log, all passing and none skipped:
 /// KUnit's, and `selftest <program>` for each test of [`selftests::PROGRAMS`].
@@ -385,6 +385,39 @@ fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool) -> Option<Built> {
     })
 }
 
+/// Builds `bzImage` of configuration `name`: the `boot` fragment with the
+/// symbols in `disable` (without `CONFIG_`) turned off, in
+/// `<cache>/build/<name>`, from the tree `built` was made from: a kernel
+/// that differs from the tested one only where a measurement needs it.
+pub fn build_variant(
+    cache: &Cache,
+    built: &Built,
+    name: &str,
+    disable: &[&str],
+) -> Result<PathBuf, String> {
+    let tree = &built.tree.dir;
+    config::configure_with(cache, tree, "boot", name, &[])?;
+    let dot_config = cache.build(name).join(".config");
+    let mut edit = std::process::Command::new(tree.join("scripts/config"));
+    edit.arg("--file").arg(&dot_config);
+    for symbol in disable {
+        edit.args(["-d", symbol]);
+    }
+    let status = edit.status().map_err(|e| format!("scripts/config: {e}"))?;
+    if !status.success() {
+        return Err(format!("scripts/config: {status}"));
+    }
+    build::make(cache, tree, name, &["olddefconfig"])?;
+    let text = std::fs::read_to_string(&dot_config).map_err(|e| e.to_string())?;
+    for symbol in disable {
+        if !text.contains(&format!("# CONFIG_{symbol} is not set")) {
+            return Err(format!("{name}: CONFIG_{symbol} is still set"));
+        }
+    }
+    let out = build::make(cache, tree, name, &["bzImage"])?;
+    Ok(out.join("arch/x86/boot/bzImage"))
+}
+
 /// Runs every kernel stage into `report`.
 pub fn boot_test(report: &mut Report, opts: &Options) {
     let cache = Cache::from_env();
@@ -441,7 +474,15 @@ fn boot_and_judge(
     let mut booted = false;
     p.step(boot_stage, || {
         let kernel = kernel.expect("built before booting");
-        let boot = qemu::boot(kernel, initrd, opts.smp, paging, opts.timeout, &log, &[])?;
+        let boot = qemu::boot(
+            kernel,
+            initrd,
+            opts.smp,
+            paging,
+            opts.timeout,
+            &log,
+            Extra::default(),
+        )?;
         booted = true;
         boot.result()
     });
@@ -483,7 +524,7 @@ pub fn check_paging(log: &str, asked: Paging) -> Result<(), String> {
 
 /// Boots the built kernel on `smp` CPUs at `paging` depth into an initramfs
 /// whose only test is `script` (a shell script run as `/tests/<name>`),
-/// with the series' programs in `/bin`, `extra` QEMU options, console into
+/// with the series' programs in `/bin`, `extra` options, console into
 /// [`script_log`]; returns the console log, or why the boot is not to be trusted (a crash,
 /// a warning, the script's non-zero exit, another paging depth).
 pub fn boot_script(
@@ -493,7 +534,7 @@ pub fn boot_script(
     paging: Paging,
     name: &str,
     script: &str,
-    extra: &[&str],
+    extra: Extra<'_>,
 ) -> Result<String, String> {
     let mut archive = Initramfs::standard()?;
     for (guest, host) in &built.programs {
@@ -507,7 +548,7 @@ pub fn boot_script(
     archive.write_gz(&initrd)?;
     let log = script_log(cache, name, smp, paging);
     qemu::boot(
-        &built.kernel,
+        extra.kernel.unwrap_or(&built.kernel),
         &initrd,
         smp,
         paging,

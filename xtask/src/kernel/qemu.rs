@@ -81,8 +81,20 @@ impl Boot {
     }
 }
 
+/// What a boot adds to the standard command lines.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extra<'a> {
+    /// QEMU options (such as `-icount`).
+    pub qemu: &'a [&'a str],
+    /// Kernel command-line words, after the standard ones (which they
+    /// override).
+    pub cmdline: &'a str,
+    /// Another kernel image than the build's (for [`super::boot_script`]).
+    pub kernel: Option<&'a Path>,
+}
+
 /// Boots `kernel` with `initrd` on `smp` CPUs at `paging` depth, console
-/// into `log`, with `extra` QEMU options (such as `-icount`).
+/// into `log`, with `extra` options.
 pub fn boot(
     kernel: &Path,
     initrd: &Path,
@@ -90,9 +102,12 @@ pub fn boot(
     paging: Paging,
     timeout: Duration,
     log: &Path,
-    extra: &[&str],
+    extra: Extra<'_>,
 ) -> Result<Boot, String> {
-    let append = paging.append();
+    let mut append = paging.append();
+    if !extra.cmdline.is_empty() {
+        append = format!("{append} {}", extra.cmdline);
+    }
     let mut qemu = Command::new("qemu-system-x86_64");
     qemu.args(["-accel", "tcg", "-cpu", "max"])
         .args(["-smp", &smp.to_string(), "-m", "1G"])
@@ -102,7 +117,7 @@ pub fn boot(
         .arg("-initrd")
         .arg(initrd)
         .args(["-append", &append])
-        .args(extra);
+        .args(extra.qemu);
     println!("    {}", command_line(&qemu));
     println!("    log: {} (timeout {})", log.display(), clock(timeout));
     Ok(
