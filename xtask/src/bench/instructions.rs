@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::parse::{HOWS, TOUCHES, fields, median, num};
+use super::parse::{HOWS, TOUCHES, bench_lines, median, num};
 use crate::kernel::Extra;
 
 /// CPUs of the counting boot: one, so that no other CPU's instructions
@@ -82,14 +82,8 @@ pub struct Count {
 /// The counts of the counting boot's log (one CPU looping: `cpus=one`).
 pub fn parse(log: &str) -> Result<Vec<Count>, String> {
     let mut rounds: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
-    for raw in log.lines() {
-        let Some((_, rest)) = raw.trim_end_matches('\r').split_once("gmem-bench: ") else {
-            continue;
-        };
-        let (kv, words) = fields(rest);
-        if kv.contains_key("error") {
-            return Err(format!("the guest said: {}", rest.trim()));
-        }
+    for line in bench_lines(log) {
+        let (kv, words, rest) = line?;
         if words.first() != Some(&"micro") || !words.contains(&"all") {
             continue;
         }

@@ -64,6 +64,24 @@ pub const CONFIGS: [&str; 5] = ["shared", "flag-off", "window", "shared-window",
 
 const PREFIX: &str = "gmem-bench: ";
 
+/// One line of the benchmark program: its `k=v` pairs, its words without
+/// `=`, and the text after the prefix.
+pub(super) type BenchLine<'a> = (BTreeMap<&'a str, &'a str>, Vec<&'a str>, &'a str);
+
+/// The benchmark program's lines of a log; an error line the guest printed
+/// stops the reading with it.
+pub(super) fn bench_lines(log: &str) -> impl Iterator<Item = Result<BenchLine<'_>, String>> {
+    log.lines().filter_map(|raw| {
+        let (_, rest) = raw.trim_end_matches('\r').split_once(PREFIX)?;
+        let (kv, words) = fields(rest);
+        Some(if kv.contains_key("error") {
+            Err(format!("the guest said: {}", rest.trim()))
+        } else {
+            Ok((kv, words, rest))
+        })
+    })
+}
+
 /// The `k=v` pairs of a line, and its words without `=`.
 pub(super) fn fields(line: &str) -> (BTreeMap<&str, &str>, Vec<&str>) {
     let mut kv = BTreeMap::new();
@@ -106,14 +124,8 @@ pub fn boot(smp: u32, paging: Paging, log: &str) -> Result<(Vec<Micro>, Vec<Exit
     kernel::check_paging(log, paging)?;
     let mut rounds: BTreeMap<(String, String, String), Vec<(f64, f64)>> = BTreeMap::new();
     let mut exits = Vec::new();
-    for raw in log.lines() {
-        let Some((_, rest)) = raw.trim_end_matches('\r').split_once(PREFIX) else {
-            continue;
-        };
-        let (kv, words) = fields(rest);
-        if kv.contains_key("error") {
-            return Err(format!("the guest said: {}", rest.trim()));
-        }
+    for line in bench_lines(log) {
+        let (kv, words, rest) = line?;
         match words.first().copied() {
             Some("micro") if words.contains(&"all") => {
                 let key = |k: &str| kv.get(k).map(|v| v.to_string()).unwrap_or_default();
