@@ -139,24 +139,14 @@ fn run(kind: Loop, pairs: u64, depth: usize) {
 
 #[cfg(feature = "ffi")]
 mod c_abi {
-    //! The kernel's path: the exported functions and empty callbacks.
+    //! The kernel's path: the exported functions, a table of slot entries
+    //! and an empty flush callback (a host process cannot `invlpg`).
 
     use std::hint::black_box;
 
     use gmem_kmap::SlotStack;
     use gmem_kmap::ffi::{gmem_kmap_init, gmem_kmap_map, gmem_kmap_unmap};
 
-    #[unsafe(no_mangle)]
-    #[inline(never)]
-    extern "C" fn gmem_kmap_hw_set_pte(_: u64, _: u64) {}
-    #[unsafe(no_mangle)]
-    #[inline(never)]
-    extern "C" fn gmem_kmap_hw_clear_pte(_: u64) {}
-    #[unsafe(no_mangle)]
-    #[inline(never)]
-    extern "C" fn gmem_kmap_hw_pte_none(_: u64) -> bool {
-        true
-    }
     #[unsafe(no_mangle)]
     #[inline(never)]
     extern "C" fn gmem_kmap_hw_flush_local(_: u64) {}
@@ -175,19 +165,24 @@ mod c_abi {
             46,
             super::common::LEVELS,
             0,
+            false,
         );
         assert_eq!(init, 0);
         let mut ctrl = SlotStack::new();
         let mut addr = 0;
-        // SAFETY: `ctrl` and `addr` are live locals nothing else references.
+        let mut ptes = [0u64; gmem_kmap::SLOTS_PER_CPU];
+        let ptes = ptes.as_mut_ptr();
+        let none = std::ptr::null_mut();
+        // SAFETY: `ctrl`, `addr` and `ptes` are live locals nothing else
+        // references; `ptes` holds `SLOTS_PER_CPU` entries.
         unsafe {
             for pfn in 1..depth as u64 {
-                assert_eq!(gmem_kmap_map(&mut ctrl, 0, pfn, 0, &mut addr), 0);
+                assert_eq!(gmem_kmap_map(&mut ctrl, 0, pfn, 0, ptes, &mut addr), 0);
             }
             for _ in 0..pairs {
-                let ret = gmem_kmap_map(&mut ctrl, 0, black_box(super::PFN), 0, &mut addr);
+                let ret = gmem_kmap_map(&mut ctrl, 0, black_box(super::PFN), 0, ptes, &mut addr);
                 debug_assert_eq!(ret, 0);
-                let ret = gmem_kmap_unmap(&mut ctrl, 0, black_box(addr));
+                let ret = gmem_kmap_unmap(&mut ctrl, 0, black_box(addr), ptes, none);
                 debug_assert_eq!(ret, 0);
             }
         }

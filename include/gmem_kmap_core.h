@@ -247,22 +247,8 @@ struct gmem_pool_stats {
 };
 
 /**
- * Writes `pte` into the kernel PTE that maps window slot `addr`.
- */
-void gmem_kmap_hw_set_pte(u64 addr, u64 pte);
-
-/**
- * Clears the kernel PTE that maps window slot `addr`, without a flush.
- */
-void gmem_kmap_hw_clear_pte(u64 addr);
-
-/**
- * Whether the kernel PTE that maps window slot `addr` is `pte_none()`.
- */
-bool gmem_kmap_hw_pte_none(u64 addr);
-
-/**
- * Flushes `addr` from the local TLB only (`flush_tlb_one_kernel`).
+ * Flushes `addr` from the local TLB (`flush_tlb_one_kernel`), where
+ * an `invlpg` of the core's own is not enough or not allowed.
  */
 void gmem_kmap_hw_flush_local(u64 addr);
 
@@ -272,53 +258,66 @@ void gmem_kmap_hw_flush_local(u64 addr);
 void gmem_kmap_hw_warn(int code);
 
 /**
- * Sets up the window: `nr_cpus` CPUs' slots from `base`, mapped with
+ * Sets up the window: `cpus` CPUs' slots from `base`, mapped with
  * `prot` (`PAGE_KERNEL`) on a machine with `phys_bits` of physical address
- * and `levels` (4 or 5) levels of page tables; and, unless `private_base`
- * is 0, the same slots from `private_base` in each process's own page
- * tables, mapped with `prot` minus `_PAGE_GLOBAL`.
+ * and `levels` (4 or 5) levels of page tables; and, unless `own`
+ * is 0, the same slots from `own` in each process's own page
+ * tables, mapped with `prot` minus `_PAGE_GLOBAL`. With `invlpg` the core
+ * flushes a slot itself where that instruction is enough; without it (a
+ * paravirtualized guest, or a host test) it always asks the glue.
  *
  * Call once at boot, before any other function. A second call with the same
  * values succeeds; with different ones it fails and changes nothing.
  */
-int gmem_kmap_init(u64 base, u32 nr_cpus, u64 prot, u8 phys_bits, u8 levels, u64 private_base);
+int gmem_kmap_init(u64 base, u32 cpus, u64 prot, u8 phys_bits, u8 levels, u64 own, bool invlpg);
 
 /**
  * Maps page frame `pfn` at the next slot of `cpu` for the task owning
- * `ctrl`, in `placement` (0 shared, 1 private), and stores the slot address
- * in `*addr`.
+ * `ctrl`, in placement `place` (0 shared, 1 private), and stores the slot
+ * address in `*addr`. `ptes` points to `cpu`'s `GMEM_KMAP_SLOTS_PER_CPU`
+ * slot entries in that placement's page tables: `init_mm`'s for the shared one,
+ * those of the mm this CPU runs for the private one.
  *
  * # Safety
  * `ctrl` and `addr` are null or valid and exclusively the caller's for the
- * call; the caller runs on `cpu` with preemption disabled, and for the
- * private placement in the page tables of the task's own process.
+ * call, and `ptes` null or as described; the caller runs on `cpu` with
+ * preemption disabled, and for the private placement in the page tables
+ * of the task's own process.
  */
-int gmem_kmap_map(struct gmem_kmap_ctrl *ctrl, u32 cpu, u64 pfn, u8 placement, u64 *addr);
+int gmem_kmap_map(struct gmem_kmap_ctrl *ctrl, u32 cpu, u64 pfn, u8 place, u64 *ptes, u64 *addr);
 
 /**
- * Unmaps the slot containing `addr`, the task's most recent mapping on `cpu`.
+ * Unmaps the slot containing `addr`, the task's most recent mapping on
+ * `cpu`. `shared` and `own` point to `cpu`'s slot entries in the shared
+ * and the private placement's page tables, as for [`gmem_kmap_map`]; only
+ * the one of the slot's placement is needed, and the other may be null.
  *
  * # Safety
- * `ctrl` is null or valid and exclusively the caller's for the call; the
- * caller runs on `cpu` with preemption disabled.
+ * `ctrl` is null or valid and exclusively the caller's for the call, and
+ * each entry pointer null or as described; the caller runs on `cpu` with
+ * preemption disabled.
  */
-int gmem_kmap_unmap(struct gmem_kmap_ctrl *ctrl, u32 cpu, u64 addr);
+int gmem_kmap_unmap(struct gmem_kmap_ctrl *ctrl, u32 cpu, u64 addr, u64 *shared, u64 *own);
 
 /**
- * Clears the slots of the task owning `ctrl` as it is switched out on `cpu`.
+ * Clears the slots of the task owning `ctrl` as it is switched out on
+ * `cpu`; the entry pointers are as for [`gmem_kmap_unmap`], and each
+ * placement the task holds slots in needs its own.
  *
  * # Safety
- * `ctrl` is null or valid for the call; called from the context switch.
+ * `ctrl` is null or valid for the call, each entry pointer null or as
+ * described; called from the context switch.
  */
-int gmem_kmap_sched_out(struct gmem_kmap_ctrl *ctrl, u32 cpu);
+int gmem_kmap_sched_out(struct gmem_kmap_ctrl *ctrl, u32 cpu, u64 *shared, u64 *own);
 
 /**
- * Re-installs the slots of the task owning `ctrl` as it is switched in on `cpu`.
+ * Re-installs the slots of the task owning `ctrl` as it is switched in on
+ * `cpu`; the entry pointers are as for [`gmem_kmap_sched_out`].
  *
  * # Safety
- * `ctrl` is null or valid for the call; called from the context switch.
+ * As [`gmem_kmap_sched_out`].
  */
-int gmem_kmap_sched_in(struct gmem_kmap_ctrl *ctrl, u32 cpu);
+int gmem_kmap_sched_in(struct gmem_kmap_ctrl *ctrl, u32 cpu, u64 *shared, u64 *own);
 
 /**
  * Empties a child's copy of its parent's control block at fork; fails if
@@ -331,13 +330,15 @@ int gmem_kmap_fork(struct gmem_kmap_ctrl *ctrl);
 
 /**
  * Releases whatever the exiting task owning `ctrl` still holds on `cpu`;
- * fails if it held anything.
+ * fails if it held anything. The entry pointers are as for
+ * [`gmem_kmap_sched_out`].
  *
  * # Safety
- * `ctrl` is null or valid and exclusively the caller's for the call; the
- * caller runs on `cpu` with preemption disabled.
+ * `ctrl` is null or valid and exclusively the caller's for the call, each
+ * entry pointer null or as described; the caller runs on `cpu` with
+ * preemption disabled.
  */
-int gmem_kmap_exit(struct gmem_kmap_ctrl *ctrl, u32 cpu);
+int gmem_kmap_exit(struct gmem_kmap_ctrl *ctrl, u32 cpu, u64 *shared, u64 *own);
 
 /**
  * Stores the address of slot `idx` of `cpu` in `placement` (0 shared, 1

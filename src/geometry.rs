@@ -72,28 +72,45 @@ impl Placement {
     }
 }
 
-/// A page-aligned address of a window slot.
+/// A page-aligned address of a window slot, with the slot's index and
+/// placement.
 ///
 /// Only a [`Layout`] makes one, so the hardware traits can take it as proof
-/// that the address is well-formed: a slot of *some* checked layout,
-/// page-aligned, in the kernel half of the depth that layout was made for.
-/// It does not prove the slot is the caller's, or that of the window the
-/// hardware serves: the kernel's callbacks check their own window's range.
+/// that the address is well-formed: slot [`index`](Self::index) of some
+/// CPU in a checked layout of [`placement`](Self::placement), page-aligned,
+/// in the kernel half of the depth that layout was made for. It does not
+/// prove the slot is the caller's, or that of the window the hardware
+/// serves: the kernel's hardware checks its own CPU's entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(transparent)]
-pub struct SlotAddr(KernelAddr);
+pub struct SlotAddr {
+    addr: KernelAddr,
+    idx: u8,
+    placement: Placement,
+}
 
 impl SlotAddr {
     /// The slot's address.
     #[inline]
     pub const fn addr(self) -> KernelAddr {
-        self.0
+        self.addr
     }
 
     /// The slot's address as an integer.
     #[inline]
     pub const fn as_u64(self) -> u64 {
-        self.0.as_u64()
+        self.addr.as_u64()
+    }
+
+    /// The slot's position in its CPU's slots, below [`SLOTS_PER_CPU`].
+    #[inline]
+    pub const fn index(self) -> usize {
+        self.idx as usize % SLOTS_PER_CPU
+    }
+
+    /// Which page tables hold the slot's entry.
+    #[inline]
+    pub const fn placement(self) -> Placement {
+        self.placement
     }
 }
 
@@ -111,6 +128,8 @@ pub struct Layout {
     /// `nr_cpus * CPU_STRIDE`, kept because every unmap needs it.
     size: u64,
     depth: PagingDepth,
+    /// Which page tables hold the slots' entries.
+    placement: Placement,
 }
 
 /// A CPU's slot, as found from an address inside the window.
@@ -145,7 +164,21 @@ impl Layout {
             nr_cpus,
             size,
             depth,
+            placement: Placement::Shared,
         })
+    }
+
+    /// The same slots with their entries in `placement`'s page tables
+    /// ([`new`](Self::new) makes shared ones).
+    #[inline]
+    pub const fn in_placement(self, placement: Placement) -> Self {
+        Self { placement, ..self }
+    }
+
+    /// Which page tables hold the slots' entries.
+    #[inline]
+    pub fn placement(&self) -> Placement {
+        self.placement
     }
 
     /// First address of the window.
@@ -184,8 +217,18 @@ impl Layout {
         let offset = u64::from(cpu.as_u32()) * CPU_STRIDE + idx as u64 * SLOT_SIZE;
         // `offset < size`, and the whole window is below 2^64 (invariant).
         match self.base.checked_add(offset) {
-            Some(addr) => Ok(SlotAddr(addr)),
+            Some(addr) => Ok(self.slot(addr, idx)),
             None => Err(Error::BadLayout),
+        }
+    }
+
+    /// The slot at `addr`, which is slot `idx` of some CPU of this layout.
+    #[inline]
+    const fn slot(&self, addr: KernelAddr, idx: usize) -> SlotAddr {
+        SlotAddr {
+            addr,
+            idx: idx as u8,
+            placement: self.placement,
         }
     }
 
@@ -212,7 +255,7 @@ impl Layout {
         let cpu = CpuId::new((offset / CPU_STRIDE) as u32);
         let idx = ((offset % CPU_STRIDE) / SLOT_SIZE) as usize;
         // In the window, whose slots are its pages: the page is the slot.
-        Ok((SlotId { cpu, idx }, SlotAddr(addr.page_base())))
+        Ok((SlotId { cpu, idx }, self.slot(addr.page_base(), idx)))
     }
 
     /// Whether `addr` lies inside the window.

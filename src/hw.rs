@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! The hardware each strategy may touch, as two small traits.
 //!
-//! The kernel glue implements them with `set_pte` / `pte_clear` /
-//! `flush_tlb_one_kernel` / `WARN` and `set_direct_map_*_noflush` /
-//! `flush_tlb_kernel_range`; the simulator implements them over a model MMU.
+//! In the kernel (`src/ffi`) the window's hardware is memory: the glue hands
+//! each call the calling CPU's slot entries, which the core stores to as
+//! `set_pte()` does, and a slot is flushed by `invlpg` where that is enough,
+//! else by the glue's `flush_tlb_one_kernel()`; re-insertion calls the
+//! glue's `set_direct_map_*_noflush` / `flush_tlb_kernel_range`. The
+//! simulator implements both traits over a model MMU.
 //! They are separate so that the window strategy, which is generic over
 //! [`SlotHardware`] only, cannot write the direct map or flush another CPU's
 //! TLB: the type system says so, and the simulator's counters confirm it.

@@ -75,7 +75,7 @@ impl Window {
     fn with_private_parts(self, private: Layout, template: PteTemplate) -> Result<Self> {
         self.check_private(&private)?;
         Ok(Self {
-            private: Some((private, template)),
+            private: Some((private.in_placement(Placement::Private), template)),
             ..self
         })
     }
@@ -125,6 +125,16 @@ impl Window {
                 .as_ref()
                 .map(|(_, template)| template)
                 .ok_or(Error::NoPrivateWindow),
+        }
+    }
+
+    /// The slots of `placement` and how frames are mapped in them.
+    #[inline]
+    fn parts(&self, placement: Placement) -> Result<(&Layout, &PteTemplate)> {
+        match (placement, &self.private) {
+            (Placement::Shared, _) => Ok((&self.layout, &self.template)),
+            (Placement::Private, Some((layout, template))) => Ok((layout, template)),
+            (Placement::Private, None) => Err(Error::NoPrivateWindow),
         }
     }
 
@@ -178,10 +188,11 @@ impl Window {
         placement: Placement,
     ) -> Result<SlotAddr> {
         let cpu = pin.cpu();
-        let pte = self.template_of(placement)?.pte(frame)?;
+        let (layout, template) = self.parts(placement)?;
+        let pte = template.pte(frame)?;
         stack.check_cpu(cpu)?;
         let idx = stack.depth();
-        let slot = self.layout_of(placement)?.slot_addr(cpu, idx)?;
+        let slot = layout.slot_addr(cpu, idx)?;
         if !hw.pte_is_none(slot) {
             return Err(Error::SlotBusy);
         }
@@ -203,21 +214,44 @@ impl Window {
         addr: KernelAddr,
     ) -> Result<()> {
         let cpu = pin.cpu();
-        let (slot, slot_addr, placement) = self.locate(addr)?;
-        stack.check_cpu(cpu)?;
-        if slot.cpu != cpu || slot.idx + 1 != stack.depth() {
-            return Err(unmap_misuse(stack, cpu, slot));
-        }
-        // The other placement's slot of the same index is not this mapping.
-        if stack.placement(slot.idx) != placement {
-            return Err(Error::SlotNotMapped);
-        }
-        hw.clear_pte(slot_addr);
-        hw.flush_local(slot_addr);
+        // The one address that may be released: the top slot's, in the
+        // placement the stack records for it. Anything else is misuse.
+        let top = match (stack.cpu(), stack.depth().checked_sub(1)) {
+            (Some(owner), Some(idx)) if owner == cpu => self
+                .parts(stack.placement(idx))
+                .and_then(|(layout, _)| layout.slot_addr(cpu, idx))
+                .ok(),
+            _ => None,
+        };
+        let Some(slot) = top.filter(|top| top.addr() == addr.page_base()) else {
+            return Err(self.unmap_misuse(stack, cpu, addr));
+        };
+        hw.clear_pte(slot);
+        hw.flush_local(slot);
         // The slot is unreachable before an IRQ may claim it again.
         compiler_fence(Ordering::SeqCst);
-        stack.pop(slot.idx);
+        stack.pop(slot.index());
         Ok(())
+    }
+
+    /// Why `addr` is not the top slot of a task on `cpu`.
+    #[cold]
+    fn unmap_misuse(&self, stack: &SlotStack, cpu: CpuId, addr: KernelAddr) -> Error {
+        let (slot, _, _) = match self.locate(addr) {
+            Ok(found) => found,
+            Err(err) => return err,
+        };
+        if let Err(err) = stack.check_cpu(cpu) {
+            return err;
+        }
+        if slot.cpu != cpu || slot.idx >= stack.depth() {
+            Error::SlotNotMapped
+        } else if slot.idx + 1 != stack.depth() {
+            Error::NotTopOfStack
+        } else {
+            // The top index, but in the other placement: not this mapping.
+            Error::SlotNotMapped
+        }
     }
 
     /// Clears the slots of a task leaving the pinned CPU, so the next task
@@ -291,15 +325,5 @@ impl Window {
         self.sched_out(hw, stack, pin)?;
         stack.clear();
         Err(Error::StackNotEmpty)
-    }
-}
-
-/// Why `slot` is not the top of the stack of a task on `cpu`.
-#[cold]
-fn unmap_misuse(stack: &SlotStack, cpu: CpuId, slot: SlotId) -> Error {
-    if slot.cpu != cpu || slot.idx >= stack.depth() {
-        Error::SlotNotMapped
-    } else {
-        Error::NotTopOfStack
     }
 }

@@ -24,32 +24,69 @@ static CPU: AtomicU32 = AtomicU32::new(0);
 fn with_hw<R>(f: impl FnOnce(&mut gmem_kmap::sim::CpuHw<'_>) -> R) -> R {
     let mut guard = MACHINE.lock().unwrap();
     let machine = guard.as_mut().expect("machine set up");
+    sync_tables(machine);
     f(&mut machine.cpu(CPU.load(Ordering::Relaxed)))
 }
 
-#[unsafe(no_mangle)]
-extern "C" fn gmem_kmap_hw_set_pte(addr: u64, pte: u64) {
-    with_hw(|hw| {
-        let cpu = hw.cpu();
-        hw.machine().write_raw_pte(cpu, addr, pte)
-    })
+/// One CPU's slot entries in one placement, as the kernel hands them to
+/// the core: the core stores through the pointer, without a callback.
+type SlotTable = [u64; SLOTS_PER_CPU];
+
+/// Whose table: placement (0 shared, 1 private), the process for a private
+/// one (0 for shared), and the CPU.
+type TableKey = (u8, u32, u32);
+
+/// The tables handed out so far, each at a stable address for the test.
+static TABLES: Mutex<Vec<(TableKey, usize)>> = Mutex::new(Vec::new());
+
+/// The entries of `cpu`'s slots in `placement`: the shared ones, or those
+/// in the tables of the process `cpu` runs now.
+fn ptes(placement: u8, cpu: u32) -> *mut u64 {
+    let mm = match placement {
+        0 => 0,
+        _ => MACHINE.lock().unwrap().as_ref().unwrap().current_mm(cpu),
+    };
+    let key = (placement, mm, cpu);
+    let mut tables = TABLES.lock().unwrap();
+    let at = match tables.iter().find(|(k, _)| *k == key) {
+        Some(&(_, at)) => at,
+        None => {
+            let at = Box::into_raw(Box::new([0u64; SLOTS_PER_CPU])) as usize;
+            tables.push((key, at));
+            at
+        }
+    };
+    at as *mut u64
 }
 
-#[unsafe(no_mangle)]
-extern "C" fn gmem_kmap_hw_clear_pte(addr: u64) {
-    with_hw(|hw| {
-        let cpu = hw.cpu();
-        hw.machine().write_raw_pte(cpu, addr, 0)
-    })
+fn shared_ptes(cpu: u32) -> *mut u64 {
+    ptes(0, cpu)
 }
 
-#[unsafe(no_mangle)]
-extern "C" fn gmem_kmap_hw_pte_none(addr: u64) -> bool {
-    with_hw(|hw| {
-        let cpu = hw.cpu();
-        let m = hw.machine();
-        m.slot_pte(cpu, m.addr(addr)).is_none()
-    })
+fn private_ptes(cpu: u32) -> *mut u64 {
+    ptes(1, cpu)
+}
+
+/// Copies what the core stored into the simulator's page tables, so that
+/// its MMU translates through them: the shared entries always, a process's
+/// private ones on the CPUs that run it.
+fn sync_tables(machine: &mut Machine) {
+    let depth = machine.depth();
+    let map = AddressMap::of(depth);
+    for &((placement, mm, cpu), at) in TABLES.lock().unwrap().iter() {
+        let base = match placement {
+            0 => map.window_base(),
+            _ if machine.current_mm(cpu) == mm => map.private_window_base(),
+            _ => continue,
+        };
+        // SAFETY: `at` is a leaked `SlotTable`, only read here while the core
+        // (on this thread, between calls) is not writing it.
+        let table = unsafe { &*(at as *const SlotTable) };
+        for (idx, &bits) in table.iter().enumerate() {
+            let addr = base + (u64::from(cpu) * SLOTS_PER_CPU as u64 + idx as u64) * 4096;
+            machine.write_raw_pte(cpu, addr, bits);
+        }
+    }
 }
 
 #[unsafe(no_mangle)]
@@ -89,6 +126,7 @@ fn read_byte(cpu: u32, addr: u64) -> Option<u8> {
     let mut b = [0];
     let mut guard = MACHINE.lock().unwrap();
     let machine = guard.as_mut().unwrap();
+    sync_tables(machine);
     let addr = machine.addr(addr);
     machine.read(cpu, addr, &mut b).ok().map(|()| b[0])
 }
@@ -146,11 +184,26 @@ fn c_abi_at(depth: PagingDepth) {
     unsafe {
         // Used before init: every entry point refuses.
         let not_init = code(Error::NotInitialized);
-        assert_eq!(gmem_kmap_map(&mut ctrl, 0, 1, 0, &mut addr), not_init);
-        assert_eq!(gmem_kmap_unmap(&mut ctrl, 0, base), not_init);
-        assert_eq!(gmem_kmap_sched_out(&mut ctrl, 0), not_init);
-        assert_eq!(gmem_kmap_sched_in(&mut ctrl, 0), not_init);
-        assert_eq!(gmem_kmap_exit(&mut ctrl, 0), not_init);
+        assert_eq!(
+            gmem_kmap_map(&mut ctrl, 0, 1, 0, ptes(0, 0), &mut addr),
+            not_init
+        );
+        assert_eq!(
+            gmem_kmap_unmap(&mut ctrl, 0, base, shared_ptes(0), private_ptes(0)),
+            not_init
+        );
+        assert_eq!(
+            gmem_kmap_sched_out(&mut ctrl, 0, shared_ptes(0), private_ptes(0)),
+            not_init
+        );
+        assert_eq!(
+            gmem_kmap_sched_in(&mut ctrl, 0, shared_ptes(0), private_ptes(0)),
+            not_init
+        );
+        assert_eq!(
+            gmem_kmap_exit(&mut ctrl, 0, shared_ptes(0), private_ptes(0)),
+            not_init
+        );
         assert_eq!(gmem_kmap_slot_addr(0, 0, 0, &mut addr), not_init);
         assert_eq!(gmem_reinsert_map(1, &mut users), not_init);
         assert_eq!(gmem_reinsert_unmap(1, &mut users), not_init);
@@ -158,11 +211,11 @@ fn c_abi_at(depth: PagingDepth) {
         // Bad configurations are refused and leave the window uninitialized.
         let bad_template = code(Error::BadTemplate);
         assert_eq!(
-            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL | 4, PHYS_BITS, levels, 0),
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL | 4, PHYS_BITS, levels, 0, false),
             bad_template
         );
         assert_eq!(
-            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, 60, levels, 0),
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, 60, levels, 0, false),
             bad_template
         );
         let bad_layout = code(Error::BadLayout);
@@ -173,26 +226,27 @@ fn c_abi_at(depth: PagingDepth) {
                 PAGE_KERNEL,
                 PHYS_BITS,
                 levels,
-                0
+                0,
+                false
             ),
             bad_layout
         );
         assert_eq!(
-            gmem_kmap_init(base + 1, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels, 0),
+            gmem_kmap_init(base + 1, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels, 0, false),
             bad_layout
         );
         assert_eq!(
-            gmem_kmap_init(base, 0, PAGE_KERNEL, PHYS_BITS, levels, 0),
+            gmem_kmap_init(base, 0, PAGE_KERNEL, PHYS_BITS, levels, 0, false),
             bad_layout
         );
         assert_eq!(
-            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, 3, 0),
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, 3, 0, false),
             code(Error::BadPagingDepth)
         );
         // 5-level vmalloc space is refused by a 4-level kernel.
         let vmalloc5 = AddressMap::of(PagingDepth::Five).vmalloc;
         assert_eq!(
-            gmem_kmap_init(vmalloc5, NR_CPUS, PAGE_KERNEL, PHYS_BITS, 4, 0),
+            gmem_kmap_init(vmalloc5, NR_CPUS, PAGE_KERNEL, PHYS_BITS, 4, 0, false),
             bad_layout
         );
         assert_eq!(gmem_kmap_slot_addr(0, 0, 0, &mut addr), not_init);
@@ -200,29 +254,74 @@ fn c_abi_at(depth: PagingDepth) {
         // A private placement overlapping the shared one is refused.
         let private = AddressMap::of(depth).private_window_base();
         assert_eq!(
-            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels, base + 4096),
+            gmem_kmap_init(
+                base,
+                NR_CPUS,
+                PAGE_KERNEL,
+                PHYS_BITS,
+                levels,
+                base + 4096,
+                false
+            ),
             bad_layout
         );
         assert_eq!(
-            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels, private + 1),
+            gmem_kmap_init(
+                base,
+                NR_CPUS,
+                PAGE_KERNEL,
+                PHYS_BITS,
+                levels,
+                private + 1,
+                false
+            ),
             bad_layout
         );
 
         // Init once; again with the same values is fine, different is not.
         assert_eq!(
-            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels, private),
+            gmem_kmap_init(
+                base,
+                NR_CPUS,
+                PAGE_KERNEL,
+                PHYS_BITS,
+                levels,
+                private,
+                false
+            ),
             0
         );
         assert_eq!(
-            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels, private),
+            gmem_kmap_init(
+                base,
+                NR_CPUS,
+                PAGE_KERNEL,
+                PHYS_BITS,
+                levels,
+                private,
+                false
+            ),
             0
         );
         assert_eq!(
-            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels, 0),
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels, 0, false),
             code(Error::AlreadyInitialized)
         );
         assert_eq!(
-            gmem_kmap_init(base, NR_CPUS + 1, PAGE_KERNEL, PHYS_BITS, levels, private),
+            gmem_kmap_init(
+                base,
+                NR_CPUS + 1,
+                PAGE_KERNEL,
+                PHYS_BITS,
+                levels,
+                private,
+                false
+            ),
+            code(Error::AlreadyInitialized)
+        );
+        // Flushing by `invlpg` is part of the configuration too.
+        assert_eq!(
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels, private, true),
             code(Error::AlreadyInitialized)
         );
         // The other depth: a 4-level window is valid at 5 levels too, but
@@ -232,15 +331,33 @@ fn c_abi_at(depth: PagingDepth) {
             PagingDepth::Five => (4, Error::BadLayout),
         };
         assert_eq!(
-            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, other, private),
+            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, other, private, false),
             code(want)
         );
 
         // Null pointers.
         let null = code(Error::NullPointer);
-        assert_eq!(gmem_kmap_map(ptr::null_mut(), 0, 1, 0, &mut addr), null);
-        assert_eq!(gmem_kmap_map(&mut ctrl, 0, 1, 0, ptr::null_mut()), null);
-        assert_eq!(gmem_kmap_unmap(ptr::null_mut(), 0, base), null);
+        assert_eq!(
+            gmem_kmap_map(ptr::null_mut(), 0, 1, 0, shared_ptes(0), &mut addr),
+            null
+        );
+        assert_eq!(
+            gmem_kmap_map(&mut ctrl, 0, 1, 0, shared_ptes(0), ptr::null_mut()),
+            null
+        );
+        // No tables handed over for the placement asked for.
+        assert_eq!(
+            gmem_kmap_map(&mut ctrl, 0, 1, 0, ptr::null_mut(), &mut addr),
+            null
+        );
+        assert_eq!(
+            gmem_kmap_map(&mut ctrl, 0, 1, 1, ptr::null_mut(), &mut addr),
+            null
+        );
+        assert_eq!(
+            gmem_kmap_unmap(ptr::null_mut(), 0, base, shared_ptes(0), private_ptes(0)),
+            null
+        );
         assert_eq!(gmem_kmap_fork(ptr::null_mut()), null);
         assert_eq!(gmem_reinsert_map(1, ptr::null_mut()), null);
         assert!(ctrl.is_empty());
@@ -262,25 +379,37 @@ fn c_abi_at(depth: PagingDepth) {
         // Map, read through the slot, nest, unmap in order.
         CPU.store(1, Ordering::Relaxed);
         let (mut a, mut b) = (0, 0);
-        assert_eq!(gmem_kmap_map(&mut ctrl, 1, 2, 0, &mut a), 0);
-        assert_eq!(gmem_kmap_map(&mut ctrl, 1, 5, 0, &mut b), 0);
+        assert_eq!(gmem_kmap_map(&mut ctrl, 1, 2, 0, ptes(0, 1), &mut a), 0);
+        assert_eq!(gmem_kmap_map(&mut ctrl, 1, 5, 0, ptes(0, 1), &mut b), 0);
         assert_eq!(read_byte(1, a), Some(0x12));
         assert_eq!(read_byte(1, b), Some(0x15));
         assert!(read_byte(1, b + 4095).is_some(), "the whole page is mapped");
-        assert_eq!(gmem_kmap_unmap(&mut ctrl, 1, a), code(Error::NotTopOfStack));
         assert_eq!(
-            gmem_kmap_unmap(&mut ctrl, 1, b + 100),
+            gmem_kmap_unmap(&mut ctrl, 1, a, shared_ptes(1), private_ptes(1)),
+            code(Error::NotTopOfStack)
+        );
+        assert_eq!(
+            gmem_kmap_unmap(&mut ctrl, 1, b + 100, shared_ptes(1), private_ptes(1)),
             0,
             "any offset in the slot"
         );
         assert_eq!(read_byte(1, b), None, "unmapped slot still reachable");
         assert_eq!(
-            gmem_kmap_map(&mut ctrl, 1, 1 << 40, 0, &mut b),
+            gmem_kmap_map(&mut ctrl, 1, 1 << 40, 0, ptes(0, 1), &mut b),
             code(Error::BadPfn)
         );
-        assert_eq!(gmem_kmap_unmap(&mut ctrl, 1, 0x1000), code(Error::NotASlot));
         assert_eq!(
-            gmem_kmap_unmap(&mut ctrl, 1, 0xdead_0000_0000_0000),
+            gmem_kmap_unmap(&mut ctrl, 1, 0x1000, shared_ptes(1), private_ptes(1)),
+            code(Error::NotASlot)
+        );
+        assert_eq!(
+            gmem_kmap_unmap(
+                &mut ctrl,
+                1,
+                0xdead_0000_0000_0000,
+                shared_ptes(1),
+                private_ptes(1)
+            ),
             code(Error::NotASlot)
         );
 
@@ -288,16 +417,22 @@ fn c_abi_at(depth: PagingDepth) {
         // process CPU 1 runs; an unknown placement is refused.
         let mut p = 0;
         assert_eq!(
-            gmem_kmap_map(&mut ctrl, 1, 6, 2, &mut p),
+            gmem_kmap_map(&mut ctrl, 1, 6, 2, ptes(1, 1), &mut p),
             code(Error::NoPrivateWindow)
         );
         MACHINE.lock().unwrap().as_mut().unwrap().switch_mm(1, 7);
-        assert_eq!(gmem_kmap_map(&mut ctrl, 1, 6, 1, &mut p), 0);
+        assert_eq!(gmem_kmap_map(&mut ctrl, 1, 6, 1, ptes(1, 1), &mut p), 0);
         assert_eq!(p, private + (SLOTS_PER_CPU as u64 + 1) * 4096);
         assert_eq!(read_byte(1, p), Some(0x16));
         // Slot 1 of the shared placement is not that mapping.
         assert_eq!(
-            gmem_kmap_unmap(&mut ctrl, 1, base + (SLOTS_PER_CPU as u64 + 1) * 4096),
+            gmem_kmap_unmap(
+                &mut ctrl,
+                1,
+                base + (SLOTS_PER_CPU as u64 + 1) * 4096,
+                shared_ptes(1),
+                private_ptes(1)
+            ),
             code(Error::SlotNotMapped)
         );
         {
@@ -312,24 +447,54 @@ fn c_abi_at(depth: PagingDepth) {
             );
         }
 
+        // Without the private tables, nothing that would write them runs.
+        let null = code(Error::NullPointer);
+        let none = ptr::null_mut();
+        assert_eq!(gmem_kmap_unmap(&mut ctrl, 1, p, shared_ptes(1), none), null);
+        assert_eq!(
+            gmem_kmap_sched_out(&mut ctrl, 1, shared_ptes(1), none),
+            null
+        );
+        assert_eq!(gmem_kmap_exit(&mut ctrl, 1, shared_ptes(1), none), null);
+        assert_eq!((read_byte(1, a), read_byte(1, p)), (Some(0x12), Some(0x16)));
+        assert_eq!(ctrl.depth(), 2);
+
         // Context switch: out clears, in restores, another CPU is refused.
-        assert_eq!(gmem_kmap_sched_out(&mut ctrl, 1), 0);
+        assert_eq!(
+            gmem_kmap_sched_out(&mut ctrl, 1, shared_ptes(1), private_ptes(1)),
+            0
+        );
         assert_eq!((read_byte(1, a), read_byte(1, p)), (None, None));
         CPU.store(0, Ordering::Relaxed);
-        assert_eq!(gmem_kmap_sched_in(&mut ctrl, 0), code(Error::WrongCpu));
+        assert_eq!(
+            gmem_kmap_sched_in(&mut ctrl, 0, shared_ptes(0), private_ptes(0)),
+            code(Error::WrongCpu)
+        );
         CPU.store(1, Ordering::Relaxed);
-        assert_eq!(gmem_kmap_sched_in(&mut ctrl, 1), 0);
+        assert_eq!(
+            gmem_kmap_sched_in(&mut ctrl, 1, shared_ptes(1), private_ptes(1)),
+            0
+        );
         assert_eq!((read_byte(1, a), read_byte(1, p)), (Some(0x12), Some(0x16)));
-        assert_eq!(gmem_kmap_unmap(&mut ctrl, 1, p + 8), 0);
+        assert_eq!(
+            gmem_kmap_unmap(&mut ctrl, 1, p + 8, shared_ptes(1), private_ptes(1)),
+            0
+        );
         assert_eq!(read_byte(1, p), None);
 
         // Fork copies nothing; exit with a live slot releases it and says so.
         let mut child = ctrl.clone();
         assert_eq!(gmem_kmap_fork(&mut child), code(Error::StackNotEmpty));
         assert!(child.is_empty());
-        assert_eq!(gmem_kmap_exit(&mut ctrl, 1), code(Error::StackNotEmpty));
+        assert_eq!(
+            gmem_kmap_exit(&mut ctrl, 1, shared_ptes(1), private_ptes(1)),
+            code(Error::StackNotEmpty)
+        );
         assert_eq!(read_byte(1, a), None);
-        assert_eq!(gmem_kmap_exit(&mut ctrl, 1), 0);
+        assert_eq!(
+            gmem_kmap_exit(&mut ctrl, 1, shared_ptes(1), private_ptes(1)),
+            0
+        );
         assert_eq!(gmem_kmap_fork(&mut child), 0);
 
         // Re-insertion: present while used, absent and shot down after.

@@ -48,18 +48,6 @@ extern "C" fn gmem_kmap_hw_pool_zero(pfn: u64) -> i32 {
 
 // The window's callbacks: the pool never calls them.
 #[unsafe(no_mangle)]
-extern "C" fn gmem_kmap_hw_set_pte(_: u64, _: u64) {
-    unreachable!()
-}
-#[unsafe(no_mangle)]
-extern "C" fn gmem_kmap_hw_clear_pte(_: u64) {
-    unreachable!()
-}
-#[unsafe(no_mangle)]
-extern "C" fn gmem_kmap_hw_pte_none(_: u64) -> bool {
-    unreachable!()
-}
-#[unsafe(no_mangle)]
 extern "C" fn gmem_kmap_hw_flush_local(_: u64) {
     unreachable!()
 }

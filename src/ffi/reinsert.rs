@@ -5,7 +5,7 @@
 
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 
-use super::{KernelHw, from_c, status, window};
+use super::{from_c, status, window};
 use crate::error::Result;
 use crate::hw::DirectMapHardware;
 use crate::pte::{frame_from_pfn, pfn_of};
@@ -21,7 +21,10 @@ unsafe extern "C" {
     fn gmem_kmap_hw_flush_all(pfn: u64);
 }
 
-impl DirectMapHardware for KernelHw {
+/// The direct map as the kernel glue provides it.
+struct KernelDirectMap;
+
+impl DirectMapHardware for KernelDirectMap {
     fn direct_map_present(&mut self, frame: PhysFrame<Size4KiB>) {
         // SAFETY: the glue only re-inserts frames of its own (guest_memfd)
         // pages, and the core only passes frames the caller handed in.
@@ -62,7 +65,7 @@ pub unsafe extern "C" fn gmem_reinsert_map(pfn: u64, users: *mut u32) -> i32 {
     // SAFETY: forwarded from this function's contract.
     unsafe {
         with_users(users, |reinsert, users| {
-            reinsert.map(&mut KernelHw, frame_from_pfn(pfn)?, users)
+            reinsert.map(&mut KernelDirectMap, frame_from_pfn(pfn)?, users)
         })
     }
 }
@@ -77,7 +80,7 @@ pub unsafe extern "C" fn gmem_reinsert_unmap(pfn: u64, users: *mut u32) -> i32 {
     // SAFETY: forwarded from this function's contract.
     unsafe {
         with_users(users, |reinsert, users| {
-            reinsert.unmap(&mut KernelHw, frame_from_pfn(pfn)?, users)
+            reinsert.unmap(&mut KernelDirectMap, frame_from_pfn(pfn)?, users)
         })
     }
 }
