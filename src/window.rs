@@ -234,8 +234,10 @@ impl Window {
         Ok(())
     }
 
-    /// Why `addr` is not the top slot of a task on `cpu`.
-    #[cold]
+    /// Why `addr` is not the top slot of a task on `cpu`. Out of line, to
+    /// keep the unmap's own path short; not `#[cold]`, whose
+    /// `.text.unlikely` the kernel object may not carry.
+    #[inline(never)]
     fn unmap_misuse(&self, stack: &SlotStack, cpu: CpuId, addr: KernelAddr) -> Error {
         let (slot, _, _) = match self.locate(addr) {
             Ok(found) => found,
