@@ -9,8 +9,9 @@
 //! - `harness`: only the `black_box` traffic and the loop counter;
 //! - `core`: the same plus a map+unmap pair through the Rust API;
 //! - `c-abi` (with `--features ffi`): a pair through `gmem_kmap_map` /
-//!   `gmem_kmap_unmap`, as the kernel calls them, with the four hardware
-//!   callbacks defined as empty functions.
+//!   `gmem_kmap_unmap`, as the kernel calls them: the core stores to a
+//!   table of slot entries and calls an empty flush callback (a host
+//!   process may not `invlpg`; the kernel's core does it inline).
 
 mod common;
 
@@ -101,7 +102,9 @@ fn main() {
         "worst {worst:.1} instructions per pair in the core: {verdict} the budget of {BUDGET}"
     );
     if c_abi {
-        println!("(the C ABI column includes the four calls to the empty hardware callbacks)");
+        println!(
+            "(the C ABI column includes the PTE stores and one call to an empty flush callback)"
+        );
     }
 }
 

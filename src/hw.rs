@@ -18,7 +18,7 @@
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 
 use crate::error::Error;
-use crate::geometry::SlotAddr;
+use crate::geometry::{Placement, SlotAddr};
 use crate::pte::Pte;
 
 /// What the window needs: the slot PTEs, the local TLB and a way to
@@ -37,6 +37,14 @@ pub trait SlotHardware {
     /// Reports a misuse the core found where it cannot return an error (a
     /// guard's unmap in `drop`): the kernel's `WARN`.
     fn warn(&mut self, err: Error);
+    /// Whether the entries of `placement`'s slots can be written at all:
+    /// the kernel's glue hands over only the page tables a call needs. The
+    /// window checks before it changes anything, and refuses with
+    /// [`Error::NullPointer`].
+    fn has_tables(&self, placement: Placement) -> bool {
+        let _ = placement;
+        true
+    }
 }
 
 /// What re-insertion needs: the page's direct-map entry and a global flush.

@@ -189,6 +189,9 @@ impl Window {
     ) -> Result<SlotAddr> {
         let cpu = pin.cpu();
         let (layout, template) = self.parts(placement)?;
+        if !hw.has_tables(placement) {
+            return Err(Error::NullPointer);
+        }
         let pte = template.pte(frame)?;
         stack.check_cpu(cpu)?;
         let idx = stack.depth();
@@ -226,6 +229,9 @@ impl Window {
         let Some(slot) = top.filter(|top| top.addr() == addr.page_base()) else {
             return Err(self.unmap_misuse(stack, cpu, addr));
         };
+        if !hw.has_tables(slot.placement()) {
+            return Err(Error::NullPointer);
+        }
         hw.clear_pte(slot);
         hw.flush_local(slot);
         // The slot is unreachable before an IRQ may claim it again.
@@ -267,6 +273,7 @@ impl Window {
     ) -> Result<()> {
         let cpu = pin.cpu();
         stack.check_cpu(cpu)?;
+        check_tables(hw, stack)?;
         for (idx, _, placement) in stack.live_placed() {
             let slot = self.layout_of(placement)?.slot_addr(cpu, idx)?;
             hw.clear_pte(slot);
@@ -295,6 +302,7 @@ impl Window {
     ) -> Result<()> {
         let cpu = pin.cpu();
         stack.check_cpu(cpu)?;
+        check_tables(hw, stack)?;
         // Every entry is built and every slot checked before any is written.
         let mut ready = [None; SLOTS_PER_CPU];
         for ((idx, pfn, placement), entry) in stack.live_placed().zip(ready.iter_mut()) {
@@ -327,5 +335,18 @@ impl Window {
         self.sched_out(hw, stack, pin)?;
         stack.clear();
         Err(Error::StackNotEmpty)
+    }
+}
+
+/// Fails, before anything changes, unless `hw` can write the tables of
+/// every placement `stack` holds slots in.
+fn check_tables<H: SlotHardware>(hw: &H, stack: &SlotStack) -> Result<()> {
+    if stack
+        .live_placed()
+        .all(|(_, _, placement)| hw.has_tables(placement))
+    {
+        Ok(())
+    } else {
+        Err(Error::NullPointer)
     }
 }

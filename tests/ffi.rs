@@ -451,6 +451,17 @@ fn c_abi_at(depth: PagingDepth) {
         let null = code(Error::NullPointer);
         let none = ptr::null_mut();
         assert_eq!(gmem_kmap_unmap(&mut ctrl, 1, p, shared_ptes(1), none), null);
+        // Misuse is still told apart: not the tables, the address is wrong.
+        assert_eq!(
+            gmem_kmap_unmap(
+                &mut ctrl,
+                1,
+                base + (SLOTS_PER_CPU as u64 + 1) * 4096,
+                shared_ptes(1),
+                none
+            ),
+            code(Error::SlotNotMapped)
+        );
         assert_eq!(
             gmem_kmap_sched_out(&mut ctrl, 1, shared_ptes(1), none),
             null

@@ -117,11 +117,6 @@ impl<'a> KernelHw<'a> {
         }
     }
 
-    /// Whether the tables of `placement` were handed over.
-    fn has(&self, placement: Placement) -> bool {
-        self.ptes(placement).is_some()
-    }
-
     #[inline(always)]
     fn ptes(&self, placement: Placement) -> Option<&'a SlotPtes> {
         // A select, not a match: a match becomes a table on the stack.
@@ -181,6 +176,10 @@ impl SlotHardware for KernelHw<'_> {
     fn warn(&mut self, err: Error) {
         // SAFETY: a WARN with an integer argument has no precondition.
         unsafe { gmem_kmap_hw_warn(err.code()) }
+    }
+
+    fn has_tables(&self, placement: Placement) -> bool {
+        self.ptes(placement).is_some()
     }
 }
 
@@ -343,17 +342,6 @@ unsafe fn with_stack(
     status(run())
 }
 
-/// Fails unless the caller handed over the tables of every placement the
-/// stack holds slots in: the context switch and exit write them all.
-fn check_tables(call: &Call<'_>) -> Result<()> {
-    for (_, _, placement) in call.stack.live_placed() {
-        if !call.hw.has(placement) {
-            return Err(Error::NullPointer);
-        }
-    }
-    Ok(())
-}
-
 /// Maps page frame `pfn` at the next slot of `cpu` for the task owning
 /// `ctrl`, in placement `place` (0 shared, 1 private), and stores the slot
 /// address in `*addr`. `ptes` points to `cpu`'s `GMEM_KMAP_SLOTS_PER_CPU`
@@ -399,9 +387,6 @@ unsafe fn map(
     };
     // SAFETY: forwarded from the caller; the other placement's is null.
     let mut hw = unsafe { KernelHw::from_c(kw.flush, shared, own) };
-    if !hw.has(placement) {
-        return Err(Error::NullPointer);
-    }
     // SAFETY: forwarded from the caller.
     let (stack, out) = unsafe { (stack_from_c(ctrl)?, from_c(addr)?) };
     // SAFETY: forwarded from the caller.
@@ -454,10 +439,6 @@ unsafe fn unmap(
     let mut hw = unsafe { KernelHw::from_c(kw.flush, shared, own) };
     // Not even a kernel address: certainly not a slot.
     let addr = KernelAddr::new(addr, kw.window.paging_depth()).map_err(|_| Error::NotASlot)?;
-    let top = stack.depth().checked_sub(1);
-    if top.is_some_and(|idx| !hw.has(stack.placement(idx))) {
-        return Err(Error::NullPointer);
-    }
     // SAFETY: forwarded from the caller.
     let pinned = unsafe { CallerPinned::assume(cpu) };
     kw.window
@@ -481,7 +462,6 @@ pub unsafe extern "C" fn gmem_kmap_sched_out(
     // SAFETY: forwarded from this function's contract.
     unsafe {
         with_stack(ctrl, cpu, shared, own, |mut call, pin| {
-            check_tables(&call)?;
             call.window.sched_out(&mut call.hw, call.stack, pin)
         })
     }
@@ -502,7 +482,6 @@ pub unsafe extern "C" fn gmem_kmap_sched_in(
     // SAFETY: forwarded from this function's contract.
     unsafe {
         with_stack(ctrl, cpu, shared, own, |mut call, pin| {
-            check_tables(&call)?;
             call.window.sched_in(&mut call.hw, call.stack, pin)
         })
     }
@@ -537,7 +516,6 @@ pub unsafe extern "C" fn gmem_kmap_exit(
     // SAFETY: forwarded from this function's contract.
     unsafe {
         with_stack(ctrl, cpu, shared, own, |mut call, pin| {
-            check_tables(&call)?;
             call.window.release_at_exit(&mut call.hw, call.stack, pin)
         })
     }
