@@ -168,7 +168,11 @@ fn c_abi_child() {
 
 fn c_abi_at(depth: PagingDepth) {
     let levels = depth.levels();
+    // The window's configuration but for the depth and the private base.
     let base = AddressMap::of(depth).window_base();
+    let init_at = |levels: u8, own: u64| {
+        gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels, own, false)
+    };
     let mut machine = Machine::new(depth, NR_CPUS, 8);
     for pfn in 0..8 {
         let f = machine.frame(pfn);
@@ -239,10 +243,7 @@ fn c_abi_at(depth: PagingDepth) {
             gmem_kmap_init(base, 0, PAGE_KERNEL, PHYS_BITS, levels, 0, false),
             bad_layout
         );
-        assert_eq!(
-            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, 3, 0, false),
-            code(Error::BadPagingDepth)
-        );
+        assert_eq!(init_at(3, 0), code(Error::BadPagingDepth));
         // 5-level vmalloc space is refused by a 4-level kernel.
         let vmalloc5 = AddressMap::of(PagingDepth::Five).vmalloc;
         assert_eq!(
@@ -253,60 +254,13 @@ fn c_abi_at(depth: PagingDepth) {
 
         // A private placement overlapping the shared one is refused.
         let private = AddressMap::of(depth).private_window_base();
-        assert_eq!(
-            gmem_kmap_init(
-                base,
-                NR_CPUS,
-                PAGE_KERNEL,
-                PHYS_BITS,
-                levels,
-                base + 4096,
-                false
-            ),
-            bad_layout
-        );
-        assert_eq!(
-            gmem_kmap_init(
-                base,
-                NR_CPUS,
-                PAGE_KERNEL,
-                PHYS_BITS,
-                levels,
-                private + 1,
-                false
-            ),
-            bad_layout
-        );
+        assert_eq!(init_at(levels, base + 4096), bad_layout);
+        assert_eq!(init_at(levels, private + 1), bad_layout);
 
         // Init once; again with the same values is fine, different is not.
-        assert_eq!(
-            gmem_kmap_init(
-                base,
-                NR_CPUS,
-                PAGE_KERNEL,
-                PHYS_BITS,
-                levels,
-                private,
-                false
-            ),
-            0
-        );
-        assert_eq!(
-            gmem_kmap_init(
-                base,
-                NR_CPUS,
-                PAGE_KERNEL,
-                PHYS_BITS,
-                levels,
-                private,
-                false
-            ),
-            0
-        );
-        assert_eq!(
-            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, levels, 0, false),
-            code(Error::AlreadyInitialized)
-        );
+        assert_eq!(init_at(levels, private), 0);
+        assert_eq!(init_at(levels, private), 0);
+        assert_eq!(init_at(levels, 0), code(Error::AlreadyInitialized));
         assert_eq!(
             gmem_kmap_init(
                 base,
@@ -330,10 +284,7 @@ fn c_abi_at(depth: PagingDepth) {
             PagingDepth::Four => (5, Error::AlreadyInitialized),
             PagingDepth::Five => (4, Error::BadLayout),
         };
-        assert_eq!(
-            gmem_kmap_init(base, NR_CPUS, PAGE_KERNEL, PHYS_BITS, other, private, false),
-            code(want)
-        );
+        assert_eq!(init_at(other, private), code(want));
 
         // Null pointers.
         let null = code(Error::NullPointer);
