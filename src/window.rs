@@ -110,22 +110,12 @@ impl Window {
 
     /// The slots of `placement`.
     pub fn layout_of(&self, placement: Placement) -> Result<&Layout> {
-        match placement {
-            Placement::Shared => Ok(&self.layout),
-            Placement::Private => self.private_layout().ok_or(Error::NoPrivateWindow),
-        }
+        self.parts(placement).map(|(layout, _)| layout)
     }
 
     /// How frames are mapped in the slots of `placement`.
     pub fn template_of(&self, placement: Placement) -> Result<&PteTemplate> {
-        match placement {
-            Placement::Shared => Ok(&self.template),
-            Placement::Private => self
-                .private
-                .as_ref()
-                .map(|(_, template)| template)
-                .ok_or(Error::NoPrivateWindow),
-        }
+        self.parts(placement).map(|(_, template)| template)
     }
 
     /// The slots of `placement` and how frames are mapped in them.

@@ -127,9 +127,9 @@ impl<'a> KernelHw<'a> {
         }
     }
 
-    /// The entry of `slot`. Every entry point checks first that the tables
-    /// of each placement it may write were handed over; should one still be
-    /// missing, the write is dropped with a warning.
+    /// The entry of `slot`. The window asks [`SlotHardware::has_tables`]
+    /// before it writes; should the tables still be missing, the write is
+    /// dropped with a warning.
     fn entry(&mut self, slot: SlotAddr) -> Option<&'a AtomicU64> {
         let entry = self.ptes(slot.placement()).map(|ptes| ptes.entry(slot));
         if entry.is_none() {
@@ -362,41 +362,26 @@ pub unsafe extern "C" fn gmem_kmap_map(
     ptes: *mut u64,
     addr: *mut u64,
 ) -> i32 {
-    // SAFETY: forwarded from this function's contract.
-    status(unsafe { map(ctrl, cpu, pfn, place, ptes, addr) })
-}
-
-/// [`gmem_kmap_map`] as a `Result`.
-///
-/// # Safety
-/// As [`gmem_kmap_map`].
-#[inline(always)]
-unsafe fn map(
-    ctrl: *mut SlotStack,
-    cpu: u32,
-    pfn: u64,
-    placement: u8,
-    ptes: *mut u64,
-    addr: *mut u64,
-) -> Result<()> {
-    let kw = kernel_window()?;
-    let placement = Placement::from_c(placement).ok_or(Error::NoPrivateWindow)?;
+    let Some(placement) = Placement::from_c(place) else {
+        return Error::NoPrivateWindow.code();
+    };
     let (shared, own) = match placement {
         Placement::Shared => (ptes, core::ptr::null_mut()),
         Placement::Private => (core::ptr::null_mut(), ptes),
     };
-    // SAFETY: forwarded from the caller; the other placement's is null.
-    let mut hw = unsafe { KernelHw::from_c(kw.flush, shared, own) };
-    // SAFETY: forwarded from the caller.
-    let (stack, out) = unsafe { (stack_from_c(ctrl)?, from_c(addr)?) };
-    // SAFETY: forwarded from the caller.
-    let pinned = unsafe { CallerPinned::assume(cpu) };
-    let frame = frame_from_pfn(pfn)?;
-    let slot = kw
-        .window
-        .map_in(&mut hw, stack, PinnedCpu::of(&pinned), frame, placement)?;
-    *out = slot.as_u64();
-    Ok(())
+    // SAFETY: forwarded from this function's contract; the other
+    // placement's entries are null.
+    unsafe {
+        with_stack(ctrl, cpu, shared, own, |mut call, pin| {
+            let out = from_c(addr)?;
+            let frame = frame_from_pfn(pfn)?;
+            *out = call
+                .window
+                .map_in(&mut call.hw, call.stack, pin, frame, placement)?
+                .as_u64();
+            Ok(())
+        })
+    }
 }
 
 /// Unmaps the slot containing `addr`, the task's most recent mapping on
@@ -417,32 +402,14 @@ pub unsafe extern "C" fn gmem_kmap_unmap(
     own: *mut u64,
 ) -> i32 {
     // SAFETY: forwarded from this function's contract.
-    status(unsafe { unmap(ctrl, cpu, addr, shared, own) })
-}
-
-/// [`gmem_kmap_unmap`] as a `Result`.
-///
-/// # Safety
-/// As [`gmem_kmap_unmap`].
-#[inline(always)]
-unsafe fn unmap(
-    ctrl: *mut SlotStack,
-    cpu: u32,
-    addr: u64,
-    shared: *mut u64,
-    own: *mut u64,
-) -> Result<()> {
-    let kw = kernel_window()?;
-    // SAFETY: forwarded from the caller.
-    let stack = unsafe { stack_from_c(ctrl)? };
-    // SAFETY: forwarded from the caller.
-    let mut hw = unsafe { KernelHw::from_c(kw.flush, shared, own) };
-    // Not even a kernel address: certainly not a slot.
-    let addr = KernelAddr::new(addr, kw.window.paging_depth()).map_err(|_| Error::NotASlot)?;
-    // SAFETY: forwarded from the caller.
-    let pinned = unsafe { CallerPinned::assume(cpu) };
-    kw.window
-        .unmap(&mut hw, stack, PinnedCpu::of(&pinned), addr)
+    unsafe {
+        with_stack(ctrl, cpu, shared, own, |mut call, pin| {
+            // Not even a kernel address: certainly not a slot.
+            let addr =
+                KernelAddr::new(addr, call.window.paging_depth()).map_err(|_| Error::NotASlot)?;
+            call.window.unmap(&mut call.hw, call.stack, pin, addr)
+        })
+    }
 }
 
 /// Clears the slots of the task owning `ctrl` as it is switched out on
