@@ -78,15 +78,17 @@ mappings already held.
   Budget: 50 per pair in the core. The C ABI column is the same pair through
   `gmem_kmap_map` / `gmem_kmap_unmap` as the kernel calls them: it adds the
   two calls, the null and initialisation checks, the window configuration
-  loaded from memory, and four out-of-line calls to empty hardware callbacks
-  with the register saves they force (in this PIE host binary those calls go
-  through the GOT; in the kernel they are direct).
+  loaded from memory, the PTE loads and stores into a table the bench hands
+  over as the kernel's glue does, and one out-of-line call to an empty flush
+  callback with the register saves it forces (a host process may not
+  `invlpg`; in the kernel the core flushes inline where that is enough, and
+  in this PIE host binary the call goes through the GOT).
 - **Wall time** (`cargo bench --bench map_unmap`): divan, 100 samples per
   depth; on a shared 2-core VM the slowest samples are noise, the median is
   the figure to read.
 
-The kernel's PTE write, clear and `flush_tlb_one_kernel` come on top of
-either figure.
+The kernel's `invlpg` (or `flush_tlb_one_kernel` under PTI) comes on top of
+the C ABI figure, and the PTE accesses and the flush on top of the core's.
 ";
 
 fn bench(name: &str) -> Result<String, String> {
