@@ -4,6 +4,10 @@
 //! `<cache>/build/<name>/.config`, then checked: Kconfig silently drops any
 //! symbol whose dependencies are unmet, so every line of the fragment must
 //! be found in .config with its value.
+//!
+//! A configuration may be layered ([`layers`]): `debug` is the `boot`
+//! fragment with `debug.config` on top, joined into one file in its build
+//! directory, a later line for a symbol replacing an earlier one.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -26,14 +30,46 @@ pub fn fragment(name: &str) -> PathBuf {
     }
 }
 
-/// Configures `<cache>/build/<name>` from its fragment and checks the
-/// result; returns the build directory.
+/// The fragments configuration `name` is made of, in order: the `debug`
+/// kernel is the `boot` kernel with the detectors on top.
+pub fn layers(name: &str) -> Vec<&str> {
+    match name {
+        "debug" => vec!["boot", "debug"],
+        _ => vec![name],
+    }
+}
+
+/// The fragment of configuration `name` as one text, with the file
+/// `allnoconfig` should read it from: the fragment itself, or for a layered
+/// configuration the layers joined into `<out>/fragment.config`.
+fn joined_fragment(name: &str, out: &Path) -> Result<(PathBuf, String), String> {
+    let mut text = String::new();
+    let mut files = Vec::new();
+    for layer in layers(name) {
+        let frag = fragment(layer);
+        let part =
+            fs::read_to_string(&frag).map_err(|e| format!("read {}: {e}", frag.display()))?;
+        text.push_str(&part);
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        files.push(frag);
+    }
+    if let [only] = &files[..] {
+        return Ok((only.clone(), text));
+    }
+    let joined = out.join("fragment.config");
+    fs::write(&joined, &text).map_err(|e| format!("write {}: {e}", joined.display()))?;
+    Ok((joined, text))
+}
+
+/// Configures `<cache>/build/<name>` from its fragment (or layers) and
+/// checks the result; returns the build directory.
 pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf, String> {
-    let frag = fragment(name);
-    let text = fs::read_to_string(&frag).map_err(|e| format!("read {}: {e}", frag.display()))?;
-    let wanted = parse_fragment(&text);
     let out = cache.build(name);
     fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    let (frag, text) = joined_fragment(name, &out)?;
+    let wanted = last_wins(parse_fragment(&text));
     // Same fragment on the same tree: .config would come out the same, and
     // rewriting it costs a relink.
     let head = output(
@@ -144,6 +180,16 @@ pub fn parse_fragment(text: &str) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// One wish per symbol, the last one: a later layer overrides an earlier.
+pub fn last_wins(wanted: Vec<(String, Option<String>)>) -> Vec<(String, Option<String>)> {
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    for (k, v) in wanted {
+        out.retain(|(h, _)| *h != k);
+        out.push((k, v));
+    }
+    out
+}
+
 /// The fragment's lines that .config does not carry, as `CONFIG_X=v (got
 /// ...)`. An `n`/unset wish is met by `# ... is not set` or by absence.
 pub fn missing(wanted: &[(String, Option<String>)], config: &str) -> Vec<String> {
@@ -188,5 +234,18 @@ mod tests {
                 "CONFIG_D=y (got unset)"
             ]
         );
+    }
+
+    #[test]
+    fn a_later_layer_overrides_an_earlier_one() {
+        let joined = "CONFIG_A=y\nCONFIG_B=y\n# CONFIG_A is not set\nCONFIG_B=m\n";
+        let wanted = last_wins(parse_fragment(joined));
+        assert_eq!(
+            wanted,
+            [("CONFIG_A".into(), None), ("CONFIG_B".into(), Some("m".into()))]
+        );
+        assert!(missing(&wanted, "CONFIG_B=m\n").is_empty());
+        assert_eq!(layers("debug"), ["boot", "debug"]);
+        assert_eq!(layers("boot"), ["boot"]);
     }
 }

@@ -44,7 +44,10 @@ use std::fmt::Write as _;
 use super::initramfs::{DONE, RUNNING, STARTED, TEST_EXIT};
 use super::qemu::Paging;
 
-/// Console lines that mean the kernel is unhappy, whatever the tests say.
+/// Console lines that mean the kernel is unhappy, whatever the tests say:
+/// its own complaints, and the reports of the debug kernel's detectors
+/// (KASAN and lockdep say `BUG:` and `WARNING:` too; kmemleak's scan is
+/// printed by the debug initramfs).
 pub const CRASH_PATTERNS: &[&str] = &[
     "Oops",
     "WARNING:",
@@ -53,6 +56,25 @@ pub const CRASH_PATTERNS: &[&str] = &[
     "Kernel panic",
     "general protection fault",
     "Call Trace:",
+    // UBSAN's reports.
+    "UBSAN:",
+    // KFENCE's ("BUG: KFENCE: ..."), and its own summary lines.
+    "KFENCE:",
+    // debugobjects'.
+    "ODEBUG:",
+    // Page poisoning's check of a freed page, and DEBUG_VM's page dumps.
+    "pagealloc: memory corruption",
+    "page dumped because",
+    // lockdep's, where it does not say WARNING (e.g. a lock without a key).
+    "INFO: trying to register non-static key",
+    "INFO: lockdep is turned off",
+    "hardirqs last  enabled at",
+    // kmemleak's, as its debugfs file lists them.
+    "unreferenced object 0x",
+    // The hung-task and RCU stall detectors.
+    "blocked for more than",
+    "rcu_preempt detected stalls",
+    "rcu: INFO:",
 ];
 
 /// A test's result.

@@ -90,6 +90,7 @@ pub const EXPECTED_SUITES: &[&str] = &[
     "gmem_kmap_private",
     "kvm_gmem_no_direct_map",
     "selftest guest_memfd_no_direct_map_test",
+    "selftest guest_memfd_no_direct_map_input_test",
 ];
 
 /// The suite that prints the paging depth (`# paging: 5-level`).
@@ -438,8 +439,10 @@ pub fn boot_test(report: &mut Report, opts: &Options) {
     let kernel = built.as_ref().map(|b| b.kernel.as_path());
     for &paging in &opts.paging {
         p.failed = before_boots;
-        boot_and_judge(&mut p, &cache, kernel, &initrd, opts, paging);
+        boot_and_judge(&mut p, &cache, Kernel::Boot, kernel, &initrd, opts, paging);
     }
+    p.failed = before_boots;
+    debug_kernel(&mut p, &cache, built.as_ref(), opts);
     let Some(built) = built else {
         p.report.not_run(NOMITIG, "kernel: linux-source-6.12 tree");
         return;
@@ -459,21 +462,114 @@ pub fn boot_test(report: &mut Report, opts: &Options) {
     });
 }
 
+/// The kernels the boot test boots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernel {
+    /// `boot.config`: as Debian builds it, the tested kernel.
+    Boot,
+    /// `boot.config` + `debug.config`: the kernel's bug detectors on.
+    Debug,
+}
+
+impl Kernel {
+    /// Its configuration's name, and its logs' prefix.
+    fn name(self) -> &'static str {
+        match self {
+            Kernel::Boot => "boot",
+            Kernel::Debug => "debug",
+        }
+    }
+
+    /// How QEMU boots it: KASAN's shadow and kmemleak's pool want more
+    /// memory, page poisoning wants its command-line switch.
+    fn extra(self) -> Extra<'static> {
+        match self {
+            Kernel::Boot => Extra::default(),
+            Kernel::Debug => Extra {
+                qemu: &["-m", "2G"],
+                cmdline: DEBUG_CMDLINE,
+                kernel: None,
+            },
+        }
+    }
+}
+
+/// The debug kernel's command line: page poisoning on (the config builds
+/// it in, off), kmemleak on (the config does not turn it off).
+const DEBUG_CMDLINE: &str = "page_poison=1";
+
+/// The last test of the debug kernel's `/init` (tests run in name order):
+/// kmemleak scans twice (an object must look unreferenced on two scans to
+/// be reported) and fails the run on any report, which it prints.
+const KMEMLEAK_SCAN: (&str, &str) = (
+    "/tests/zz-kmemleak",
+    r#"#!/bin/sh
+k=/sys/kernel/debug/kmemleak
+[ -w $k ] || { echo "kmemleak: $k missing"; exit 1; }
+echo scan > $k; sleep 1; echo scan > $k
+n=$(grep -c '^unreferenced object' $k)
+cat $k
+echo "kmemleak: $n leak(s) reported after the tests"
+[ "$n" = 0 ]
+"#,
+);
+
+/// The debug kernel: configured, built and booted at each depth with the
+/// same tests as the boot kernel and kmemleak's scan last, each boot
+/// judged as the boot kernel's are; any report of a detector (KASAN,
+/// UBSAN, KFENCE, lockdep, debugobjects, the page allocator's checks,
+/// kmemleak) fails its verdict.
+fn debug_kernel(p: &mut Pipeline, cache: &Cache, built: Option<&Built>, opts: &Options) {
+    let name = Kernel::Debug.name();
+    p.step("kernel: configure debug (boot + debug.config)", || {
+        let tree = &built.expect("built before").tree.dir;
+        config::configure(cache, tree, name).map(drop)
+    });
+    let mut kernel = PathBuf::new();
+    p.step("kernel: build debug (bzImage)", || {
+        let tree = &built.expect("built before").tree.dir;
+        let out = build::make(cache, tree, name, &["bzImage"])?;
+        kernel = out.join("arch/x86/boot/bzImage");
+        let size = std::fs::metadata(&kernel).map_err(|e| e.to_string())?.len();
+        println!("    {} ({} KiB)", kernel.display(), size / 1024);
+        Ok(())
+    });
+    let initrd = cache.root.join("debug-initramfs.cpio.gz");
+    p.step("kernel: initramfs, debug", || {
+        let programs = &built.expect("built before").programs;
+        let extra: Vec<_> = programs.iter().chain(&opts.extra).cloned().collect();
+        let mut archive = initramfs_with(&extra)?;
+        let (path, script) = KMEMLEAK_SCAN;
+        println!("    + {path} (kmemleak's scan)");
+        archive.file(path, script.as_bytes().to_vec(), 0o755);
+        let size = archive.write_gz(&initrd)?;
+        println!("    {} ({} KiB)", initrd.display(), size / 1024);
+        Ok(())
+    });
+    let before_boots = p.failed;
+    for &paging in &opts.paging {
+        p.failed = before_boots;
+        let kernel = before_boots.is_none().then_some(kernel.as_path());
+        boot_and_judge(p, cache, Kernel::Debug, kernel, &initrd, opts, paging);
+    }
+}
+
 /// One boot of `kernel` at `paging` depth and its verdict, two stages;
-/// `kernel` is `None` only when the pipeline has already failed.
+/// `image` is `None` only when the pipeline has already failed.
 fn boot_and_judge(
     p: &mut Pipeline,
     cache: &Cache,
-    kernel: Option<&Path>,
+    which: Kernel,
+    image: Option<&Path>,
     initrd: &Path,
     opts: &Options,
     paging: Paging,
 ) {
-    let [boot_stage, verdict_stage] = boot_stages(paging);
-    let log = cache.log(&format!("boot-{}", paging.tag()));
+    let [boot_stage, verdict_stage] = boot_stages(which, paging);
+    let log = cache.log(&format!("{}-{}", which.name(), paging.tag()));
     let mut booted = false;
     p.step(boot_stage, || {
-        let kernel = kernel.expect("built before booting");
+        let kernel = image.expect("built before booting");
         let boot = qemu::boot(
             kernel,
             initrd,
@@ -481,7 +577,7 @@ fn boot_and_judge(
             paging,
             opts.timeout,
             &log,
-            Extra::default(),
+            which.extra(),
         )?;
         booted = true;
         boot.result()
@@ -493,20 +589,29 @@ fn boot_and_judge(
     p.step(verdict_stage, || verdict(&log, paging));
 }
 
-/// The names of the boot's stage and of its verdict's at `paging`;
-/// `&'static` as [`Pipeline`] keeps the name of the stage that failed.
-fn boot_stages(paging: Paging) -> [&'static str; 2] {
+/// The names of the boot's stage and of its verdict's for `which` kernel
+/// at `paging`; `&'static` as [`Pipeline`] keeps the name of the stage
+/// that failed.
+fn boot_stages(which: Kernel, paging: Paging) -> [&'static str; 2] {
     macro_rules! at {
-        ($depth:literal) => {
+        ($kernel:literal, $depth:literal) => {
             [
-                concat!("kernel: boot under QEMU, ", $depth, " paging"),
-                concat!("kernel: KUnit results and boot log, ", $depth, " paging"),
+                concat!("kernel: boot ", $kernel, "under QEMU, ", $depth, " paging"),
+                concat!(
+                    "kernel: ",
+                    $kernel,
+                    "KUnit results and boot log, ",
+                    $depth,
+                    " paging"
+                ),
             ]
         };
     }
-    match paging {
-        Paging::Five => at!("5-level"),
-        Paging::Four => at!("4-level"),
+    match (which, paging) {
+        (Kernel::Boot, Paging::Five) => at!("", "5-level"),
+        (Kernel::Boot, Paging::Four) => at!("", "4-level"),
+        (Kernel::Debug, Paging::Five) => at!("debug ", "5-level"),
+        (Kernel::Debug, Paging::Four) => at!("debug ", "4-level"),
     }
 }
 
@@ -589,14 +694,19 @@ const LATER: &[&str] = &[
 
 const NOMITIG: &str = "kernel: series objects with mitigations off (nomitig)";
 
-/// Writes the initramfs with the extra files.
-fn make_initramfs(path: &Path, extra: &[(String, PathBuf)]) -> Result<(), String> {
+/// The standard initramfs with the extra files.
+fn initramfs_with(extra: &[(String, PathBuf)]) -> Result<Initramfs, String> {
     let mut archive = Initramfs::standard()?;
     for (guest, host) in extra {
         println!("    + {guest} <- {}", host.display());
         archive.host_file(guest, host)?;
     }
-    let size = archive.write_gz(path)?;
+    Ok(archive)
+}
+
+/// Writes the initramfs with the extra files.
+fn make_initramfs(path: &Path, extra: &[(String, PathBuf)]) -> Result<(), String> {
+    let size = initramfs_with(extra)?.write_gz(path)?;
     println!("    {} ({} KiB)", path.display(), size / 1024);
     Ok(())
 }
@@ -686,15 +796,24 @@ mod tests {
     #[test]
     fn each_depth_has_its_own_stages() {
         assert_eq!(
-            boot_stages(Paging::Five),
+            boot_stages(Kernel::Boot, Paging::Five),
             [
                 "kernel: boot under QEMU, 5-level paging",
                 "kernel: KUnit results and boot log, 5-level paging"
             ]
         );
-        for paging in BOTH_DEPTHS {
-            for name in boot_stages(paging) {
-                assert!(name.ends_with(&format!(" {paging} paging")), "{name}");
+        assert_eq!(
+            boot_stages(Kernel::Debug, Paging::Four),
+            [
+                "kernel: boot debug under QEMU, 4-level paging",
+                "kernel: debug KUnit results and boot log, 4-level paging"
+            ]
+        );
+        for which in [Kernel::Boot, Kernel::Debug] {
+            for paging in BOTH_DEPTHS {
+                for name in boot_stages(which, paging) {
+                    assert!(name.ends_with(&format!(" {paging} paging")), "{name}");
+                }
             }
         }
     }

@@ -27,6 +27,10 @@ pub const PROGRAMS: &[(&str, Role)] = &[
         Role::Test,
     ),
     (
+        "tools/testing/selftests/kvm/x86_64/guest_memfd_no_direct_map_input_test.c",
+        Role::Test,
+    ),
+    (
         "tools/testing/selftests/kvm/x86_64/guest_memfd_no_direct_map_bench.c",
         Role::Tool,
     ),
