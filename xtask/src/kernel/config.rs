@@ -242,7 +242,10 @@ mod tests {
         let wanted = last_wins(parse_fragment(joined));
         assert_eq!(
             wanted,
-            [("CONFIG_A".into(), None), ("CONFIG_B".into(), Some("m".into()))]
+            [
+                ("CONFIG_A".into(), None),
+                ("CONFIG_B".into(), Some("m".into()))
+            ]
         );
         assert!(missing(&wanted, "CONFIG_B=m\n").is_empty());
         assert_eq!(layers("debug"), ["boot", "debug"]);

@@ -91,7 +91,22 @@ pub const EXPECTED_SUITES: &[&str] = &[
     "kvm_gmem_no_direct_map",
     "selftest guest_memfd_no_direct_map_test",
     "selftest guest_memfd_no_direct_map_input_test",
+    STRESS_SUITE,
 ];
+
+/// The race stress program: at every boot with the other tests (2 CPUs),
+/// and in a boot of its own on [`STRESS_SMP`] CPUs, for each kernel.
+const STRESS_PROGRAM: &str = "guest_memfd_no_direct_map_stress_test";
+/// Its suite in the verdict.
+const STRESS_SUITE: &str = "selftest guest_memfd_no_direct_map_stress_test";
+/// The CPUs of the stress boots (as many vCPUs race as there are CPUs).
+const STRESS_SMP: u32 = 8;
+
+/// The fault-injection program, which only the debug kernel can run.
+const FAULT_SUITE: &str = "selftest guest_memfd_no_direct_map_fault_test";
+/// A boot of the debug kernel with its direct map in huge pages again, so
+/// that the injected failures meet the direct map's splits as well.
+const FAULT_CMDLINE: &str = "debug_pagealloc=off kunit.enable=0";
 
 /// The suite that prints the paging depth (`# paging: 5-level`).
 const PAGING_SUITE: &str = "gmem_kmap";
@@ -442,6 +457,8 @@ pub fn boot_test(report: &mut Report, opts: &Options) {
         boot_and_judge(&mut p, &cache, Kernel::Boot, kernel, &initrd, opts, paging);
     }
     p.failed = before_boots;
+    stress_boot(&mut p, &cache, Kernel::Boot, kernel, built.as_ref());
+    p.failed = before_boots;
     debug_kernel(&mut p, &cache, built.as_ref(), opts);
     let Some(built) = built else {
         p.report.not_run(NOMITIG, "kernel: linux-source-6.12 tree");
@@ -472,6 +489,17 @@ enum Kernel {
 }
 
 impl Kernel {
+    /// The suites its boots must show: the debug kernel runs the
+    /// fault-injection program too (unless `GMEM_KMAP_EXPECTED_SUITES`
+    /// names the suites).
+    fn expected(self) -> Vec<String> {
+        let mut suites = expected_suites();
+        if self == Kernel::Debug && std::env::var_os("GMEM_KMAP_EXPECTED_SUITES").is_none() {
+            suites.push(FAULT_SUITE.to_string());
+        }
+        suites
+    }
+
     /// Its configuration's name, and its logs' prefix.
     fn name(self) -> &'static str {
         match self {
@@ -536,7 +564,7 @@ fn debug_kernel(p: &mut Pipeline, cache: &Cache, built: Option<&Built>, opts: &O
     });
     let initrd = cache.root.join("debug-initramfs.cpio.gz");
     p.step("kernel: initramfs, debug", || {
-        let programs = &built.expect("built before").programs;
+        let programs = debug_programs(&built.expect("built before").programs);
         let extra: Vec<_> = programs.iter().chain(&opts.extra).cloned().collect();
         let mut archive = initramfs_with(&extra)?;
         let (path, script) = KMEMLEAK_SCAN;
@@ -547,11 +575,101 @@ fn debug_kernel(p: &mut Pipeline, cache: &Cache, built: Option<&Built>, opts: &O
         Ok(())
     });
     let before_boots = p.failed;
+    let image = before_boots.is_none().then_some(kernel.as_path());
     for &paging in &opts.paging {
         p.failed = before_boots;
-        let kernel = before_boots.is_none().then_some(kernel.as_path());
-        boot_and_judge(p, cache, Kernel::Debug, kernel, &initrd, opts, paging);
+        boot_and_judge(p, cache, Kernel::Debug, image, &initrd, opts, paging);
     }
+    p.failed = before_boots;
+    stress_boot(p, cache, Kernel::Debug, image, built);
+    p.failed = before_boots;
+    p.step(
+        "kernel: faults injected, debug, debug_pagealloc=off",
+        || {
+            let image = image.expect("built before booting");
+            let programs = debug_programs(&built.expect("built before").programs);
+            let fault = programs
+                .iter()
+                .find(|(guest, _)| FAULT_SUITE.ends_with(guest.rsplit('/').next().unwrap_or("")))
+                .ok_or("the fault-injection program was not built")?;
+            let mut archive = Initramfs::standard()?;
+            archive.host_file(&fault.0, &fault.1)?;
+            let initrd = cache.root.join("debug-fault-initramfs.cpio.gz");
+            archive.write_gz(&initrd)?;
+            let log = cache.log("debug-fault");
+            let cmdline = format!("{DEBUG_CMDLINE} {FAULT_CMDLINE}");
+            let extra = Extra {
+                cmdline: &cmdline,
+                ..Kernel::Debug.extra()
+            };
+            let timeout = Options::default().timeout;
+            qemu::boot(image, &initrd, opts.smp, Paging::Five, timeout, &log, extra)?.result()?;
+            verdict_of(&log, Paging::Five, &[FAULT_SUITE.to_string()])
+        },
+    );
+}
+
+/// The programs as the debug kernel's initramfs has them: its own tests
+/// under `/tests/` with the others.
+fn debug_programs(programs: &[(String, PathBuf)]) -> Vec<(String, PathBuf)> {
+    programs
+        .iter()
+        .map(
+            |(guest, host)| match guest.strip_prefix(selftests::DEBUG_TESTS) {
+                Some(name) => (format!("/tests{name}"), host.clone()),
+                None => (guest.clone(), host.clone()),
+            },
+        )
+        .collect()
+}
+
+/// The race stress program alone on [`STRESS_SMP`] CPUs (KUnit off, it ran
+/// in the other boots), at the depth `-cpu max` gives, judged as a boot.
+fn stress_boot(
+    p: &mut Pipeline,
+    cache: &Cache,
+    which: Kernel,
+    image: Option<&Path>,
+    built: Option<&Built>,
+) {
+    let stage = match which {
+        Kernel::Boot => "kernel: race stress on 8 CPUs",
+        Kernel::Debug => "kernel: race stress on 8 CPUs, debug",
+    };
+    p.step(stage, || {
+        let image = image.expect("built before booting");
+        let program = built
+            .expect("built before booting")
+            .programs
+            .iter()
+            .find(|(guest, _)| guest.ends_with(&format!("/{STRESS_PROGRAM}")))
+            .ok_or(format!("{STRESS_PROGRAM} was not built"))?;
+        let mut archive = Initramfs::standard()?;
+        archive.host_file(&program.0, &program.1)?;
+        let initrd = cache
+            .root
+            .join(format!("{}-stress-initramfs.cpio.gz", which.name()));
+        archive.write_gz(&initrd)?;
+        let log = cache.log(&format!("{}-stress-smp{STRESS_SMP}", which.name()));
+        let extra = which.extra();
+        let cmdline = format!("{} kunit.enable=0", extra.cmdline);
+        let extra = Extra {
+            cmdline: &cmdline,
+            ..extra
+        };
+        let timeout = Options::default().timeout;
+        qemu::boot(
+            image,
+            &initrd,
+            STRESS_SMP,
+            Paging::Five,
+            timeout,
+            &log,
+            extra,
+        )?
+        .result()?;
+        verdict_of(&log, Paging::Five, &[STRESS_SUITE.to_string()])
+    });
 }
 
 /// One boot of `kernel` at `paging` depth and its verdict, two stages;
@@ -586,7 +704,9 @@ fn boot_and_judge(
     if booted {
         p.failed = None;
     }
-    p.step(verdict_stage, || verdict(&log, paging));
+    p.step(verdict_stage, || {
+        verdict_of(&log, paging, &which.expected())
+    });
 }
 
 /// The names of the boot's stage and of its verdict's for `which` kernel
@@ -717,14 +837,14 @@ fn read_log(log: &Path) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// Judges the log of a boot at `paging`: prints the suite table, the KTAP
-/// summary lines and the depth the kernel reported, fails on any problem.
-fn verdict(log: &Path, paging: Paging) -> Result<(), String> {
+/// Judges the log of a boot at `paging` with the `expected` suites: prints
+/// the suite table, the KTAP summary lines and the depth the kernel
+/// reported, fails on any problem.
+fn verdict_of(log: &Path, paging: Paging, expected: &[String]) -> Result<(), String> {
     let text = read_log(log)?;
-    let expected = expected_suites();
     let parsed = ktap::parse(&text);
     println!("    expected suites: {}", expected.join(", "));
-    for line in ktap::table(&parsed, &expected).lines() {
+    for line in ktap::table(&parsed, expected).lines() {
         println!("    {line}");
     }
     println!("    KTAP summary lines:");
@@ -739,8 +859,8 @@ fn verdict(log: &Path, paging: Paging) -> Result<(), String> {
         "    paging: asked for {paging}, the kernel reports {}",
         ktap::depths(&found)
     );
-    let mut problems = ktap::problems(&text, &parsed, &expected);
-    problems.extend(depth_problem(&found, paging, &expected));
+    let mut problems = ktap::problems(&text, &parsed, expected);
+    problems.extend(depth_problem(&found, paging, expected));
     for p in &problems {
         println!("    problem: {p}");
     }

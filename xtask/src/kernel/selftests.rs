@@ -17,6 +17,9 @@ pub enum Role {
     Test,
     /// Run only when asked for: `/bin/<name>`.
     Tool,
+    /// Run by the debug kernel's `/init` only (it needs fault injection):
+    /// `/debug-tests/<name>`, which that initramfs puts under `/tests/`.
+    DebugTest,
 }
 
 /// The programs, as sources in the tree; one that the series does not (yet)
@@ -31,6 +34,14 @@ pub const PROGRAMS: &[(&str, Role)] = &[
         Role::Test,
     ),
     (
+        "tools/testing/selftests/kvm/x86_64/guest_memfd_no_direct_map_stress_test.c",
+        Role::Test,
+    ),
+    (
+        "tools/testing/selftests/kvm/x86_64/guest_memfd_no_direct_map_fault_test.c",
+        Role::DebugTest,
+    ),
+    (
         "tools/testing/selftests/kvm/x86_64/guest_memfd_no_direct_map_bench.c",
         Role::Tool,
     ),
@@ -39,6 +50,9 @@ pub const PROGRAMS: &[(&str, Role)] = &[
         Role::Tool,
     ),
 ];
+
+/// Where a [`Role::DebugTest`] program is in the list of built programs.
+pub const DEBUG_TESTS: &str = "/debug-tests";
 
 /// The selftests' directory whose Makefile builds the programs.
 const KVM_SELFTESTS: &str = "tools/testing/selftests/kvm";
@@ -69,6 +83,7 @@ fn guest_path(role: Role, name: &str) -> String {
     match role {
         Role::Test => format!("/tests/{name}"),
         Role::Tool => format!("/bin/{name}"),
+        Role::DebugTest => format!("{DEBUG_TESTS}/{name}"),
     }
 }
 
