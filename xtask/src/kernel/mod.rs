@@ -25,7 +25,13 @@
 //!    (`# paging: 5-level`), which must be the one the boot asked for. The
 //!    boots are independent: a failed 5-level boot still leaves the 4-level
 //!    one to run and be judged;
-//! 10. the series' objects built again with mitigations off (`nomitig`).
+//! 10. the race stress program alone on 8 CPUs;
+//! 11. the debug kernel (`boot.config` + `debug.config`, [`config::layers`]):
+//!     built, booted at each depth with the same tests, the fault-injection
+//!     program and a kmemleak scan last, then the 8-CPU stress, then a boot
+//!     with `debug_pagealloc=off` running the fault-injection program only
+//!     (the direct map in huge pages, so that failures meet its splits);
+//! 12. the series' objects built again with mitigations off (`nomitig`).
 //!
 //! Everything goes under the cache root, `$GMEM_KMAP_CACHE` or
 //! `/var/cache/gmem-kmap`: `linux/` (the tree), `build/<config>/` (O=),
