@@ -108,7 +108,9 @@ const STRESS_SUITE: &str = "selftest guest_memfd_no_direct_map_stress_test";
 /// The CPUs of the stress boots (as many vCPUs race as there are CPUs).
 const STRESS_SMP: u32 = 8;
 
-/// The fault-injection program, which only the debug kernel can run.
+/// The fault-injection program, which only the debug kernel can run, and
+/// its suite.
+const FAULT_PROGRAM: &str = "guest_memfd_no_direct_map_fault_test";
 const FAULT_SUITE: &str = "selftest guest_memfd_no_direct_map_fault_test";
 /// A boot of the debug kernel with its direct map in huge pages again, so
 /// that the injected failures meet the direct map's splits as well.
@@ -372,9 +374,7 @@ fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool) -> Option<Built> {
     let mut kernel = PathBuf::new();
     p.step("kernel: build boot (bzImage, uapi headers)", || {
         let out = build::make(cache, &tree.dir, "boot", &["bzImage", "headers"])?;
-        kernel = out.join("arch/x86/boot/bzImage");
-        let size = std::fs::metadata(&kernel).map_err(|e| e.to_string())?.len();
-        println!("    {} ({} KiB)", kernel.display(), size / 1024);
+        kernel = bzimage(&out)?;
         Ok(())
     });
     if style {
@@ -563,9 +563,7 @@ fn debug_kernel(p: &mut Pipeline, cache: &Cache, built: Option<&Built>, opts: &O
     p.step("kernel: build debug (bzImage)", || {
         let tree = &built.expect("built before").tree.dir;
         let out = build::make(cache, tree, name, &["bzImage"])?;
-        kernel = out.join("arch/x86/boot/bzImage");
-        let size = std::fs::metadata(&kernel).map_err(|e| e.to_string())?.len();
-        println!("    {} ({} KiB)", kernel.display(), size / 1024);
+        kernel = bzimage(&out)?;
         Ok(())
     });
     let initrd = cache.root.join("debug-initramfs.cpio.gz");
@@ -592,25 +590,14 @@ fn debug_kernel(p: &mut Pipeline, cache: &Cache, built: Option<&Built>, opts: &O
     p.step(
         "kernel: faults injected, debug, debug_pagealloc=off",
         || {
-            let image = image.expect("built before booting");
             let programs = debug_programs(&built.expect("built before").programs);
-            let fault = programs
-                .iter()
-                .find(|(guest, _)| FAULT_SUITE.ends_with(guest.rsplit('/').next().unwrap_or("")))
-                .ok_or("the fault-injection program was not built")?;
-            let mut archive = Initramfs::standard()?;
-            archive.host_file(&fault.0, &fault.1)?;
-            let initrd = cache.root.join("debug-fault-initramfs.cpio.gz");
-            archive.write_gz(&initrd)?;
-            let log = cache.log("debug-fault");
-            let cmdline = format!("{DEBUG_CMDLINE} {FAULT_CMDLINE}");
-            let extra = Extra {
-                cmdline: &cmdline,
-                ..Kernel::Debug.extra()
+            let image = image.expect("built before booting");
+            let boot = AloneBoot {
+                which: Kernel::Debug,
+                smp: opts.smp,
+                cmdline: FAULT_CMDLINE,
             };
-            let timeout = Options::default().timeout;
-            qemu::boot(image, &initrd, opts.smp, Paging::Five, timeout, &log, extra)?.result()?;
-            verdict_of(&log, Paging::Five, &[FAULT_SUITE.to_string()])
+            boot.run(cache, image, &programs, FAULT_PROGRAM, "debug-fault")
         },
     );
 }
@@ -643,39 +630,58 @@ fn stress_boot(
         Kernel::Debug => "kernel: race stress on 8 CPUs, debug",
     };
     p.step(stage, || {
+        let programs = &built.expect("built before booting").programs;
         let image = image.expect("built before booting");
-        let program = built
-            .expect("built before booting")
-            .programs
+        let boot = AloneBoot {
+            which,
+            smp: STRESS_SMP,
+            cmdline: "kunit.enable=0",
+        };
+        let tag = format!("{}-stress-smp{STRESS_SMP}", which.name());
+        boot.run(cache, image, programs, STRESS_PROGRAM, &tag)
+    });
+}
+
+/// A boot of one of the series' test programs alone: `which` kernel on
+/// `smp` CPUs at the depth `-cpu max` gives, `cmdline` added to the
+/// kernel's own.
+struct AloneBoot {
+    which: Kernel,
+    smp: u32,
+    cmdline: &'static str,
+}
+
+impl AloneBoot {
+    /// Boots `image` into an initramfs whose only test is `program` (its
+    /// name among `programs`), logged to `logs/<tag>.log`, and judges the
+    /// log with `selftest <program>` the one suite expected.
+    fn run(
+        &self,
+        cache: &Cache,
+        image: &Path,
+        programs: &[(String, PathBuf)],
+        program: &str,
+        tag: &str,
+    ) -> Result<(), String> {
+        let (guest, host) = programs
             .iter()
-            .find(|(guest, _)| guest.ends_with(&format!("/{STRESS_PROGRAM}")))
-            .ok_or(format!("{STRESS_PROGRAM} was not built"))?;
+            .find(|(guest, _)| guest.ends_with(&format!("/{program}")))
+            .ok_or(format!("{program} was not built"))?;
         let mut archive = Initramfs::standard()?;
-        archive.host_file(&program.0, &program.1)?;
-        let initrd = cache
-            .root
-            .join(format!("{}-stress-initramfs.cpio.gz", which.name()));
+        archive.host_file(guest, host)?;
+        let initrd = cache.root.join(format!("{tag}-initramfs.cpio.gz"));
         archive.write_gz(&initrd)?;
-        let log = cache.log(&format!("{}-stress-smp{STRESS_SMP}", which.name()));
-        let extra = which.extra();
-        let cmdline = format!("{} kunit.enable=0", extra.cmdline);
+        let log = cache.log(tag);
+        let extra = self.which.extra();
+        let cmdline = format!("{} {}", extra.cmdline, self.cmdline);
         let extra = Extra {
             cmdline: &cmdline,
             ..extra
         };
         let timeout = Options::default().timeout;
-        qemu::boot(
-            image,
-            &initrd,
-            STRESS_SMP,
-            Paging::Five,
-            timeout,
-            &log,
-            extra,
-        )?
-        .result()?;
-        verdict_of(&log, Paging::Five, &[STRESS_SUITE.to_string()])
-    });
+        qemu::boot(image, &initrd, self.smp, Paging::Five, timeout, &log, extra)?.result()?;
+        verdict_of(&log, Paging::Five, &[format!("selftest {program}")])
+    }
 }
 
 /// One boot of `kernel` at `paging` depth and its verdict, two stages;
@@ -819,6 +825,14 @@ const LATER: &[&str] = &[
 ];
 
 const NOMITIG: &str = "kernel: series objects with mitigations off (nomitig)";
+
+/// The bzImage a build in `out` made, with its size printed.
+fn bzimage(out: &Path) -> Result<PathBuf, String> {
+    let kernel = out.join("arch/x86/boot/bzImage");
+    let size = std::fs::metadata(&kernel).map_err(|e| e.to_string())?.len();
+    println!("    {} ({} KiB)", kernel.display(), size / 1024);
+    Ok(kernel)
+}
 
 /// The standard initramfs with the extra files.
 fn initramfs_with(extra: &[(String, PathBuf)]) -> Result<Initramfs, String> {
