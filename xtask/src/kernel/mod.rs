@@ -600,6 +600,91 @@ fn debug_kernel(p: &mut Pipeline, cache: &Cache, built: Option<&Built>, opts: &O
             boot.run(cache, image, &programs, FAULT_PROGRAM, "debug-fault")
         },
     );
+    p.failed = before_boots;
+    p.step(
+        "kernel: the window's preparation failed at boot, debug",
+        || {
+            let programs = debug_programs(&built.expect("built before").programs);
+            window_fault_boots(
+                cache,
+                image.expect("built before booting"),
+                &programs,
+                opts.smp,
+            )
+        },
+    );
+}
+
+/// Boots the debug kernel with `fail_gmem_kmap=1,100,<n>,1`, which fails
+/// the n-th allocation of the window's preparation, for n = 1, 2, ...
+/// until a boot's window comes up all the same: every allocation has then
+/// been failed once. [`FAULT_PROGRAM`] checks in each boot what a VMM sees
+/// (the flag refused with EINVAL); the log must show the failure injected
+/// and one line of the window's, its error.
+fn window_fault_boots(
+    cache: &Cache,
+    image: &Path,
+    programs: &[(String, PathBuf)],
+    smp: u32,
+) -> Result<(), String> {
+    for n in 1..=WINDOW_FAULT_MAX {
+        let cmdline = format!("kunit.enable=0 fail_gmem_kmap=1,100,{n},1");
+        let boot = AloneBoot {
+            which: Kernel::Debug,
+            smp,
+            cmdline: &cmdline,
+        };
+        let tag = format!("debug-window-fault{n}");
+        boot.run(cache, image, programs, FAULT_PROGRAM, &tag)?;
+        let log = read_log(&cache.log(&tag))?;
+        match window_fault_outcome(&log)? {
+            WindowFault::Off(line) => println!("    allocation {n} failed: `{line}`"),
+            WindowFault::On if n > 1 => {
+                println!("    allocation {n}: none; the window came up: every one was failed");
+                return Ok(());
+            }
+            WindowFault::On => return Err("the first allocation failed nothing".into()),
+        }
+    }
+    Err(format!(
+        "the window still failed at allocation {WINDOW_FAULT_MAX}: is the sweep ending?"
+    ))
+}
+
+/// More allocations than the window's preparation makes.
+const WINDOW_FAULT_MAX: u32 = 8;
+
+/// What a `fail_gmem_kmap=` boot did to the window.
+#[derive(Debug, PartialEq)]
+enum WindowFault {
+    /// Off, with its one line.
+    Off(String),
+    /// Up: no n-th allocation to fail.
+    On,
+}
+
+/// Judges the log of a `fail_gmem_kmap=` boot: the failure injected and
+/// the window's one line saying so, or nothing injected and the window up.
+fn window_fault_outcome(log: &str) -> Result<WindowFault, String> {
+    let ours: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("gmem_kmap:"))
+        .collect();
+    let injected = log.contains("FAULT_INJECTION: forcing a failure");
+    match (injected, ours.as_slice()) {
+        (true, [one]) if one.contains("cannot reserve the window: -12") => {
+            Ok(WindowFault::Off(one.to_string()))
+        }
+        (true, _) => Err(format!(
+            "failure injected; the window said {} line(s), not one ENOMEM: {ours:?}",
+            ours.len()
+        )),
+        (false, lines) if lines.iter().any(|l| l.contains(" slots for ")) => Ok(WindowFault::On),
+        (false, _) => Err(format!(
+            "nothing injected, and the window did not come up: {ours:?}"
+        )),
+    }
 }
 
 /// The programs as the debug kernel's initramfs has them: its own tests
@@ -645,16 +730,17 @@ fn stress_boot(
 /// A boot of one of the series' test programs alone: `which` kernel on
 /// `smp` CPUs at the depth `-cpu max` gives, `cmdline` added to the
 /// kernel's own.
-struct AloneBoot {
+struct AloneBoot<'a> {
     which: Kernel,
     smp: u32,
-    cmdline: &'static str,
+    cmdline: &'a str,
 }
 
-impl AloneBoot {
+impl AloneBoot<'_> {
     /// Boots `image` into an initramfs whose only test is `program` (its
-    /// name among `programs`), logged to `logs/<tag>.log`, and judges the
-    /// log with `selftest <program>` the one suite expected.
+    /// name among `programs`; kmemleak's scan after it on the debug
+    /// kernel), logged to `logs/<tag>.log`, and judges the log with
+    /// `selftest <program>` the one suite expected.
     fn run(
         &self,
         cache: &Cache,
@@ -669,6 +755,10 @@ impl AloneBoot {
             .ok_or(format!("{program} was not built"))?;
         let mut archive = Initramfs::standard()?;
         archive.host_file(guest, host)?;
+        if matches!(self.which, Kernel::Debug) {
+            let (path, script) = KMEMLEAK_SCAN;
+            archive.file(path, script.as_bytes().to_vec(), 0o755);
+        }
         let initrd = cache.root.join(format!("{tag}-initramfs.cpio.gz"));
         archive.write_gz(&initrd)?;
         let log = cache.log(tag);
@@ -884,14 +974,13 @@ fn verdict_of(log: &Path, paging: Paging, expected: &[String]) -> Result<(), Str
     for p in &problems {
         println!("    problem: {p}");
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} problem(s); log: {}",
+    match problems.first() {
+        None => Ok(()),
+        Some(first) => Err(format!(
+            "{} problem(s), the first: {first}; log: {}",
             problems.len(),
             log.display()
-        ))
+        )),
     }
 }
 
@@ -985,5 +1074,32 @@ mod tests {
                 .unwrap_err()
                 .contains("no `# paging:` line")
         );
+    }
+
+    #[test]
+    fn window_fault_outcomes() {
+        let off = "FAULT_INJECTION: forcing a failure.\r\nname (null), interval 1\r\n\
+                   gmem_kmap: cannot reserve the window: -12\r\n";
+        assert_eq!(
+            window_fault_outcome(off),
+            Ok(WindowFault::Off(
+                "gmem_kmap: cannot reserve the window: -12".into()
+            ))
+        );
+        let on = "gmem_kmap: 32 slots for 2 possible CPUs\r\n\
+                  gmem_kmap: private window in each process's own page tables\r\n";
+        assert_eq!(window_fault_outcome(on), Ok(WindowFault::On));
+        // Injected, yet the window said nothing, more than one line, or
+        // another error; or nothing injected and no window either.
+        for bad in [
+            "FAULT_INJECTION: forcing a failure.\n",
+            "FAULT_INJECTION: forcing a failure.\ngmem_kmap: cannot reserve the window: -12\n\
+             gmem_kmap: the core refused the window: -22\n",
+            "FAULT_INJECTION: forcing a failure.\ngmem_kmap: cannot reserve the window: -22\n",
+            "gmem_kmap: cannot reserve the window: -12\n",
+            "",
+        ] {
+            assert!(window_fault_outcome(bad).is_err(), "{bad:?}");
+        }
     }
 }

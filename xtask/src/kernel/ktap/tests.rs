@@ -421,3 +421,60 @@ gmem-kmap: init done
         ["initramfs test failed: /tests/gmnd_test exit 4"]
     );
 }
+
+/// The report of upstream's KASAN false positive under 5-level paging, as
+/// a debug boot printed it (register dump cut).
+const UPSTREAM_KASAN: &str = "\
+Calibrating delay loop (skipped), value calculated using timer frequency.. 5200.01 BogoMIPS\r
+==================================================================\r
+BUG: KASAN: wild-memory-access in do_raw_spin_lock+0x10d/0x240\r
+Write of size 4 at addr ff110000001728a8 by task swapper/0/0\r
+\r
+CPU: 0 UID: 0 PID: 0 Comm: swapper/0 Not tainted 6.12.117+ #5 \r
+Call Trace:\r
+ <IRQ>\r
+ kasan_report+0xfe/0x130\r
+ do_raw_spin_lock+0x10d/0x240\r
+ handle_edge_irq+0x2c/0xbb0\r
+ common_interrupt+0xb8/0xe0\r
+ </IRQ>\r
+ <TASK>\r
+ asm_common_interrupt+0x26/0x40\r
+RIP: 0010:identify_cpu+0x2b9/0x1c60\r
+ arch_cpu_finalize_init+0x5a/0x470\r
+ start_kernel+0x286/0x360\r
+ </TASK>\r
+==================================================================\r
+Disabling lock debugging due to kernel taint\r
+gmem_kmap: 32 slots for 2 possible CPUs\r
+";
+
+#[test]
+fn upstream_false_positive_is_recognised_whole() {
+    assert!(upstream_false_positive(UPSTREAM_KASAN).is_some());
+    // It is still a problem of the boot: a retry is the only leniency.
+    assert!(
+        problems(UPSTREAM_KASAN, &parse(UPSTREAM_KASAN), &[])
+            .iter()
+            .any(|p| p.contains("BUG: KASAN: wild-memory-access"))
+    );
+    // Any part missing, or the report after the series' code started, and
+    // it is a finding like any other.
+    for (part, instead) in [
+        ("identify_cpu", "kvm_gmem_get_pfn"),
+        (" <IRQ>", " <TASK>"),
+        ("task swapper/0/0", "task stress/113"),
+        ("wild-memory-access", "slab-use-after-free"),
+    ] {
+        let changed = UPSTREAM_KASAN.replace(part, instead);
+        assert_eq!(
+            upstream_false_positive(&changed),
+            None,
+            "{part} -> {instead}"
+        );
+    }
+    let late = format!("gmem_kmap: 32 slots for 2 possible CPUs\r\n{UPSTREAM_KASAN}");
+    assert_eq!(upstream_false_positive(&late), None);
+    let unended = UPSTREAM_KASAN.split("</TASK>").next().unwrap();
+    assert_eq!(upstream_false_positive(unended), None);
+}
