@@ -45,6 +45,7 @@ pub fn extra(kernel: &std::path::Path) -> Extra<'_> {
         qemu: &["-icount", "shift=0,sleep=off"],
         cmdline: "kunit.filter_glob=gmem_kmap",
         kernel: Some(kernel),
+        ..Extra::default()
     }
 }
 /// Its logs: [`crate::kernel::script_log`]s of this name.

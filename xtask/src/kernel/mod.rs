@@ -514,15 +514,21 @@ impl Kernel {
         }
     }
 
-    /// How QEMU boots it: KASAN's shadow and kmemleak's pool want more
-    /// memory, page poisoning wants its command-line switch.
+    /// How QEMU boots it: its vCPUs on one host thread, since the tests
+    /// run nested guests ([`Extra::one_thread`]); for the debug kernel,
+    /// more memory for KASAN's shadow and kmemleak's pool, and page
+    /// poisoning's command-line switch.
     fn extra(self) -> Extra<'static> {
         match self {
-            Kernel::Boot => Extra::default(),
+            Kernel::Boot => Extra {
+                one_thread: true,
+                ..Extra::default()
+            },
             Kernel::Debug => Extra {
                 qemu: &["-m", "2G"],
                 cmdline: DEBUG_CMDLINE,
                 kernel: None,
+                one_thread: true,
             },
         }
     }
