@@ -126,8 +126,7 @@ pub fn boot(
 ) -> Result<Boot, String> {
     for attempt in 1..=UPSTREAM_RETRIES {
         let boot = boot_once(kernel, initrd, smp, paging, timeout, log, extra)?;
-        let text = String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
-        let Some(what) = ktap::upstream_false_positive(&text) else {
+        let Some(what) = ktap::upstream_false_positive(&super::read_log(log)?) else {
             return Ok(boot);
         };
         let kept = log.with_extension(format!("log.{attempt}"));
