@@ -124,8 +124,9 @@ pub fn boot(
     log: &Path,
     extra: Extra<'_>,
 ) -> Result<Boot, String> {
+    let mut qemu = command(kernel, initrd, smp, paging, extra);
     for attempt in 1..=UPSTREAM_RETRIES {
-        let boot = boot_once(kernel, initrd, smp, paging, timeout, log, extra)?;
+        let boot = run(&mut qemu, log, timeout)?;
         let Some(what) = ktap::upstream_false_positive(&super::read_log(log)?) else {
             return Ok(boot);
         };
@@ -133,19 +134,11 @@ pub fn boot(
         std::fs::rename(log, &kept).map_err(|e| format!("rename {}: {e}", log.display()))?;
         println!("    {what}: booting again; that log is {}", kept.display());
     }
-    boot_once(kernel, initrd, smp, paging, timeout, log, extra)
+    run(&mut qemu, log, timeout)
 }
 
-/// One boot, as [`boot`] describes.
-fn boot_once(
-    kernel: &Path,
-    initrd: &Path,
-    smp: u32,
-    paging: Paging,
-    timeout: Duration,
-    log: &Path,
-    extra: Extra<'_>,
-) -> Result<Boot, String> {
+/// The QEMU command of a [`boot`].
+fn command(kernel: &Path, initrd: &Path, smp: u32, paging: Paging, extra: Extra<'_>) -> Command {
     let mut append = paging.append();
     if !extra.cmdline.is_empty() {
         append = format!("{append} {}", extra.cmdline);
@@ -165,10 +158,15 @@ fn boot_once(
         .arg(initrd)
         .args(["-append", &append])
         .args(extra.qemu);
-    println!("    {}", command_line(&qemu));
+    qemu
+}
+
+/// Runs `qemu` once, console into `log`, killed after `timeout`.
+fn run(qemu: &mut Command, log: &Path, timeout: Duration) -> Result<Boot, String> {
+    println!("    {}", command_line(qemu));
     println!("    log: {} (timeout {})", log.display(), clock(timeout));
     Ok(
-        match logged(&mut qemu, log, Some(timeout), |l| !l.trim().is_empty())? {
+        match logged(qemu, log, Some(timeout), |l| !l.trim().is_empty())? {
             Ended::Exited(s) if s.success() => Boot::Exited,
             Ended::Exited(s) => Boot::Failed(s.to_string()),
             Ended::TimedOut => Boot::TimedOut(timeout),
