@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::process::Command;
 
 use crate::{cargo, root};
+use anyhow::{Context as _, Result, bail};
 
 pub fn run() -> bool {
     match measure() {
@@ -22,7 +23,7 @@ pub fn run() -> bool {
 }
 
 /// Runs both benches and writes docs/bench-core.md; returns its path.
-pub fn measure() -> Result<String, String> {
+pub fn measure() -> Result<String> {
     println!("==> instruction counts (valgrind, 96 runs; about a minute)");
     let instructions = bench("instructions")?;
     println!("==> wall time (divan)");
@@ -55,7 +56,7 @@ pub fn measure() -> Result<String, String> {
     .unwrap();
     writeln!(doc, "## Wall time per pair\n\n```text\n{}```", timing).unwrap();
     let path = root().join("docs/bench-core.md");
-    std::fs::write(&path, doc).map_err(|e| format!("write {}: {e}", path.display()))?;
+    std::fs::write(&path, doc).with_context(|| format!("write {}", path.display()))?;
     Ok(path.display().to_string())
 }
 
@@ -91,14 +92,14 @@ The kernel's `invlpg` (or `flush_tlb_one_kernel` under PTI) comes on top of
 the C ABI figure, and the PTE accesses and the flush on top of the core's.
 ";
 
-fn bench(name: &str) -> Result<String, String> {
+fn bench(name: &str) -> Result<String> {
     let stdout = cargo_bench("ffi", name, &[])?;
     print!("{stdout}");
     Ok(stdout)
 }
 
 /// `cargo bench --features <feature> --bench <name> -- <args>`: its output.
-pub fn cargo_bench(feature: &str, name: &str, args: &[&str]) -> Result<String, String> {
+pub fn cargo_bench(feature: &str, name: &str, args: &[&str]) -> Result<String> {
     let out = cargo()
         .args([
             "bench",
@@ -111,12 +112,12 @@ pub fn cargo_bench(feature: &str, name: &str, args: &[&str]) -> Result<String, S
         ])
         .args(args)
         .output()
-        .map_err(|e| format!("cannot run cargo bench: {e}"))?;
+        .context("cannot run cargo bench")?;
     if !out.status.success() {
-        return Err(format!(
+        bail!(
             "bench {name} failed: {}",
             String::from_utf8_lossy(&out.stderr)
-        ));
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Project tasks: `cargo xtask <task>`.
+//! Project tasks: `cargo xtask <task>`; `cargo xtask --help` lists them,
+//! `cargo xtask <task> --help` each one's options.
 
 mod bench;
 mod bench_core;
@@ -10,71 +11,142 @@ mod test;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
-const USAGE: &str = "\
-usage: cargo xtask <task>
+use clap::{Parser, Subcommand};
 
-tasks:
-  test         everything CI checks: fmt, clippy, host tests, then the
-               boot-test stages (the series' round trip, checkpatch, the
-               kernel build with its check of the Rust object, the boots at
-               5-level and at 4-level paging); ends with `N passed, N failed`
-               [--host-only: skip the boot test]
-  header       regenerate include/gmem_kmap_core.h with cbindgen
-  bench        the comparison: builds and boots the patched kernel at 1, 2, 4
-               and 8 CPUs with 4-level paging and at 2 CPUs with 5-level,
-               runs the window / re-insertion / direct map / raw floor
-               microbenchmark and the end-to-end exit rate, and the host
-               simulator sweep; prints the table, writes docs/results.md
-               [--from-logs: only the report, from the last run's boot logs]
-  bench-core   run the core's benchmarks and write docs/bench-core.md
-";
-
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let ok = match args.first().map(String::as_str) {
-        Some("test") => match args[1..] {
-            [] => test::run(true),
-            [ref a] if a == "--host-only" => test::run(false),
-            _ => return usage(),
-        },
-        Some("boot-test") => match kernel::Options::parse(&args[1..]) {
-            Ok(opts) => {
-                let mut report = report::Report::default();
-                kernel::boot_test(&mut report, &opts);
-                report.finish()
-            }
-            Err(e) => {
-                eprintln!("boot-test: {e}");
-                return usage();
-            }
-        },
-        Some("header") => test::bless_header(),
-        Some("bench") => match args[1..] {
-            [] => bench::run(false),
-            [ref a] if a == "--from-logs" => bench::run(true),
-            _ => return usage(),
-        },
-        Some("bench-core") => bench_core::run(),
-        Some("series") => match kernel::series(&args[1..]) {
-            Ok(()) => true,
-            Err(e) => {
-                eprintln!("series: {e}");
-                false
-            }
-        },
-        _ => return usage(),
-    };
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+/// The project's tasks. Each progress line is `==> stage` when a stage
+/// starts and `<== stage: ok|FAILED: why|skipped: why (time)` when it ends;
+/// `test` ends with `N passed, N failed`.
+#[derive(Parser, Debug)]
+#[command(name = "xtask", bin_name = "cargo xtask", version)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+    #[command(flatten)]
+    settings: Settings,
 }
 
-fn usage() -> ExitCode {
-    eprintln!("{USAGE}{}\n{}", kernel::USAGE, kernel::SERIES_USAGE);
-    ExitCode::from(2)
+#[derive(Subcommand, Debug)]
+enum Task {
+    /// Everything CI checks: fmt, clippy, rustdoc, the host tests, then the
+    /// boot test's stages (see `boot-test`).
+    Test {
+        /// Skip the boot test: host checks only.
+        #[arg(long)]
+        host_only: bool,
+    },
+    /// Build Linux 6.12 with kernel-patch/ and boot it under QEMU (TCG): the
+    /// series' round trip, checkpatch, the build and its Rust checks, boots
+    /// at 5-level then 4-level paging judged on KUnit's and the selftests'
+    /// results, the 8-CPU race stress, the debug kernel (KASAN, lockdep,
+    /// kmemleak, fault injection), and the series built with mitigations off.
+    BootTest(kernel::Options),
+    /// Regenerate include/gmem_kmap_core.h with cbindgen.
+    Header,
+    /// The comparison: boot the patched kernel at 1, 2, 4 and 8 CPUs
+    /// (4-level paging) and at 2 (5-level), run the window / re-insertion /
+    /// direct map / floor microbenchmark, the MMIO exit rate and the
+    /// population benchmark, and the host simulator sweep; print the table
+    /// and write docs/results.md with its plots.
+    Bench {
+        /// Only the report, from the last run's boot logs.
+        #[arg(long)]
+        from_logs: bool,
+    },
+    /// Run the core's benchmarks and write docs/bench-core.md.
+    BenchCore,
+    /// Work on the kernel side as commits on a branch; export kernel-patch/.
+    #[command(subcommand)]
+    Series(kernel::SeriesTask),
+}
+
+/// What every task may be pointed elsewhere with, each with its
+/// environment variable.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Settings {
+    /// The cache root: kernel tree, builds, ccache, logs, initramfs images.
+    #[arg(
+        long,
+        global = true,
+        env = "GMEM_KMAP_CACHE",
+        default_value = "/var/cache/gmem-kmap"
+    )]
+    pub cache: PathBuf,
+    /// Patches to apply instead of kernel-patch/.
+    #[arg(long, global = true, env = "GMEM_KMAP_SERIES_DIR")]
+    pub series_dir: Option<PathBuf>,
+    /// The worktree `series edit` makes [default: <cache>/edit].
+    #[arg(long, global = true, env = "GMEM_KMAP_EDIT_TREE")]
+    pub edit_tree: Option<PathBuf>,
+    /// Another fragment for the boot kernel than kernel-patch/configs/boot.config.
+    #[arg(long, global = true, env = "GMEM_KMAP_BOOT_CONFIG")]
+    pub boot_config: Option<PathBuf>,
+    /// Another fragment for the debug kernel's detectors.
+    #[arg(long, global = true, env = "GMEM_KMAP_DEBUG_CONFIG")]
+    pub debug_config: Option<PathBuf>,
+    /// Another fragment for the build with mitigations off.
+    #[arg(long, global = true, env = "GMEM_KMAP_NOMITIG_CONFIG")]
+    pub nomitig_config: Option<PathBuf>,
+    /// The suites a boot log must show, comma-separated, instead of the
+    /// series' own (e.g. `list-kunit-test` for a kernel without the
+    /// series; without `gmem_kmap` among them, a log that does not report
+    /// its paging depth passes).
+    #[arg(
+        long,
+        global = true,
+        env = "GMEM_KMAP_EXPECTED_SUITES",
+        value_delimiter = ','
+    )]
+    pub expected_suites: Option<Vec<String>>,
+    /// Seconds before a boot's QEMU is killed.
+    #[arg(
+        long,
+        global = true,
+        env = "GMEM_KMAP_BOOT_TIMEOUT",
+        default_value_t = 900
+    )]
+    pub timeout: u64,
+}
+
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
+
+/// The settings of this run: the command line's, or (in host tests) the
+/// environment's and the defaults.
+pub fn settings() -> &'static Settings {
+    SETTINGS.get_or_init(|| {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        Only::parse_from(["xtask"]).settings
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    SETTINGS.set(cli.settings).expect("settings are set once");
+    let result = match cli.task {
+        Task::Test { host_only } => Ok(test::run(!host_only)),
+        Task::BootTest(opts) => {
+            let mut report = report::Report::default();
+            kernel::boot_test(&mut report, &opts);
+            Ok(report.finish())
+        }
+        Task::Header => Ok(test::bless_header()),
+        Task::Bench { from_logs } => Ok(bench::run(from_logs)),
+        Task::BenchCore => Ok(bench_core::run()),
+        Task::Series(task) => kernel::series(task).map(|()| true),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// The repository root (the xtask crate sits one level below it).
@@ -91,4 +163,30 @@ fn cargo() -> std::process::Command {
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root());
     cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn settings_go_before_or_after_the_task() {
+        let cli = Cli::try_parse_from(["xtask", "--timeout", "5", "test"]).unwrap();
+        assert_eq!(cli.settings.timeout, 5);
+        let cli = Cli::try_parse_from(["xtask", "bench", "--from-logs", "--cache", "/c"]).unwrap();
+        assert_eq!(cli.settings.cache, PathBuf::from("/c"));
+        assert!(matches!(cli.task, Task::Bench { from_logs: true }));
+        let cli = Cli::try_parse_from(["xtask", "--expected-suites", "a,b", "test"]).unwrap();
+        assert_eq!(
+            cli.settings.expected_suites,
+            Some(vec!["a".into(), "b".into()])
+        );
+        assert!(Cli::try_parse_from(["xtask", "bench", "--fast"]).is_err());
+    }
 }

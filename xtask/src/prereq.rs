@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! What a fresh Debian 12 machine lacks, installed or named exactly.
 
+use anyhow::{Context as _, Result, anyhow};
 use std::process::Command;
 
 /// Debian packages for commands the checks run.
 const APT: &[(&str, &str)] = &[("cc", "gcc"), ("nm", "binutils"), ("readelf", "binutils")];
 
 /// Installs what is missing, or says exactly how to.
-pub fn ensure() -> Result<(), String> {
+pub fn ensure() -> Result<()> {
     ensure_rustup(
         &["target", "list", "--installed"],
         "x86_64-unknown-none",
@@ -23,11 +24,11 @@ pub fn ensure() -> Result<(), String> {
     ensure_apt()
 }
 
-fn ensure_rustup(list: &[&str], item: &str, add: &[&str]) -> Result<(), String> {
+fn ensure_rustup(list: &[&str], item: &str, add: &[&str]) -> Result<()> {
     let installed = Command::new("rustup")
         .args(list)
         .output()
-        .map_err(|e| format!("rustup not found ({e}); install Rust with rustup first"))?;
+        .context("rustup not found; install Rust with rustup first")?;
     if String::from_utf8_lossy(&installed.stdout)
         .lines()
         .any(|l| l.starts_with(item))
@@ -35,19 +36,15 @@ fn ensure_rustup(list: &[&str], item: &str, add: &[&str]) -> Result<(), String> 
         return Ok(());
     }
     println!("    installing {item}: rustup {} {item}", add.join(" "));
-    let status = Command::new("rustup")
-        .args(add)
-        .arg(item)
-        .status()
-        .map_err(|e| e.to_string())?;
+    let status = Command::new("rustup").args(add).arg(item).status()?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("`rustup {} {item}` failed", add.join(" ")))
+        Err(anyhow!("`rustup {} {item}` failed", add.join(" ")))
     }
 }
 
-fn ensure_apt() -> Result<(), String> {
+fn ensure_apt() -> Result<()> {
     let mut missing: Vec<&str> = APT
         .iter()
         .filter(|(cmd, _)| !has_command(cmd))
@@ -62,7 +59,7 @@ fn ensure_apt() -> Result<(), String> {
 
 /// Installs `packages` with apt (`--no-install-recommends`) when running as
 /// root, or fails naming the exact command to run.
-pub fn apt_install(packages: &[&str]) -> Result<(), String> {
+pub fn apt_install(packages: &[&str]) -> Result<()> {
     let install = format!(
         "apt-get install -y --no-install-recommends {}",
         packages.join(" ")
@@ -72,7 +69,7 @@ pub fn apt_install(packages: &[&str]) -> Result<(), String> {
         .output()
         .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
     if !is_root || !has_command("apt-get") {
-        return Err(format!(
+        return Err(anyhow!(
             "missing {}; run: sudo apt-get update && sudo {install}",
             packages.join(" ")
         ));
@@ -88,7 +85,7 @@ pub fn apt_install(packages: &[&str]) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("`{install}` failed"))
+        Err(anyhow!("`{install}` failed"))
     }
 }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! Stage-by-stage progress and the final tally.
 
+use anyhow::Result;
 use std::time::Instant;
 
 /// Counts checks as stages report them.
@@ -24,8 +25,10 @@ enum Outcome {
 
 impl Report {
     /// Runs a stage that is one check: prints its name, time and outcome.
-    pub fn stage(&mut self, name: &str, run: impl FnOnce() -> Result<(), String>) {
-        self.counted(name, || run().map(|()| (1, 0)).map_err(|e| (e, 0, 1)));
+    pub fn stage(&mut self, name: &str, run: impl FnOnce() -> Result<()>) {
+        self.counted(name, || {
+            run().map(|()| (1, 0)).map_err(|e| (format!("{e:#}"), 0, 1))
+        });
     }
 
     /// Runs a stage made of several checks; it returns (passed, failed), or
@@ -43,20 +46,21 @@ impl Report {
 
     /// Runs a stage that may find nothing to check: `Ok(Some(why))` means
     /// skipped, which counts neither as passed nor as failed.
-    pub fn skippable(&mut self, name: &str, run: impl FnOnce() -> Result<Option<String>, String>) {
+    pub fn skippable(&mut self, name: &str, run: impl FnOnce() -> Result<Option<String>>) {
         self.run(name, || match run() {
             Ok(None) => Outcome::Counted(1, 0),
             Ok(Some(why)) => Outcome::Skipped(why),
-            Err(why) => Outcome::Failed(why, 0, 1),
+            Err(why) => Outcome::Failed(format!("{why:#}"), 0, 1),
         });
     }
 
-    /// Records a stage that cannot run because an earlier one failed; it
-    /// counts neither way (the earlier stage already counted as failed).
-    pub fn not_run(&mut self, name: &str, because: &str) {
-        println!("==> {name}\n<== {name}: not run ({because} failed)");
-        self.skipped
-            .push(format!("{name}: not run ({because} failed)"));
+    /// Records a stage that cannot run because a stage it needs did not
+    /// pass; it counts neither way (that stage already counted, or did
+    /// not run either).
+    pub fn not_run(&mut self, name: &str, needs: &str) {
+        let why = format!("not run: needs `{needs}`, which did not pass");
+        println!("==> {name}\n<== {name}: {why}");
+        self.skipped.push(format!("{name}: {why}"));
     }
 
     fn run(&mut self, name: &str, run: impl FnOnce() -> Outcome) {

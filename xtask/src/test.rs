@@ -6,6 +6,7 @@ use std::process::{Command, Stdio};
 
 use crate::report::Report;
 use crate::{cargo, kernel, prereq};
+use anyhow::{Context as _, Result, anyhow};
 
 const CLIPPY_DENY: &[&str] = &["-D", "warnings", "-D", "clippy::undocumented_unsafe_blocks"];
 
@@ -94,14 +95,14 @@ pub fn bless_header() -> bool {
     .is_ok()
 }
 
-fn run_ok(cmd: &mut Command) -> Result<(), String> {
+fn run_ok(cmd: &mut Command) -> Result<()> {
     let status = cmd
         .status()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+        .with_context(|| format!("cannot run {cmd:?}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(status.to_string())
+        Err(anyhow!("{status}"))
     }
 }
 

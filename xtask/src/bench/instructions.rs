@@ -23,6 +23,7 @@ use std::fmt::Write as _;
 
 use super::parse::{HOWS, TOUCHES, bench_lines, median, num};
 use crate::kernel::Extra;
+use anyhow::{Context as _, Result};
 
 /// CPUs of the counting boot: one, so that no other CPU's instructions
 /// advance the shared clock.
@@ -81,7 +82,7 @@ pub struct Count {
 }
 
 /// The counts of the counting boot's log (one CPU looping: `cpus=one`).
-pub fn parse(log: &str) -> Result<Vec<Count>, String> {
+pub fn parse(log: &str) -> Result<Vec<Count>> {
     let mut rounds: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
     for line in bench_lines(log) {
         let (kv, words, rest) = line?;
@@ -102,7 +103,7 @@ pub fn parse(log: &str) -> Result<Vec<Count>, String> {
         for how in HOWS {
             let mut r = rounds
                 .remove(&(how.to_string(), touch.to_string()))
-                .ok_or(format!("no `{how} {touch} one` count in the log"))?;
+                .with_context(|| format!("no `{how} {touch} one` count in the log"))?;
             counts.push(Count {
                 how: how.into(),
                 touch: touch.into(),
@@ -237,9 +238,19 @@ mod tests {
             .filter(|l| !l.contains("how=shared"))
             .map(|l| format!("{l}\n"))
             .collect();
-        assert!(parse(&without_shared).unwrap_err().contains("shared"));
+        assert!(
+            parse(&without_shared)
+                .unwrap_err()
+                .to_string()
+                .contains("shared")
+        );
         let no_ticks = log().replace("median_ticks=", "ticks=");
-        assert!(parse(&no_ticks).unwrap_err().contains("median_ticks"));
+        assert!(
+            parse(&no_ticks)
+                .unwrap_err()
+                .to_string()
+                .contains("median_ticks")
+        );
     }
 
     #[test]

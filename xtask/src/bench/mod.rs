@@ -34,6 +34,7 @@ use std::path::Path;
 use crate::kernel::{self, Cache, Extra, Paging};
 use crate::report::Report;
 use crate::root;
+use anyhow::{Context as _, Result, bail};
 use parse::{Exits, HOWS, Micro, Sweep};
 use results::describe;
 
@@ -90,7 +91,7 @@ impl Figures {
     }
 
     /// Adds the population figures of a boot that ran them.
-    fn add_populate(&mut self, smp: u32, paging: Paging, log: &str) -> Result<usize, String> {
+    fn add_populate(&mut self, smp: u32, paging: Paging, log: &str) -> Result<usize> {
         if !runs_populate(smp, paging) {
             return Ok(0);
         }
@@ -150,7 +151,7 @@ pub fn run(from_logs: bool) -> bool {
             let log = kernel::script_log(&cache, BOOT_NAME, smp, paging);
             report.stage(&format!("results of {}", log.display()), || {
                 let text = std::fs::read_to_string(&log)
-                    .map_err(|e| format!("read {}: {e}", log.display()))?;
+                    .with_context(|| format!("read {}", log.display()))?;
                 figures.add(parse::boot(smp, paging, &text)?);
                 figures.add_populate(smp, paging, &text)?;
                 Ok(())
@@ -158,8 +159,8 @@ pub fn run(from_logs: bool) -> bool {
         }
         let log = kernel::script_log(&cache, instructions::NAME, instructions::SMP, Paging::Four);
         report.stage(&format!("results of {}", log.display()), || {
-            let text = std::fs::read_to_string(&log)
-                .map_err(|e| format!("read {}: {e}", log.display()))?;
+            let text =
+                std::fs::read_to_string(&log).with_context(|| format!("read {}", log.display()))?;
             figures.insns = instructions::parse(&text)?;
             Ok(())
         });
@@ -225,7 +226,7 @@ pub fn run(from_logs: bool) -> bool {
         report.stage(&stage, || {
             let kernel = counted
                 .as_deref()
-                .ok_or("the counting kernel was not built")?;
+                .context("the counting kernel was not built")?;
             let script = format!("#!/bin/sh\n/bin/{PROGRAM} -m {OPERATIONS} -r {ROUNDS}\n");
             let log = kernel::boot_script(
                 &cache,
@@ -247,7 +248,7 @@ pub fn run(from_logs: bool) -> bool {
 fn report_results(mut report: Report, figures: &Figures, sweep: &[Sweep]) -> bool {
     report.stage("results: table, docs/results.md, plots", || {
         if figures.micro.is_empty() || sweep.is_empty() {
-            return Err("nothing measured to report".into());
+            bail!("nothing measured to report");
         }
         let doc = document(figures, sweep);
         print_summary(figures);
@@ -259,7 +260,7 @@ fn report_results(mut report: Report, figures: &Figures, sweep: &[Sweep]) -> boo
         )?;
         write(&root().join("docs/results-model.svg"), &model_plot(sweep))?;
         if figures.populate.is_empty() {
-            return Err("no population figures".into());
+            bail!("no population figures");
         }
         write(
             &root().join("docs/results-populate.svg"),
@@ -269,13 +270,13 @@ fn report_results(mut report: Report, figures: &Figures, sweep: &[Sweep]) -> boo
     report.finish()
 }
 
-fn write(path: &Path, text: &str) -> Result<(), String> {
-    std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).with_context(|| format!("write {}", path.display()))?;
     println!("    wrote {}", path.display());
     Ok(())
 }
 
-fn run_sweep() -> Result<Vec<Sweep>, String> {
+fn run_sweep() -> Result<Vec<Sweep>> {
     let tsv = crate::bench_core::cargo_bench("sim", "sim_sweep", &["--tsv"])?;
     let rows = parse::sweep(&tsv)?;
     println!("    {} rows", rows.len());

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use crate::kernel::{self, Paging};
+use anyhow::{Context as _, Result, anyhow, bail};
 
 /// The microbenchmark's figures for one way, touch and CPU set in one boot,
 /// each the median over the rounds.
@@ -70,12 +71,12 @@ pub(super) type BenchLine<'a> = (BTreeMap<&'a str, &'a str>, Vec<&'a str>, &'a s
 
 /// The benchmark program's lines of a log; an error line the guest printed
 /// stops the reading with it.
-pub(super) fn bench_lines(log: &str) -> impl Iterator<Item = Result<BenchLine<'_>, String>> {
+pub(super) fn bench_lines(log: &str) -> impl Iterator<Item = Result<BenchLine<'_>>> {
     log.lines().filter_map(|raw| {
         let (_, rest) = raw.trim_end_matches('\r').split_once(PREFIX)?;
         let (kv, words) = fields(rest);
         Some(if kv.contains_key("error") {
-            Err(format!("the guest said: {}", rest.trim()))
+            Err(anyhow!("the guest said: {}", rest.trim()))
         } else {
             Ok((kv, words, rest))
         })
@@ -101,10 +102,10 @@ pub(super) fn num<T: std::str::FromStr>(
     kv: &BTreeMap<&str, &str>,
     key: &str,
     line: &str,
-) -> Result<T, String> {
+) -> Result<T> {
     kv.get(key)
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("no number {key}= in `{line}`"))
+        .with_context(|| format!("no number {key}= in `{line}`"))
 }
 
 pub fn median(values: &mut [f64]) -> f64 {
@@ -120,7 +121,7 @@ pub fn median(values: &mut [f64]) -> f64 {
 /// Every figure of a boot on `smp` CPUs at `paging` depth; fails when the
 /// log reports another depth (or none), on an error line or on a figure
 /// missing from every round.
-pub fn boot(smp: u32, paging: Paging, log: &str) -> Result<(Vec<Micro>, Vec<Exits>), String> {
+pub fn boot(smp: u32, paging: Paging, log: &str) -> Result<(Vec<Micro>, Vec<Exits>)> {
     kernel::check_paging(log, paging)?;
     let mut rounds: BTreeMap<(String, String, String), Vec<(f64, f64)>> = BTreeMap::new();
     let mut exits = Vec::new();
@@ -155,7 +156,7 @@ pub fn boot(smp: u32, paging: Paging, log: &str) -> Result<(Vec<Micro>, Vec<Exit
                 let key = (how.to_string(), touch.to_string(), cpus.to_string());
                 let runs = rounds
                     .get(&key)
-                    .ok_or(format!("no `{how} {touch} {cpus}` result in the log"))?;
+                    .with_context(|| format!("no `{how} {touch} {cpus}` result in the log"))?;
                 let mut med: Vec<f64> = runs.iter().map(|r| r.0).collect();
                 let mut p99: Vec<f64> = runs.iter().map(|r| r.1).collect();
                 micro.push(Micro {
@@ -175,7 +176,7 @@ pub fn boot(smp: u32, paging: Paging, log: &str) -> Result<(Vec<Micro>, Vec<Exit
         .iter()
         .map(|c| merge_rounds(exits.iter().filter(|e| e.config == *c)))
         .collect::<Option<Vec<_>>>()
-        .ok_or("an end-to-end configuration is missing from the log")?;
+        .context("an end-to-end configuration is missing from the log")?;
     Ok((micro, exits))
 }
 
@@ -200,14 +201,14 @@ fn merge_rounds<'a>(rounds: impl Iterator<Item = &'a Exits>) -> Option<Exits> {
 }
 
 /// The sweep's `--tsv` output.
-pub fn sweep(tsv: &str) -> Result<Vec<Sweep>, String> {
+pub fn sweep(tsv: &str) -> Result<Vec<Sweep>> {
     let mut rows = Vec::new();
     for line in tsv.lines().skip(1).filter(|l| !l.trim().is_empty()) {
         let f: Vec<&str> = line.split('\t').collect();
-        let n = |i: usize| -> Result<f64, String> {
+        let n = |i: usize| -> Result<f64> {
             f.get(i)
                 .and_then(|v| v.parse().ok())
-                .ok_or(format!("sweep: bad column {i} in `{line}`"))
+                .with_context(|| format!("sweep: bad column {i} in `{line}`"))
         };
         rows.push(Sweep {
             strategy: f[0].to_string(),
@@ -222,7 +223,7 @@ pub fn sweep(tsv: &str) -> Result<Vec<Sweep>, String> {
         });
     }
     if rows.is_empty() {
-        return Err("sweep printed no rows".into());
+        bail!("sweep printed no rows");
     }
     Ok(rows)
 }
@@ -285,11 +286,17 @@ mod tests {
     fn boot_fails_on_an_error_line_or_a_missing_figure() {
         let bad =
             log_with("gmem-bench: exits round=0 config=window error=\"KVM_RUN: Bad address\"\n");
-        assert!(boot(2, Paging::Four, &bad).unwrap_err().contains("KVM_RUN"));
+        assert!(
+            boot(2, Paging::Four, &bad)
+                .unwrap_err()
+                .to_string()
+                .contains("KVM_RUN")
+        );
         let missing = log_with("").replace("how=floor touch=copy4k cpus=all all", "x");
         assert!(
             boot(2, Paging::Four, &missing)
                 .unwrap_err()
+                .to_string()
                 .contains("floor copy4k all")
         );
     }
@@ -297,13 +304,16 @@ mod tests {
     #[test]
     fn boot_refuses_a_log_at_another_depth_or_none() {
         assert_eq!(
-            boot(2, Paging::Five, &log_with("")).unwrap_err(),
+            boot(2, Paging::Five, &log_with(""))
+                .unwrap_err()
+                .to_string(),
             "asked for 5-level paging, the kernel reports 4-level"
         );
         let silent = log_with("").replace("# paging: 4-level", "# paging");
         assert!(
             boot(2, Paging::Four, &silent)
                 .unwrap_err()
+                .to_string()
                 .contains("no `# paging:` line")
         );
         let five = log_with("").replace("4-level", "5-level");

@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 
 use super::parse::{fields, median, num};
 use super::plot;
+use anyhow::{Context as _, Result, anyhow, bail};
 
 /// What the program measures, in the order it reports them.
 pub const WORKLOADS: [&str; 2] = ["fallocate", "touch"];
@@ -41,18 +42,18 @@ pub struct Populate {
     pub direct_map: [[u64; 3]; 3],
 }
 
-fn triple(kv: &BTreeMap<&str, &str>, k: &str, line: &str) -> Result<[u64; 3], String> {
+fn triple(kv: &BTreeMap<&str, &str>, k: &str, line: &str) -> Result<[u64; 3]> {
     let v: Vec<u64> = kv
         .get(k)
         .map(|v| v.split('/').filter_map(|x| x.parse().ok()).collect())
         .unwrap_or_default();
     v.try_into()
-        .map_err(|_| format!("no before/during/after {k}= in `{line}`"))
+        .map_err(|_| anyhow!("no before/during/after {k}= in `{line}`"))
 }
 
 /// Every figure of a boot on `smp` CPUs; fails on an error line, or when a
 /// workload or configuration is missing.
-pub fn parse(smp: u32, log: &str) -> Result<Vec<Populate>, String> {
+pub fn parse(smp: u32, log: &str) -> Result<Vec<Populate>> {
     let mut runs: BTreeMap<(String, String), Vec<Populate>> = BTreeMap::new();
     for raw in log.lines() {
         let Some((_, rest)) = raw
@@ -63,7 +64,7 @@ pub fn parse(smp: u32, log: &str) -> Result<Vec<Populate>, String> {
         };
         let (kv, _) = fields(rest);
         if kv.contains_key("error") {
-            return Err(format!("the population benchmark said: {}", rest.trim()));
+            bail!("the population benchmark said: {}", rest.trim());
         }
         let (Some(w), Some(c)) = (kv.get("workload"), kv.get("config")) else {
             continue; // the header line
@@ -93,7 +94,7 @@ pub fn parse(smp: u32, log: &str) -> Result<Vec<Populate>, String> {
         for c in CONFIGS {
             let rounds = runs
                 .get(&(w.to_string(), c.to_string()))
-                .ok_or(format!("no population figure for {w} {c} at {smp} CPUs"))?;
+                .with_context(|| format!("no population figure for {w} {c} at {smp} CPUs"))?;
             let med =
                 |f: fn(&Populate) -> f64| median(&mut rounds.iter().map(f).collect::<Vec<_>>());
             let sum = |f: fn(&Populate) -> f64| rounds.iter().map(f).sum();
@@ -305,10 +306,15 @@ mod tests {
             .filter(|l| !l.contains("config=page"))
             .map(|l| format!("{l}\n"))
             .collect();
-        assert!(parse(2, &missing).unwrap_err().contains("page"));
+        assert!(parse(2, &missing).unwrap_err().to_string().contains("page"));
         let failed = format!(
             "{log}gmem-bench: populate workload=touch config=pool round=9 error=\"KVM_RUN: x\"\n"
         );
-        assert!(parse(2, &failed).unwrap_err().contains("KVM_RUN"));
+        assert!(
+            parse(2, &failed)
+                .unwrap_err()
+                .to_string()
+                .contains("KVM_RUN")
+        );
     }
 }

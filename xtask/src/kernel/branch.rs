@@ -31,6 +31,7 @@ use super::generated::{self, Scratch};
 use super::run::output;
 use super::source::{self, BASE, git};
 use super::{Cache, series, series_dir};
+use anyhow::{Context as _, Result, anyhow, bail};
 
 /// The branch the series is edited on.
 pub const BRANCH: &str = "gmem-kmap";
@@ -40,43 +41,56 @@ const SYNCED: &str = "refs/gmem-kmap/synced";
 /// at the last sync.
 const EXPORTED: &str = "gmem-kmap-exported";
 
-/// `series`'s command-line help.
-pub const USAGE: &str = "  series edit  make or refresh the kernel worktree with kernel-patch/ as
-               commits on branch gmem-kmap, and print its path; stops when
-               the branch holds work that kernel-patch/ lacks
-  series export [--check | --force]
-               rewrite kernel-patch/ from that branch (git format-patch,
-               reproducible); stops when kernel-patch/ changed under the
-               branch, unless --force; --check applies kernel-patch/ to the
-               pristine tree, exports it again and fails on any differing byte";
+/// `cargo xtask series ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum SeriesTask {
+    /// Make or refresh the kernel worktree with kernel-patch/ as commits on
+    /// branch gmem-kmap, and print its path; stops when the branch holds
+    /// work that kernel-patch/ lacks.
+    Edit,
+    /// Rewrite kernel-patch/ from that branch (git format-patch,
+    /// reproducible); stops when kernel-patch/ changed under the branch.
+    Export {
+        /// Apply kernel-patch/ to the pristine tree, export it again and
+        /// fail on any differing byte; writes nothing.
+        #[arg(long, conflicts_with = "force")]
+        check: bool,
+        /// Export although kernel-patch/ changed under the branch.
+        #[arg(long)]
+        force: bool,
+    },
+}
 
-/// Runs `series <args>`.
-pub fn run(args: &[String]) -> Result<(), String> {
+/// Runs `series <task>`.
+pub fn run(task: SeriesTask) -> Result<()> {
     let cache = Cache::from_env();
-    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["edit"] => edit(&cache).map(|dir| println!("{}", dir.display())),
-        ["export"] => export(&cache, false),
-        ["export", "--force"] => export(&cache, true),
-        ["export", "--check"] => {
+    match task {
+        SeriesTask::Edit => edit(&cache).map(|dir| println!("{}", dir.display())),
+        SeriesTask::Export {
+            check: false,
+            force,
+        } => export(&cache, force),
+        SeriesTask::Export { check: true, .. } => {
             let _lock = cache.lock()?;
             let tree = prepare(&cache)?;
             series::apply(&tree, &series_dir())?;
             check(&tree.dir, &series_dir())
         }
-        _ => Err(format!("unknown arguments {args:?}\n{USAGE}")),
     }
 }
 
 /// The edit worktree's path, absolute.
 pub fn edit_dir(cache: &Cache) -> PathBuf {
-    let dir = std::env::var_os("GMEM_KMAP_EDIT_TREE")
-        .map_or_else(|| cache.root.join("edit"), PathBuf::from);
+    let dir = crate::settings()
+        .edit_tree
+        .clone()
+        .unwrap_or_else(|| cache.root.join("edit"));
     std::path::absolute(&dir).unwrap_or(dir)
 }
 
 /// The packages and the pristine tree. The caller holds the cache lock, or
 /// the tree is there already.
-fn prepare(cache: &Cache) -> Result<source::Tree, String> {
+fn prepare(cache: &Cache) -> Result<source::Tree> {
     if !super::packages::installed(source::PACKAGE) {
         super::packages::ensure()?;
     }
@@ -84,7 +98,7 @@ fn prepare(cache: &Cache) -> Result<source::Tree, String> {
 }
 
 /// `series edit`.
-fn edit(cache: &Cache) -> Result<PathBuf, String> {
+fn edit(cache: &Cache) -> Result<PathBuf> {
     // A boot test holds the lock for its whole run: wait for it only when
     // the tree has to be made.
     let repo = match source::cached(cache) {
@@ -112,8 +126,8 @@ fn edit(cache: &Cache) -> Result<PathBuf, String> {
         output(&mut add)?;
     }
     ready(&dir)?;
-    let tip = rev(&dir, "HEAD").ok_or("the edit worktree has no HEAD")?;
-    let base = rev(&dir, BASE).ok_or("no `base` tag")?;
+    let tip = rev(&dir, "HEAD").context("the edit worktree has no HEAD")?;
+    let base = rev(&dir, BASE).context("no `base` tag")?;
     let patches_now = patches_hash(&dir)?;
     let branch_untouched = tip == base || rev(&dir, SYNCED).is_some_and(|s| s == tip);
     // No record yet (a worktree older than the record): compare exports.
@@ -132,7 +146,7 @@ fn edit(cache: &Cache) -> Result<PathBuf, String> {
     } else if let Some(diff) = difference(&dir, &tip)? {
         let count = output(git(&dir).args(["rev-list", "--count", &format!("{SYNCED}..HEAD")]))
             .unwrap_or_else(|_| "?".into());
-        return Err(format!(
+        return Err(anyhow!(
             "{BRANCH} in {} holds {} commit(s) since xtask last wrote it, and kernel-patch/ \
              differs from what it exports ({diff}): run `cargo xtask series export` to take \
              them in (if kernel-patch/ changed too, rebase them onto it first); nothing \
@@ -150,9 +164,9 @@ fn edit(cache: &Cache) -> Result<PathBuf, String> {
 
 /// Refuses a worktree in which xtask could lose or misread work: not on
 /// [`BRANCH`], in the middle of a git operation, or not clean.
-fn ready(dir: &Path) -> Result<(), String> {
+fn ready(dir: &Path) -> Result<()> {
     let dir_git = |args: &[&str]| output(git(dir).args(args)).map(|s| s.trim().to_string());
-    let stop = |why: String| Err(format!("{}: {why}; nothing was changed", dir.display()));
+    let stop = |why: String| Err(anyhow!("{}: {why}; nothing was changed", dir.display()));
     let head = dir_git(&["symbolic-ref", "-q", "HEAD"]).unwrap_or_default();
     if head != format!("refs/heads/{BRANCH}") {
         return stop(format!("HEAD is not branch {BRANCH} (it is `{head}`)"));
@@ -196,7 +210,7 @@ fn ready(dir: &Path) -> Result<(), String> {
 
 /// The first difference between `kernel-patch/` and what `tip` exports as
 /// it is, if any.
-fn difference(dir: &Path, tip: &str) -> Result<Option<String>, String> {
+fn difference(dir: &Path, tip: &str) -> Result<Option<String>> {
     let exported = Scratch::new("edit")?;
     export::format(
         dir,
@@ -210,7 +224,7 @@ fn difference(dir: &Path, tip: &str) -> Result<Option<String>, String> {
 
 /// Resets the worktree to `base` and applies `kernel-patch/`; `old` is the
 /// tip being replaced, kept as a backup and restored if `git am` fails.
-fn apply(dir: &Path, old: Option<&str>) -> Result<(), String> {
+fn apply(dir: &Path, old: Option<&str>) -> Result<()> {
     if let Some(old) = old {
         eprintln!("    the old tip stays as {}", backup(dir, old)?);
         output(git(dir).args(["reset", "--quiet", "--hard", BASE]))?;
@@ -227,7 +241,7 @@ fn apply(dir: &Path, old: Option<&str>) -> Result<(), String> {
         ])
         .args(&patches)
         .output()
-        .map_err(|e| format!("git am: {e}"))?;
+        .context("git am")?;
     if out.status.success() {
         return Ok(());
     }
@@ -235,10 +249,10 @@ fn apply(dir: &Path, old: Option<&str>) -> Result<(), String> {
     let restored = old.map_or(String::new(), |old| {
         match output(git(dir).args(["reset", "--quiet", "--hard", old])) {
             Ok(_) => format!("; {BRANCH} is back at {old}"),
-            Err(e) => format!("; restoring {old} failed too: {e}"),
+            Err(e) => format!("; restoring {old} failed too: {e:#}"),
         }
     });
-    Err(format!(
+    Err(anyhow!(
         "git am failed in {}{restored}: {}{}",
         dir.display(),
         String::from_utf8_lossy(&out.stdout),
@@ -247,8 +261,8 @@ fn apply(dir: &Path, old: Option<&str>) -> Result<(), String> {
 }
 
 /// Puts the generated files as `src/` has them now into the branch.
-fn refresh_generated(dir: &Path) -> Result<(), String> {
-    let tip = rev(dir, "HEAD").ok_or("no HEAD")?;
+fn refresh_generated(dir: &Path) -> Result<()> {
+    let tip = rev(dir, "HEAD").context("no HEAD")?;
     let fresh = generated::refresh(dir, BASE, &tip)?;
     if fresh != tip {
         eprintln!(
@@ -261,13 +275,13 @@ fn refresh_generated(dir: &Path) -> Result<(), String> {
 }
 
 /// Records a sync: the branch's tip and `kernel-patch/` as they are now.
-fn mark_synced(dir: &Path) -> Result<(), String> {
+fn mark_synced(dir: &Path) -> Result<()> {
     output(git(dir).args(["update-ref", SYNCED, "HEAD"]))?;
     let hash = patches_hash(dir)?;
-    fs::write(exported_path(dir)?, hash).map_err(|e| format!("write {EXPORTED}: {e}"))
+    fs::write(exported_path(dir)?, hash).with_context(|| format!("write {EXPORTED}"))
 }
 
-fn exported_path(dir: &Path) -> Result<PathBuf, String> {
+fn exported_path(dir: &Path) -> Result<PathBuf> {
     let path = output(git(dir).args([
         "rev-parse",
         "--path-format=absolute",
@@ -284,12 +298,12 @@ fn recorded(dir: &Path) -> Option<String> {
 
 /// A hash of every `.patch` file in `kernel-patch/`, the cover letter
 /// included, names and bytes.
-fn patches_hash(dir: &Path) -> Result<String, String> {
+fn patches_hash(dir: &Path) -> Result<String> {
     series::series_hash(dir, &export::patch_files(&series_dir())?)
 }
 
 /// Keeps `tip` reachable under the next free `refs/gmem-kmap/backup/<n>`.
-fn backup(dir: &Path, tip: &str) -> Result<String, String> {
+fn backup(dir: &Path, tip: &str) -> Result<String> {
     let name = (1..)
         .map(|n| format!("refs/gmem-kmap/backup/{n}"))
         .find(|r| rev(dir, r).is_none())
@@ -299,24 +313,24 @@ fn backup(dir: &Path, tip: &str) -> Result<String, String> {
 }
 
 /// `series export`: `kernel-patch/` from the branch.
-fn export(cache: &Cache, force: bool) -> Result<(), String> {
+fn export(cache: &Cache, force: bool) -> Result<()> {
     let dir = edit_dir(cache);
     if !dir.join(".git").exists() {
-        return Err(format!(
+        bail!(
             "no edit worktree at {}: run `cargo xtask series edit` first",
             dir.display()
-        ));
+        );
     }
     ready(&dir)?;
     refresh_generated(&dir)?;
-    let tip = rev(&dir, &format!("refs/heads/{BRANCH}")).ok_or("no branch")?;
+    let tip = rev(&dir, &format!("refs/heads/{BRANCH}")).context("no branch")?;
     let out = Scratch::new("export")?;
     let files = export::format(&dir, BASE, &tip, &series_dir().join(COVER_SOURCE), &out.0)?;
     let target = series_dir();
     let before = export::first_difference(&target, &out.0)?;
     let changed_under = recorded(&dir).is_none_or(|h| h != patches_hash(&dir).unwrap_or_default());
     if before.is_some() && changed_under && !force {
-        return Err(format!(
+        return Err(anyhow!(
             "kernel-patch/ changed since {BRANCH} was last synced (a pull, or a hand edit), \
              and the branch does not hold that change: `cargo xtask series edit` takes it in \
              if the branch has no work of yours; `series export --force` overwrites it; \
@@ -324,11 +338,11 @@ fn export(cache: &Cache, force: bool) -> Result<(), String> {
         ));
     }
     for old in export::patch_files(&target)? {
-        fs::remove_file(&old).map_err(|e| format!("rm {}: {e}", old.display()))?;
+        fs::remove_file(&old).with_context(|| format!("rm {}", old.display()))?;
     }
     for file in &files {
         let name = file.file_name().unwrap_or_default();
-        fs::copy(file, target.join(name)).map_err(|e| format!("copy {name:?}: {e}"))?;
+        fs::copy(file, target.join(name)).with_context(|| format!("copy {name:?}"))?;
     }
     mark_synced(&dir)?;
     match before {
@@ -342,8 +356,8 @@ fn export(cache: &Cache, force: bool) -> Result<(), String> {
 }
 /// `series export --check` on a tree whose HEAD is `dir`'s series applied
 /// to `base`: exports it again and compares it with `dir` byte for byte.
-pub fn check(tree: &Path, dir: &Path) -> Result<(), String> {
-    let tip = rev(tree, "HEAD").ok_or("no HEAD")?;
+pub fn check(tree: &Path, dir: &Path) -> Result<()> {
+    let tip = rev(tree, "HEAD").context("no HEAD")?;
     let fresh = generated::refresh(tree, BASE, &tip)?;
     let out = Scratch::new("check")?;
     let files = export::format(tree, BASE, &fresh, &dir.join(COVER_SOURCE), &out.0)?;
@@ -355,7 +369,7 @@ pub fn check(tree: &Path, dir: &Path) -> Result<(), String> {
             );
             Ok(())
         }
-        Some(first) => Err(format!(
+        Some(first) => Err(anyhow!(
             "kernel-patch/ is not what its series exports: {first}. Edit the series with \
              `cargo xtask series edit`, then `cargo xtask series export`"
         )),
@@ -385,14 +399,14 @@ mod tests {
         fs::write(dir.join("mm/a.c"), "int a;\n").unwrap();
         run(&["add", "-f", "."]);
         run(&["commit", "-q", "-m", "base"]);
-        assert_eq!(ready(&dir), Ok(()));
+        ready(&dir).unwrap();
 
         fs::write(dir.join("mm/new.c"), "int b;\n").unwrap();
         assert!(
             run(&["status", "--porcelain"]).is_empty(),
             "git status hides it"
         );
-        let err = ready(&dir).unwrap_err();
+        let err = ready(&dir).unwrap_err().to_string();
         assert!(
             err.contains("untracked") && err.contains("mm/new.c"),
             "{err}"
@@ -400,15 +414,20 @@ mod tests {
         fs::remove_file(dir.join("mm/new.c")).unwrap();
 
         fs::write(dir.join("mm/a.c"), "int c;\n").unwrap();
-        assert!(ready(&dir).unwrap_err().contains("uncommitted"));
+        assert!(ready(&dir).unwrap_err().to_string().contains("uncommitted"));
         run(&["checkout", "-q", "mm/a.c"]);
 
         run(&["checkout", "-q", "--detach"]);
-        assert!(ready(&dir).unwrap_err().contains("HEAD is not branch"));
+        assert!(
+            ready(&dir)
+                .unwrap_err()
+                .to_string()
+                .contains("HEAD is not branch")
+        );
         run(&["checkout", "-q", BRANCH]);
 
         let rebase = output(git(&dir).args(["rev-parse", "--git-path", "rebase-merge"])).unwrap();
         fs::create_dir_all(dir.join(rebase.trim())).unwrap();
-        assert!(ready(&dir).unwrap_err().contains("in progress"));
+        assert!(ready(&dir).unwrap_err().to_string().contains("in progress"));
     }
 }

@@ -9,6 +9,7 @@ use std::process::Command;
 
 use super::Cache;
 use super::run::{Ended, logged, output, tail};
+use anyhow::{Result, anyhow};
 
 /// ccache's size limit.
 const CCACHE_MAX: &str = "5G";
@@ -19,7 +20,7 @@ const CCACHE_MAX: &str = "5G";
 /// <targets>` run in the source tree, with `CCACHE_DIR=<cache>/ccache`: the
 /// tree carries the Rust core and its dependencies, so nothing outside it
 /// is named.
-pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<PathBuf, String> {
+pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<PathBuf> {
     let out = cache.build(name);
     let log = cache.log(&format!("{name}-build"));
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -43,7 +44,7 @@ pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<
     println!("    log: {}", log.display());
     let ended = logged(&mut make, &log, None, is_progress)?;
     print_ccache_stats(cache, &stats);
-    let text = fs::read(&log).map_err(|e| e.to_string())?;
+    let text = fs::read(&log)?;
     let text = String::from_utf8_lossy(&text);
     let scan = scan(&text, &tree.display().to_string());
     for obj in &scan.stale {
@@ -65,7 +66,7 @@ pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<
             for line in tail(&log, 40) {
                 println!("    | {line}");
             }
-            return Err(format!("make failed; log: {}", log.display()));
+            return Err(anyhow!("make failed; log: {}", log.display()));
         }
     }
     if !scan.fatal.is_empty() {
@@ -73,7 +74,7 @@ pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<
         for l in &scan.fatal {
             println!("    | {l}");
         }
-        return Err(format!(
+        return Err(anyhow!(
             "{} warning(s) from gmem_kmap, objtool or the linker; log: {}",
             scan.fatal.len(),
             log.display()
@@ -106,7 +107,7 @@ fn print_ccache_stats(cache: &Cache, stats: &Path) {
                     println!("    | {l}");
                 }
             }
-            Err(e) => println!("    | {e}"),
+            Err(e) => println!("    | {e:#}"),
         }
     }
 }

@@ -17,13 +17,14 @@ const VENDORED: &str = "arch/x86/mm/gmem_kmap/vendor/";
 
 use super::series;
 use super::source::Tree;
+use anyhow::{Context as _, Result, anyhow};
 
 /// Runs checkpatch on each patch in `dir` and prints its summary line.
-pub fn check(tree: &Tree, dir: &Path) -> Result<(), String> {
+pub fn check(tree: &Tree, dir: &Path) -> Result<()> {
     let mut problems = Vec::new();
     for patch in series::patches(dir)? {
         let name = patch.file_name().unwrap_or_default().to_string_lossy();
-        let text = std::fs::read_to_string(&patch).map_err(|e| format!("read {name}: {e}"))?;
+        let text = std::fs::read_to_string(&patch).with_context(|| format!("read {name}"))?;
         let (text, left_out) = without_vendored(&text);
         if left_out > 0 {
             println!("    {name}: {left_out} vendored file(s) under {VENDORED} left out");
@@ -39,14 +40,13 @@ pub fn check(tree: &Tree, dir: &Path) -> Result<(), String> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot run scripts/checkpatch.pl: {e}"))?;
+            .context("cannot run scripts/checkpatch.pl")?;
         child
             .stdin
             .take()
             .expect("piped")
-            .write_all(text.as_bytes())
-            .map_err(|e| e.to_string())?;
-        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+            .write_all(text.as_bytes())?;
+        let out = child.wait_with_output()?;
         let text = String::from_utf8_lossy(&out.stdout);
         let summary = summary_line(&text).unwrap_or("no summary line");
         println!("    {name}: {summary}");
@@ -68,7 +68,7 @@ pub fn check(tree: &Tree, dir: &Path) -> Result<(), String> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(format!("checkpatch --strict: {}", problems.join("; ")))
+        Err(anyhow!("checkpatch --strict: {}", problems.join("; ")))
     }
 }
 

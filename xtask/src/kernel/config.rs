@@ -15,16 +15,23 @@ use std::process::Command;
 
 use super::Cache;
 use super::run::{Ended, logged, output, tail};
+use anyhow::{Context as _, Result, anyhow, bail};
 
 /// The fragment for configuration `name`: `kernel-patch/configs/<name>.config`,
-/// or the file named by `GMEM_KMAP_<NAME>_CONFIG` (e.g.
-/// `GMEM_KMAP_BOOT_CONFIG`) when set.
+/// or the file `--boot-config`, `--debug-config` or `--nomitig-config`
+/// names.
 pub fn fragment(name: &str) -> PathBuf {
-    let var = format!("GMEM_KMAP_{}_CONFIG", name.to_uppercase());
-    match std::env::var_os(&var) {
+    let s = crate::settings();
+    let chosen = match name {
+        "boot" => &s.boot_config,
+        "debug" => &s.debug_config,
+        "nomitig" => &s.nomitig_config,
+        _ => &None,
+    };
+    match chosen {
         Some(path) => {
-            println!("    fragment from ${var}");
-            PathBuf::from(path)
+            println!("    {name} fragment: {}", path.display());
+            path.clone()
         }
         None => crate::root().join(format!("kernel-patch/configs/{name}.config")),
     }
@@ -42,13 +49,12 @@ pub fn layers(name: &str) -> Vec<&str> {
 /// The fragment of configuration `name` as one text, with the file
 /// `allnoconfig` should read it from: the fragment itself, or for a layered
 /// configuration the layers joined into `<out>/fragment.config`.
-fn joined_fragment(name: &str, out: &Path) -> Result<(PathBuf, String), String> {
+fn joined_fragment(name: &str, out: &Path) -> Result<(PathBuf, String)> {
     let mut text = String::new();
     let mut files = Vec::new();
     for layer in layers(name) {
         let frag = fragment(layer);
-        let part =
-            fs::read_to_string(&frag).map_err(|e| format!("read {}: {e}", frag.display()))?;
+        let part = fs::read_to_string(&frag).with_context(|| format!("read {}", frag.display()))?;
         text.push_str(&part);
         if !text.ends_with('\n') {
             text.push('\n');
@@ -59,15 +65,15 @@ fn joined_fragment(name: &str, out: &Path) -> Result<(PathBuf, String), String> 
         return Ok((only.clone(), text));
     }
     let joined = out.join("fragment.config");
-    fs::write(&joined, &text).map_err(|e| format!("write {}: {e}", joined.display()))?;
+    fs::write(&joined, &text).with_context(|| format!("write {}", joined.display()))?;
     Ok((joined, text))
 }
 
 /// Configures `<cache>/build/<name>` from its fragment (or layers) and
 /// checks the result; returns the build directory.
-pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf, String> {
+pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf> {
     let out = cache.build(name);
-    fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    fs::create_dir_all(&out)?;
     let (frag, text) = joined_fragment(name, &out)?;
     let wanted = last_wins(parse_fragment(&text));
     // Same fragment on the same tree: .config would come out the same, and
@@ -88,20 +94,20 @@ pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf, Stri
     } else {
         let _ = fs::remove_file(&stamp_path);
         allnoconfig(cache, tree, name, &frag, &out, &[])?;
-        fs::write(&stamp_path, stamp).map_err(|e| e.to_string())?;
+        fs::write(&stamp_path, stamp)?;
     }
-    let config = fs::read_to_string(out.join(".config")).map_err(|e| e.to_string())?;
+    let config = fs::read_to_string(out.join(".config"))?;
     let missing = missing(&wanted, &config);
     if !missing.is_empty() {
         for m in &missing {
             println!("    not in .config as asked: {m}");
         }
-        return Err(format!(
+        bail!(
             "{} option(s) of {} did not take (unmet dependencies or unknown symbols): {}",
             missing.len(),
             frag.display(),
             missing.join(", ")
-        ));
+        );
     }
     println!(
         "    all {} options of the fragment are set as asked",
@@ -119,9 +125,9 @@ pub fn configure_with(
     fragment_name: &str,
     build_name: &str,
     extra: &[String],
-) -> Result<String, String> {
+) -> Result<String> {
     let out = cache.build(build_name);
-    fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    fs::create_dir_all(&out)?;
     allnoconfig(
         cache,
         tree,
@@ -130,7 +136,8 @@ pub fn configure_with(
         &out,
         extra,
     )?;
-    fs::read_to_string(out.join(".config")).map_err(|e| e.to_string())
+    let config = out.join(".config");
+    fs::read_to_string(&config).with_context(|| format!("read {}", config.display()))
 }
 
 /// `make O=<out> KCONFIG_ALLCONFIG=<frag> <extra> allnoconfig`, logged.
@@ -141,7 +148,7 @@ fn allnoconfig(
     frag: &Path,
     out: &Path,
     extra: &[String],
-) -> Result<(), String> {
+) -> Result<()> {
     let log = cache.log(&format!("{name}-config"));
     println!("    {} -> {}/.config", frag.display(), out.display());
     let mut make = Command::new("make");
@@ -156,7 +163,7 @@ fn allnoconfig(
             for line in tail(&log, 40) {
                 println!("    | {line}");
             }
-            Err(format!("make allnoconfig failed; log: {}", log.display()))
+            Err(anyhow!("make allnoconfig failed; log: {}", log.display()))
         }
     }
 }

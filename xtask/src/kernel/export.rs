@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use super::run::output;
 use super::source::git;
+use anyhow::{Context as _, Result, bail};
 
 /// Configuration that would change what `git format-patch` writes, set to
 /// git's defaults whatever the repository says. The hunk headers still
@@ -57,11 +58,11 @@ pub fn format(
     tip: &str,
     cover_source: &Path,
     out: &Path,
-) -> Result<Vec<PathBuf>, String> {
+) -> Result<Vec<PathBuf>> {
     let cover_text = fs::read_to_string(cover_source)
-        .map_err(|e| format!("read {}: {e}", cover_source.display()))?;
+        .with_context(|| format!("read {}", cover_source.display()))?;
     let cover =
-        CoverSource::parse(&cover_text).map_err(|e| format!("{}: {e}", cover_source.display()))?;
+        CoverSource::parse(&cover_text).with_context(|| format!("{}", cover_source.display()))?;
     let range = format!("{base}..{tip}");
     let subjects: Vec<String> =
         output(git(repo).args(["log", "--reverse", "--format=%s", &range]))?
@@ -69,7 +70,7 @@ pub fn format(
             .map(String::from)
             .collect();
     if subjects.is_empty() {
-        return Err(format!("{range} holds no commits: nothing to export"));
+        bail!("{range} holds no commits: nothing to export");
     }
     let body = cover.body(&subjects)?;
     // The cover letter is "from" and dated as the newest patch, not as
@@ -89,7 +90,7 @@ pub fn format(
         })
         .max_by_key(|(at, ..)| *at);
     let Some((_, name, email, date)) = newest else {
-        return Err(format!("cannot read the authors of {range}"));
+        bail!("cannot read the authors of {range}");
     };
     output(
         git(repo)
@@ -117,28 +118,26 @@ pub fn format(
             .arg(&range),
     )?;
     let cover_path = out.join(COVER);
-    let letter = fs::read_to_string(&cover_path).map_err(|e| format!("read {COVER}: {e}"))?;
+    let letter = fs::read_to_string(&cover_path).with_context(|| format!("read {COVER}"))?;
     for placeholder in ["*** SUBJECT HERE ***", "*** BLURB HERE ***"] {
         if !letter.contains(placeholder) {
-            return Err(format!(
-                "git's cover letter has no `{placeholder}` to fill in"
-            ));
+            bail!("git's cover letter has no `{placeholder}` to fill in");
         }
     }
     if !cover.subject.is_ascii() {
-        return Err("the cover letter's subject must be ASCII".into());
+        bail!("the cover letter's subject must be ASCII");
     }
     let letter = letter
         .replacen("*** SUBJECT HERE ***", &cover.subject, 1)
         .replacen("*** BLURB HERE ***", body.trim_end(), 1);
-    fs::write(&cover_path, letter).map_err(|e| e.to_string())?;
+    fs::write(&cover_path, letter)?;
     patch_files(out)
 }
 
 /// The `.patch` files in `dir`, sorted (the cover letter sorts first).
-pub fn patch_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub fn patch_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(|e| format!("read {}: {e}", dir.display()))?
+        .with_context(|| format!("read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "patch"))
         .collect();
@@ -148,8 +147,8 @@ pub fn patch_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
 
 /// The first file in which `have` and `want` differ: one missing from
 /// either, or the first line whose bytes differ; `None` when identical.
-pub fn first_difference(have: &Path, want: &Path) -> Result<Option<String>, String> {
-    let names = |dir: &Path| -> Result<Vec<String>, String> {
+pub fn first_difference(have: &Path, want: &Path) -> Result<Option<String>> {
+    let names = |dir: &Path| -> Result<Vec<String>> {
         Ok(patch_files(dir)?
             .iter()
             .map(|p| {
@@ -197,15 +196,15 @@ struct CoverSource {
 }
 
 impl CoverSource {
-    fn parse(text: &str) -> Result<Self, String> {
+    fn parse(text: &str) -> Result<Self> {
         let (head, body) = text
             .split_once("\n\n")
-            .ok_or("no blank line between the header and the body")?;
+            .context("no blank line between the header and the body")?;
         let field = |name: &str| {
             head.lines()
                 .find_map(|l| l.strip_prefix(name))
                 .map(|v| v.trim().to_string())
-                .ok_or(format!("no `{name}` line in the header"))
+                .with_context(|| format!("no `{name}` line in the header"))
         };
         Ok(CoverSource {
             subject: field("Subject:")?,
@@ -216,14 +215,16 @@ impl CoverSource {
 
     /// The body with `{patches}`, `{head}` and `{tail}` filled in from the
     /// series' subjects, in order.
-    fn body(&self, subjects: &[String]) -> Result<String, String> {
+    fn body(&self, subjects: &[String]) -> Result<String> {
         let first = subjects
             .iter()
             .position(|s| *s == self.tail)
-            .ok_or(format!(
-                "the tail's first patch, `{}`, is not in the series",
-                self.tail
-            ))?;
+            .with_context(|| {
+                format!(
+                    "the tail's first patch, `{}`, is not in the series",
+                    self.tail
+                )
+            })?;
         let head = format!("1-{first}");
         let tail = format!("{}-{}", first + 1, subjects.len());
         Ok(self
@@ -250,10 +251,16 @@ mod tests {
             src.body(&subjects).unwrap(),
             "4 patches; 1-2 propose, 3-4 compare.\n"
         );
-        assert!(src.body(&subjects[..2]).unwrap_err().contains("`c`"));
+        assert!(
+            src.body(&subjects[..2])
+                .unwrap_err()
+                .to_string()
+                .contains("`c`")
+        );
         assert!(
             CoverSource::parse("Subject: x\n\nbody")
                 .unwrap_err()
+                .to_string()
                 .contains("Tail:")
         );
     }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use super::run::output;
 use super::source::git;
 use crate::{cargo, root};
+use anyhow::{Context as _, Result, anyhow, bail};
 
 /// Where the crate sits in the kernel tree.
 pub const CRATE_DIR: &str = "arch/x86/mm/gmem_kmap";
@@ -37,7 +38,7 @@ directory = \"vendor\"
 
 /// Writes the generated files into `out` (an empty directory), laid out as
 /// in the kernel tree.
-pub fn generate(out: &Path) -> Result<(), String> {
+pub fn generate(out: &Path) -> Result<()> {
     let krate = out.join(CRATE_DIR);
     // What git would commit of src/: no editor swap file or build leftover.
     let files = output(git(&root()).args([
@@ -52,17 +53,16 @@ pub fn generate(out: &Path) -> Result<(), String> {
         let from = root().join(file);
         if from.is_file() {
             let to = krate.join(file);
-            fs::create_dir_all(to.parent().expect("under src/")).map_err(|e| e.to_string())?;
-            fs::copy(&from, &to).map_err(|e| format!("copy {file}: {e}"))?;
+            fs::create_dir_all(to.parent().expect("under src/"))?;
+            fs::copy(&from, &to).with_context(|| format!("copy {file}"))?;
         }
     }
-    let manifest = fs::read_to_string(root().join("Cargo.toml")).map_err(|e| e.to_string())?;
+    let manifest = fs::read_to_string(root().join("Cargo.toml"))?;
     write(
         &krate.join("Cargo.toml"),
         kernel_manifest(&manifest)?.as_bytes(),
     )?;
-    fs::copy(root().join("Cargo.lock"), krate.join("Cargo.lock"))
-        .map_err(|e| format!("copy Cargo.lock: {e}"))?;
+    fs::copy(root().join("Cargo.lock"), krate.join("Cargo.lock")).context("copy Cargo.lock")?;
     // Drops the lock entries only the host-side targets need; every version
     // that stays is the one Cargo.lock pins.
     output(
@@ -75,7 +75,7 @@ pub fn generate(out: &Path) -> Result<(), String> {
             ])
             .arg(krate.join("Cargo.toml")),
     )?;
-    pinned_by_root_lock(&fs::read_to_string(krate.join("Cargo.lock")).map_err(|e| e.to_string())?)?;
+    pinned_by_root_lock(&fs::read_to_string(krate.join("Cargo.lock"))?)?;
     output(
         cargo()
             .args(["vendor", "--quiet", "--locked", "--manifest-path"])
@@ -83,14 +83,14 @@ pub fn generate(out: &Path) -> Result<(), String> {
             .arg(krate.join("vendor")),
     )?;
     write(&krate.join(".cargo/config.toml"), CARGO_CONFIG.as_bytes())?;
-    let header = fs::read(root().join("include/gmem_kmap_core.h")).map_err(|e| e.to_string())?;
+    let header = fs::read(root().join("include/gmem_kmap_core.h"))?;
     write(&out.join(HEADER), &header)
 }
 
 /// Every package of the kernel's `Cargo.lock` must be in the project's at
 /// the same version: pruning may drop entries, never pick new versions.
-fn pinned_by_root_lock(kernel_lock: &str) -> Result<(), String> {
-    let root_lock = fs::read_to_string(root().join("Cargo.lock")).map_err(|e| e.to_string())?;
+fn pinned_by_root_lock(kernel_lock: &str) -> Result<()> {
+    let root_lock = fs::read_to_string(root().join("Cargo.lock"))?;
     let packages = |text: &str| -> Vec<(String, String)> {
         let mut out = Vec::new();
         let mut name = None;
@@ -109,7 +109,7 @@ fn pinned_by_root_lock(kernel_lock: &str) -> Result<(), String> {
         .find(|p| !pinned.contains(p))
     {
         None => Ok(()),
-        Some((name, version)) => Err(format!(
+        Some((name, version)) => Err(anyhow!(
             "the kernel crate's Cargo.lock wants {name} {version}, which Cargo.lock does not \
              pin: run `cargo update` here (or `cargo build`) first"
         )),
@@ -120,8 +120,8 @@ fn pinned_by_root_lock(kernel_lock: &str) -> Result<(), String> {
 /// features and dependencies, the release profile; no tests, benches,
 /// dev-dependencies or workspace members, and a workspace of its own so
 /// that no manifest above it in a tree can claim it.
-fn kernel_manifest(text: &str) -> Result<String, String> {
-    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("Cargo.toml: {e}"))?;
+fn kernel_manifest(text: &str) -> Result<String> {
+    let mut doc: toml_edit::DocumentMut = text.parse().context("Cargo.toml")?;
     for key in ["dev-dependencies", "test", "bench"] {
         doc.remove(key);
     }
@@ -144,11 +144,11 @@ fn kernel_manifest(text: &str) -> Result<String, String> {
     Ok(doc.to_string())
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+        fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
     }
-    fs::write(path, bytes).map_err(|e| format!("write {}: {e}", path.display()))
+    fs::write(path, bytes).with_context(|| format!("write {}", path.display()))
 }
 
 /// The generated files as git objects of `repo`: the crate's tree and the
@@ -158,7 +158,7 @@ struct Objects {
     header_blob: String,
 }
 
-fn store(repo: &Path, generated: &Path, index: &Path) -> Result<Objects, String> {
+fn store(repo: &Path, generated: &Path, index: &Path) -> Result<Objects> {
     let git_dir =
         output(git(repo).args(["rev-parse", "--path-format=absolute", "--git-common-dir"]))?;
     let git_in = |args: &[&str]| {
@@ -186,7 +186,7 @@ fn store(repo: &Path, generated: &Path, index: &Path) -> Result<Objects, String>
 /// and returns the new tip (the old one when nothing changed). Fails, naming
 /// the commit, if one after the commit that adds them changes them: that
 /// work would be lost, and belongs in this repository's `src/`.
-pub fn refresh(repo: &Path, base: &str, tip: &str) -> Result<String, String> {
+pub fn refresh(repo: &Path, base: &str, tip: &str) -> Result<String> {
     let scratch = Scratch::new("refresh")?;
     let generated = scratch.0.join("files");
     generate(&generated)?;
@@ -201,7 +201,7 @@ fn refresh_with(
     tip: &str,
     generated: &Path,
     index: &Path,
-) -> Result<String, String> {
+) -> Result<String> {
     let objects = store(repo, generated, index)?;
     let commits = output(git(repo).args([
         "rev-list",
@@ -212,7 +212,7 @@ fn refresh_with(
     let merges =
         output(git(repo).args(["rev-list", "--min-parents=2", &format!("{base}..{tip}")]))?;
     if !merges.trim().is_empty() {
-        return Err(format!(
+        return Err(anyhow!(
             "{base}..{tip} holds merges; the series must be linear"
         ));
     }
@@ -223,7 +223,7 @@ fn refresh_with(
         let here = generated_ids(repo, commit);
         if seen && here != generated_ids(repo, &format!("{commit}^")) {
             let subject = output(git(repo).args(["log", "-1", "--format=%h %s", commit]))?;
-            return Err(format!(
+            return Err(anyhow!(
                 "commit {} changes generated files ({}); change the crate in this \
                  repository instead (src/, Cargo.lock), then export",
                 subject.trim(),
@@ -258,7 +258,7 @@ fn generated_ids(repo: &Path, rev: &str) -> [Option<String>; 2] {
 }
 
 /// `commit`'s tree with the generated paths replaced.
-fn tree_with(repo: &Path, index: &Path, commit: &str, objects: &Objects) -> Result<String, String> {
+fn tree_with(repo: &Path, index: &Path, commit: &str, objects: &Objects) -> Result<String> {
     let git_in = |args: &[&str]| output(git(repo).env("GIT_INDEX_FILE", index).args(args));
     git_in(&["read-tree", &format!("{commit}^{{tree}}")])?;
     git_in(&[
@@ -290,13 +290,13 @@ fn tree_with(repo: &Path, index: &Path, commit: &str, objects: &Objects) -> Resu
 /// A copy of `commit` with `tree` and `parent`, everything else (author,
 /// committer, dates, message) byte for byte; the same id when neither
 /// changed.
-fn recommit(repo: &Path, commit: &str, tree: &str, parent: &str) -> Result<String, String> {
+fn recommit(repo: &Path, commit: &str, tree: &str, parent: &str) -> Result<String> {
     let raw = git(repo)
         .args(["cat-file", "commit", commit])
         .output()
-        .map_err(|e| format!("git cat-file: {e}"))?;
+        .context("git cat-file")?;
     if !raw.status.success() {
-        return Err(format!("git cat-file commit {commit} failed"));
+        bail!("git cat-file commit {commit} failed");
     }
     let raw = raw.stdout;
     let split = raw
@@ -318,7 +318,7 @@ fn recommit(repo: &Path, commit: &str, tree: &str, parent: &str) -> Result<Strin
     out.extend_from_slice(message);
     let file = Scratch::new("commit")?;
     let path = file.0.join("commit");
-    fs::write(&path, out).map_err(|e| e.to_string())?;
+    fs::write(&path, out)?;
     Ok(output(
         git(repo)
             .args(["hash-object", "-t", "commit", "-w"])
@@ -332,12 +332,12 @@ fn recommit(repo: &Path, commit: &str, tree: &str, parent: &str) -> Result<Strin
 pub struct Scratch(pub PathBuf);
 
 impl Scratch {
-    pub fn new(name: &str) -> Result<Self, String> {
+    pub fn new(name: &str) -> Result<Self> {
         let dir = root()
             .join("target/xtask-series")
             .join(format!("{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+        fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
         Ok(Scratch(dir))
     }
 }
@@ -414,7 +414,9 @@ mod tests {
         let tip = git_in(&["rev-parse", "HEAD"]);
         let new = scratch.0.join("new");
         files(&new, b"new\n");
-        let err = refresh_with(&dir, "base", &tip, &new, &scratch.0.join("index")).unwrap_err();
+        let err = refresh_with(&dir, "base", &tip, &new, &scratch.0.join("index"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("tweak the vendored crate"), "{err}");
         assert!(err.contains("changes generated files"), "{err}");
     }
@@ -429,6 +431,7 @@ mod tests {
         assert!(
             pinned_by_root_lock(bumped)
                 .unwrap_err()
+                .to_string()
                 .contains("x86_64 9.9.9")
         );
     }

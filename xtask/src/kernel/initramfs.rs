@@ -8,6 +8,7 @@
 //! executable put under `/tests/` is run by `/init`, and a non-zero exit
 //! fails the boot test (see [`TEST_EXIT`]).
 
+use anyhow::{Context as _, Result, bail};
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -71,9 +72,9 @@ impl Initramfs {
     }
 
     /// busybox, `/init` and the directories they use.
-    pub fn standard() -> Result<Self, String> {
+    pub fn standard() -> Result<Self> {
         let busybox = fs::read(BUSYBOX)
-            .map_err(|e| format!("read {BUSYBOX} (package busybox-static): {e}"))?;
+            .with_context(|| format!("read {BUSYBOX} (package busybox-static)"))?;
         let mut a = Self::empty();
         for d in ["bin", "dev", "proc", "sys", "tmp", "root", "tests"] {
             a.dir(d);
@@ -98,14 +99,11 @@ impl Initramfs {
     }
 
     /// Adds a copy of a host file, keeping its permission bits.
-    pub fn host_file(&mut self, path: &str, host: &Path) -> Result<&mut Self, String> {
-        let data = fs::read(host).map_err(|e| format!("read {}: {e}", host.display()))?;
+    pub fn host_file(&mut self, path: &str, host: &Path) -> Result<&mut Self> {
+        let data = fs::read(host).with_context(|| format!("read {}", host.display()))?;
         let mode = {
             use std::os::unix::fs::PermissionsExt;
-            fs::metadata(host)
-                .map_err(|e| e.to_string())?
-                .permissions()
-                .mode()
+            fs::metadata(host)?.permissions().mode()
         };
         Ok(self.file(path, data, mode))
     }
@@ -166,23 +164,23 @@ impl Initramfs {
     }
 
     /// Writes the gzipped archive to `path`; returns its size.
-    pub fn write_gz(&self, path: &Path) -> Result<u64, String> {
-        let file = fs::File::create(path).map_err(|e| format!("create {}: {e}", path.display()))?;
+    pub fn write_gz(&self, path: &Path) -> Result<u64> {
+        let file = fs::File::create(path).with_context(|| format!("create {}", path.display()))?;
         let mut gzip = Command::new("gzip")
             .args(["-9", "-n"])
             .stdin(Stdio::piped())
             .stdout(file)
             .spawn()
-            .map_err(|e| format!("cannot run gzip: {e}"))?;
+            .context("cannot run gzip")?;
         gzip.stdin
             .take()
             .expect("piped")
             .write_all(&self.cpio())
-            .map_err(|e| format!("gzip: {e}"))?;
-        if !gzip.wait().map_err(|e| e.to_string())?.success() {
-            return Err("gzip failed".into());
+            .context("gzip")?;
+        if !gzip.wait()?.success() {
+            bail!("gzip failed");
         }
-        Ok(fs::metadata(path).map_err(|e| e.to_string())?.len())
+        Ok(fs::metadata(path)?.len())
     }
 }
 

@@ -3,6 +3,7 @@
 //! QEMU, busybox for the initramfs, ccache and the kernel's build
 //! dependencies. Installed with apt when missing (as root).
 
+use anyhow::{Result, bail};
 use std::process::Command;
 use std::time::Instant;
 
@@ -39,7 +40,7 @@ pub fn installed(pkg: &str) -> bool {
 }
 
 /// Installs the missing packages, printing what and how long it took.
-pub fn ensure() -> Result<(), String> {
+pub fn ensure() -> Result<()> {
     let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
         println!("    all {} packages installed", PACKAGES.len());
@@ -49,10 +50,10 @@ pub fn ensure() -> Result<(), String> {
     let installed_ok = crate::prereq::apt_install(&missing);
     let still: Vec<&str> = missing.iter().copied().filter(|p| !installed(p)).collect();
     if let Err(e) = installed_ok {
-        return Err(format!("{e}; still missing: {still:?}"));
+        return Err(e.context(format!("still missing: {still:?}")));
     }
     if !still.is_empty() {
-        return Err(format!("apt-get succeeded but still missing: {still:?}"));
+        bail!("apt-get succeeded but still missing: {still:?}");
     }
     println!(
         "    installed {} in {:.0}s",

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::ktap;
 use super::run::{Ended, clock, logged};
+use anyhow::{Context as _, Result, anyhow};
 
 /// The kernel command line. `kunit.enable=1` because allnoconfig leaves
 /// KUNIT_DEFAULT_ENABLED off; `oops=panic` and `panic=-1` with
@@ -23,7 +24,7 @@ pub const APPEND: &str =
 /// `CONFIG_X86_5LEVEL=y` and `-cpu max` offers LA57 under TCG, so it boots
 /// with 5 levels unless its command line says `no5lvl`; the series' code
 /// walks both, so both are booted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Paging {
     /// `no5lvl`: 4-level paging although the CPU has LA57.
     Four,
@@ -73,11 +74,11 @@ pub enum Boot {
 
 impl Boot {
     /// Ok when QEMU exited by itself and successfully.
-    pub fn result(self) -> Result<(), String> {
+    pub fn result(self) -> Result<()> {
         match self {
             Boot::Exited => Ok(()),
-            Boot::Failed(s) => Err(format!("QEMU exited with {s}")),
-            Boot::TimedOut(t) => Err(format!("timed out after {}; QEMU killed", clock(t))),
+            Boot::Failed(s) => Err(anyhow!("QEMU exited with {s}")),
+            Boot::TimedOut(t) => Err(anyhow!("timed out after {}; QEMU killed", clock(t))),
         }
     }
 }
@@ -123,15 +124,15 @@ pub fn boot(
     timeout: Duration,
     log: &Path,
     extra: Extra<'_>,
-) -> Result<Boot, String> {
+) -> Result<Boot> {
     let mut qemu = command(kernel, initrd, smp, paging, extra);
     for attempt in 1..=UPSTREAM_RETRIES {
         let boot = run(&mut qemu, log, timeout)?;
-        let Some(what) = ktap::upstream_false_positive(&super::read_log(log)?) else {
+        let Some(what) = ktap::upstream_false_positive(&super::verdict::read_log(log)?) else {
             return Ok(boot);
         };
         let kept = log.with_extension(format!("log.{attempt}"));
-        std::fs::rename(log, &kept).map_err(|e| format!("rename {}: {e}", log.display()))?;
+        std::fs::rename(log, &kept).with_context(|| format!("rename {}", log.display()))?;
         println!("    {what}: booting again; that log is {}", kept.display());
     }
     run(&mut qemu, log, timeout)
@@ -162,7 +163,7 @@ fn command(kernel: &Path, initrd: &Path, smp: u32, paging: Paging, extra: Extra<
 }
 
 /// Runs `qemu` once, console into `log`, killed after `timeout`.
-fn run(qemu: &mut Command, log: &Path, timeout: Duration) -> Result<Boot, String> {
+fn run(qemu: &mut Command, log: &Path, timeout: Duration) -> Result<Boot> {
     println!("    {}", command_line(qemu));
     println!("    log: {} (timeout {})", log.display(), clock(timeout));
     Ok(

@@ -2,6 +2,7 @@
 //! Running the long commands (make, QEMU): output into a log file, a
 //! progress line on the console every 20 s, an optional hard timeout.
 
+use anyhow::{Context as _, Result, anyhow};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -27,19 +28,19 @@ pub fn logged(
     log: &Path,
     timeout: Option<Duration>,
     progress: fn(&str) -> bool,
-) -> Result<Ended, String> {
-    let file = File::create(log).map_err(|e| format!("create {}: {e}", log.display()))?;
-    let err = file.try_clone().map_err(|e| e.to_string())?;
+) -> Result<Ended> {
+    let file = File::create(log).with_context(|| format!("create {}", log.display()))?;
+    let err = file.try_clone()?;
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(file)
         .stderr(err)
         .spawn()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+        .with_context(|| format!("cannot run {cmd:?}"))?;
     let start = Instant::now();
     let mut next = PROGRESS_EVERY;
     loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+        if let Some(status) = child.try_wait()? {
             return Ok(Ended::Exited(status));
         }
         let elapsed = start.elapsed();
@@ -84,14 +85,14 @@ pub fn clock(d: Duration) -> String {
 }
 
 /// Runs a short command; its stdout, or an error with its stderr.
-pub fn output(cmd: &mut Command) -> Result<String, String> {
+pub fn output(cmd: &mut Command) -> Result<String> {
     let out = cmd
         .output()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+        .with_context(|| format!("cannot run {cmd:?}"))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(format!(
+        Err(anyhow!(
             "{cmd:?} failed ({}): {}{}",
             out.status,
             String::from_utf8_lossy(&out.stdout),

@@ -6,6 +6,7 @@
 //! <name>` (see [`super::ktap`]); a tool goes to `/bin/<name>`, where only a
 //! script that asks for it runs it (the benchmark boots, [`super::boot_script`]).
 
+use anyhow::{Context as _, Result, bail};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -113,16 +114,16 @@ fn warnings(text: &str) -> Vec<&str> {
 
 /// Builds every program present in `tree` into `<build>/selftests/`, with
 /// `<build>/usr/include` from `make headers`; returns (guest path, binary).
-pub fn build(tree: &Path, build: &Path) -> Result<Vec<(String, PathBuf)>, String> {
+pub fn build(tree: &Path, build: &Path) -> Result<Vec<(String, PathBuf)>> {
     let include = build.join("usr/include");
     if !include.join("linux/kvm.h").exists() {
-        return Err(format!(
+        bail!(
             "{} has no uapi headers: `make headers` did not run",
             build.display()
-        ));
+        );
     }
     let out = build.join("selftests");
-    fs::create_dir_all(&out).map_err(|e| format!("create {}: {e}", out.display()))?;
+    fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
     let mut present = Vec::new();
     for &(program, role) in PROGRAMS {
         if tree.join(program).exists() {
@@ -143,7 +144,7 @@ pub fn build(tree: &Path, build: &Path) -> Result<Vec<(String, PathBuf)>, String
     );
     let done = make
         .output()
-        .map_err(|e| format!("cannot run make in {KVM_SELFTESTS}: {e}"))?;
+        .with_context(|| format!("cannot run make in {KVM_SELFTESTS}"))?;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&done.stdout),
@@ -154,7 +155,7 @@ pub fn build(tree: &Path, build: &Path) -> Result<Vec<(String, PathBuf)>, String
         for line in &lines[lines.len().saturating_sub(40)..] {
             println!("    | {line}");
         }
-        return Err(format!("make in {KVM_SELFTESTS} failed ({})", done.status));
+        bail!("make in {KVM_SELFTESTS} failed ({})", done.status);
     }
     // Warnings fail the stage, as they fail the kernel build.
     let found = warnings(&text);
@@ -162,12 +163,12 @@ pub fn build(tree: &Path, build: &Path) -> Result<Vec<(String, PathBuf)>, String
         for line in &found {
             println!("    | {line}");
         }
-        return Err(format!("{} warning(s) building the selftests", found.len()));
+        bail!("{} warning(s) building the selftests", found.len());
     }
     let mut built = Vec::new();
     for ((program, role), bin) in present.into_iter().zip(targets) {
         if !bin.exists() {
-            return Err(format!("make did not build {}", bin.display()));
+            bail!("make did not build {}", bin.display());
         }
         let guest = guest_path(role, stem(program));
         println!("    {program} -> {} ({guest})", bin.display());

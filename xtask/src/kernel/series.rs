@@ -11,12 +11,13 @@ use std::process::Stdio;
 
 use super::run::output;
 use super::source::{BASE, PACKAGE, Tree, git};
+use anyhow::{Context as _, Result, anyhow};
 
 /// The git notes ref that records which series HEAD holds.
 const NOTES: &str = "--ref=gmem-kmap-series";
 
 /// The patches, in the order `git am` takes them.
-pub fn patches(dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub fn patches(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut found: Vec<PathBuf> = match fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -27,7 +28,7 @@ pub fn patches(dir: &Path) -> Result<Vec<PathBuf>, String> {
             })
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(format!("read {}: {e}", dir.display())),
+        Err(e) => return Err(anyhow!("read {}: {e}", dir.display())),
     };
     found.sort();
     Ok(found)
@@ -35,12 +36,12 @@ pub fn patches(dir: &Path) -> Result<Vec<PathBuf>, String> {
 
 /// A hash of the series: every patch's name and contents, through
 /// `git hash-object`.
-pub fn series_hash(tree: &Path, patches: &[PathBuf]) -> Result<String, String> {
+pub fn series_hash(tree: &Path, patches: &[PathBuf]) -> Result<String> {
     let mut all = Vec::new();
     for p in patches {
         all.extend_from_slice(p.file_name().unwrap_or_default().as_encoded_bytes());
         all.push(0);
-        all.extend(fs::read(p).map_err(|e| format!("read {}: {e}", p.display()))?);
+        all.extend(fs::read(p).with_context(|| format!("read {}", p.display()))?);
         all.push(0);
     }
     let mut child = git(tree)
@@ -48,14 +49,9 @@ pub fn series_hash(tree: &Path, patches: &[PathBuf]) -> Result<String, String> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("git hash-object: {e}"))?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(&all)
-        .map_err(|e| e.to_string())?;
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        .context("git hash-object")?;
+    child.stdin.take().expect("piped").write_all(&all)?;
+    let out = child.wait_with_output()?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
@@ -71,7 +67,7 @@ fn already_applied(tree: &Path, hash: &str, count: usize) -> bool {
 }
 
 /// Applies the series in `dir` to the tree unless it is already there.
-pub fn apply(tree: &Tree, dir: &Path) -> Result<(), String> {
+pub fn apply(tree: &Tree, dir: &Path) -> Result<()> {
     let patches = patches(dir)?;
     let hash = series_hash(&tree.dir, &patches)?;
     println!(
@@ -98,7 +94,7 @@ pub fn apply(tree: &Tree, dir: &Path) -> Result<(), String> {
             .args(["am", "--3way", "--committer-date-is-author-date"])
             .args(&patches)
             .output()
-            .map_err(|e| format!("git am: {e}"))?;
+            .context("git am")?;
         if !out.status.success() {
             let text = format!(
                 "{}{}",
@@ -110,7 +106,7 @@ pub fn apply(tree: &Tree, dir: &Path) -> Result<(), String> {
                 println!("    | {line}");
             }
             let failed = failed_patch(&text, &patches).unwrap_or_else(|| "(unknown)".into());
-            return Err(format!(
+            return Err(anyhow!(
                 "`git am` failed at {failed}; the series was made for {}, the tree is {PACKAGE} {}",
                 made_for(dir),
                 tree.version

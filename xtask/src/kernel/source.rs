@@ -9,6 +9,7 @@ use std::process::Command;
 
 use super::Cache;
 use super::run::output;
+use anyhow::{Context as _, Result, bail};
 
 /// The Debian package the tree comes from.
 pub const PACKAGE: &str = "linux-source-6.12";
@@ -27,7 +28,7 @@ pub struct Tree {
 }
 
 /// The installed package version.
-pub fn installed_version() -> Result<String, String> {
+pub fn installed_version() -> Result<String> {
     let v = output(Command::new("dpkg-query").args(["-W", "-f=${Version}", PACKAGE]))?;
     Ok(v.trim().to_string())
 }
@@ -49,7 +50,7 @@ pub fn cached(cache: &Cache) -> Option<Tree> {
 /// version; a new version also empties the build directories (the
 /// tarball's old mtimes would otherwise look older than stale objects).
 /// The caller holds the cache lock.
-pub fn prepare(cache: &Cache) -> Result<Tree, String> {
+pub fn prepare(cache: &Cache) -> Result<Tree> {
     if let Some(tree) = cached(cache) {
         println!(
             "    cached: {PACKAGE} {} in {}",
@@ -82,25 +83,25 @@ pub fn prepare(cache: &Cache) -> Result<Tree, String> {
             } else {
                 "the tree's version stamp or `base` tag is missing".to_string()
             };
-            return Err(format!(
+            bail!(
                 "{} must be made again ({why}), but it holds the work of `series edit` \
                  (branch gmem-kmap, its backups or a worktree): export it \
                  (`cargo xtask series export`), then remove {} and the edit worktree by hand",
                 dir.display(),
                 dir.display()
-            ));
+            );
         }
     }
     let _ = fs::remove_file(&stamp);
     for stale in [dir.clone(), cache.root.join("build")] {
         if stale.exists() {
             println!("    removing {}", stale.display());
-            fs::remove_dir_all(&stale).map_err(|e| format!("rm {}: {e}", stale.display()))?;
+            fs::remove_dir_all(&stale).with_context(|| format!("rm {}", stale.display()))?;
         }
     }
     let unpack = cache.root.join("linux.unpack");
     let _ = fs::remove_dir_all(&unpack);
-    fs::create_dir_all(&unpack).map_err(|e| e.to_string())?;
+    fs::create_dir_all(&unpack)?;
     println!("    unpacking {TARBALL} ({PACKAGE} {version})");
     output(
         Command::new("tar")
@@ -109,8 +110,8 @@ pub fn prepare(cache: &Cache) -> Result<Tree, String> {
             .arg("-C")
             .arg(&unpack),
     )?;
-    fs::rename(unpack.join(TOP), &dir).map_err(|e| format!("mv {TOP}: {e}"))?;
-    fs::remove_dir(&unpack).map_err(|e| e.to_string())?;
+    fs::rename(unpack.join(TOP), &dir).with_context(|| format!("mv {TOP}"))?;
+    fs::remove_dir(&unpack)?;
     println!("    committing it as tag `{BASE}` (git add of ~90k files, about half a minute)");
     output(git(&dir).args(["init", "-q", "-b", "main"]))?;
     // Debian's top-level .gitignore ends with `/*`: without -f nothing is added.
@@ -118,7 +119,7 @@ pub fn prepare(cache: &Cache) -> Result<Tree, String> {
     let message = format!("{PACKAGE} {version}");
     output(git(&dir).args(["commit", "-q", "--no-verify", "-m", &message]))?;
     output(git(&dir).args(["tag", BASE]))?;
-    fs::write(&stamp, &version).map_err(|e| e.to_string())?;
+    fs::write(&stamp, &version)?;
     Ok(Tree { dir, version })
 }
 

@@ -15,6 +15,7 @@ use std::process::Command;
 use super::Cache;
 use super::config;
 use super::run::output;
+use anyhow::{Context as _, Result, anyhow, bail};
 
 /// The tree's object check and the allowlist it reads.
 const CHECK_SCRIPT: &str = "arch/x86/mm/gmem_kmap_check.sh";
@@ -23,12 +24,12 @@ const ALLOWED_UNDEFINED: &str = "arch/x86/mm/gmem_kmap/src/ffi/undefined-symbols
 /// Builds an object whose only function can panic (an index the compiler
 /// cannot prove in bounds) and runs the tree's check on it: it must fail,
 /// naming the panic path.
-pub fn check_rejects_panics(cache: &Cache, tree: &Path) -> Result<(), String> {
+pub fn check_rejects_panics(cache: &Cache, tree: &Path) -> Result<()> {
     let dir = cache.root.join("probe");
-    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    fs::create_dir_all(&dir)?;
     let (src, obj) = (dir.join("panicky.rs"), dir.join("panicky.o"));
     let code = "#![no_std]\n#[unsafe(no_mangle)]\npub extern \"C\" fn gmem_kmap_init(x: &[u8; 4], i: usize) -> u8 {\n    x[i]\n}\n";
-    fs::write(&src, code).map_err(|e| e.to_string())?;
+    fs::write(&src, code)?;
     output(
         Command::new("rustc")
             .args([
@@ -46,7 +47,7 @@ pub fn check_rejects_panics(cache: &Cache, tree: &Path) -> Result<(), String> {
         .arg(&obj)
         .arg(tree.join(ALLOWED_UNDEFINED))
         .output()
-        .map_err(|e| format!("cannot run {CHECK_SCRIPT}: {e}"))?;
+        .with_context(|| format!("cannot run {CHECK_SCRIPT}"))?;
     let said = String::from_utf8_lossy(&out.stderr);
     // The probe's own symbol, not the script's fixed "(a panic path?)".
     match (out.status.success(), said.contains("panic_bounds_check")) {
@@ -54,15 +55,15 @@ pub fn check_rejects_panics(cache: &Cache, tree: &Path) -> Result<(), String> {
             println!("    rejected as it should be: {}", said.trim());
             Ok(())
         }
-        (false, false) => Err(format!("rejected for another reason: {}", said.trim())),
-        (true, _) => Err("an object with a panic path passed the check".into()),
+        (false, false) => Err(anyhow!("rejected for another reason: {}", said.trim())),
+        (true, _) => Err(anyhow!("an object with a panic path passed the check")),
     }
 }
 
 /// Configures the boot fragment with a rustc whose sysroot lacks the
 /// `x86_64-unknown-none` target (a wrapper passing `--sysroot`): Kconfig
 /// must leave `GMEM_KMAP` unset, and with it everything that depends on it.
-pub fn hidden_without_target(cache: &Cache, tree: &Path) -> Result<(), String> {
+pub fn hidden_without_target(cache: &Cache, tree: &Path) -> Result<()> {
     let dir = cache.root.join("notarget");
     let sysroot = dir.join("sysroot");
     let real = output(Command::new("rustc").args(["--print", "sysroot"]))?;
@@ -70,10 +71,10 @@ pub fn hidden_without_target(cache: &Cache, tree: &Path) -> Result<(), String> {
     let host = output(Command::new("rustc").args(["--print", "host-tuple"]))?;
     let _ = fs::remove_dir_all(&dir);
     let rustlib = sysroot.join("lib/rustlib");
-    fs::create_dir_all(&rustlib).map_err(|e| e.to_string())?;
+    fs::create_dir_all(&rustlib)?;
     // The host's libraries and the compiler's own, not the bare-metal target.
-    for entry in fs::read_dir(real.join("lib")).map_err(|e| e.to_string())? {
-        let entry = entry.map_err(|e| e.to_string())?;
+    for entry in fs::read_dir(real.join("lib"))? {
+        let entry = entry?;
         if entry.file_name() != "rustlib" {
             symlink(&entry.path(), &sysroot.join("lib").join(entry.file_name()))?;
         }
@@ -85,19 +86,16 @@ pub fn hidden_without_target(cache: &Cache, tree: &Path) -> Result<(), String> {
         "#!/bin/sh\nexec rustc --sysroot={} \"$@\"\n",
         sysroot.display()
     );
-    fs::write(&wrapper, script).map_err(|e| e.to_string())?;
-    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+    fs::write(&wrapper, script)?;
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755))?;
     let probe = Command::new(&wrapper)
         .args(["--target=x86_64-unknown-none", "--print", "target-libdir"])
-        .output()
-        .map_err(|e| e.to_string())?;
+        .output()?;
     let libdir = String::from_utf8_lossy(&probe.stdout).trim().to_string();
     if Path::new(&libdir).join("libcore.rlib").exists()
         || fs::read_dir(&libdir).is_ok_and(|mut d| d.next().is_some())
     {
-        return Err(format!(
-            "the wrapper's sysroot still has the target at {libdir}"
-        ));
+        bail!("the wrapper's sysroot still has the target at {libdir}");
     }
     let rustc = format!("RUSTC={}", wrapper.display());
     let config = config::configure_with(cache, tree, "boot", "notarget", &[rustc])?;
@@ -110,7 +108,7 @@ pub fn hidden_without_target(cache: &Cache, tree: &Path) -> Result<(), String> {
         state(set("CONFIG_KVM_GMEM_NO_DIRECT_MAP")),
     );
     if set("CONFIG_GMEM_KMAP_TOOLCHAIN") || set("CONFIG_GMEM_KMAP") {
-        return Err("Kconfig offered GMEM_KMAP without the Rust target".into());
+        bail!("Kconfig offered GMEM_KMAP without the Rust target");
     }
     Ok(())
 }
@@ -119,7 +117,7 @@ fn state(on: bool) -> &'static str {
     if on { "=y" } else { "unset" }
 }
 
-fn symlink(from: &Path, to: &Path) -> Result<(), String> {
+fn symlink(from: &Path, to: &Path) -> Result<()> {
     std::os::unix::fs::symlink(from, to)
-        .map_err(|e| format!("ln -s {} {}: {e}", from.display(), to.display()))
+        .with_context(|| format!("ln -s {} {}", from.display(), to.display()))
 }
