@@ -52,16 +52,6 @@ pub fn extra(kernel: &std::path::Path) -> Extra<'_> {
 /// Its logs: [`crate::kernel::script_log`]s of this name.
 pub const NAME: &str = "bench-icount";
 
-/// How the counts were made, for the results page.
-pub const COUNTED: &str = "One boot on 1 CPU under QEMU's `-icount shift=0,sleep=off`, of the boot \
-configuration built without `CONFIG_DEBUG_PREEMPT` (which makes every `preempt_disable()` and \
-`smp_processor_id()` an out-of-line check; Debian's kernels do not have it): the guest's \
-clock, and the TSC `rdtsc` reads, advance one tick per guest instruction, so the kernel \
-microbenchmark's `median_ticks` is the instructions one operation executes (median of its \
-batches of 16, median over the rounds). The benchmark loop's own share is in every row, the \
-floor's too: a strategy's count minus the floor's is what its bookkeeping adds. The counts \
-carry over to hardware; the model's nanoseconds are an estimate from them.\n\n";
-
 /// Model: instructions a CPU retires per nanosecond (3 GHz, one per cycle).
 const INSNS_PER_NS: f64 = 3.0;
 /// Model: one `invlpg` (the figure the issue gives).
@@ -162,16 +152,15 @@ pub fn table(c: &[Count]) -> String {
     t
 }
 
-/// The model's assumptions, for beside the table.
-pub fn model_note() -> String {
-    format!(
-        "Model (not a measurement): a CPU retiring {INSNS_PER_NS} instructions per ns \
-         (3 GHz, one per cycle); `invlpg` {INVLPG_NS} ns for every strategy that unmaps \
-         with one; two CR3 writes of {CR3_NS} ns each for the temporary mm (assumed; \
-         its stale entry is flushed by the next switch to it); re-insertion's shootdown \
-         {IPI_NS} ns per other CPU it waits for (assumed; it grows with the CPUs). The \
-         plain direct map has no event.\n"
-    )
+/// The model's assumptions, as the results page's placeholders (the
+/// page says what they are).
+pub fn model_values() -> [(&'static str, String); 4] {
+    [
+        ("model_insns_per_ns", INSNS_PER_NS.to_string()),
+        ("model_invlpg_ns", INVLPG_NS.to_string()),
+        ("model_cr3_ns", CR3_NS.to_string()),
+        ("model_ipi_ns", IPI_NS.to_string()),
+    ]
 }
 
 /// The issue's target on the counts: each window within 100 instructions

@@ -117,11 +117,12 @@ fn find<'a>(p: &'a [Populate], smp: u32, w: &str, c: &str) -> Option<&'a Populat
         .find(|x| x.smp == smp && x.workload == w && x.config == c)
 }
 
-fn describe(workload: &str, mib: u64) -> String {
-    match workload {
-        "fallocate" => format!("fallocate() of a {mib} MiB file"),
-        _ => format!("a guest writing to each page of {mib} MiB of private memory"),
-    }
+/// The MiB one round of `workload` populates (0 without a figure), for
+/// the results page's headings.
+pub fn mib(p: &[Populate], workload: &str) -> u64 {
+    p.iter()
+        .find(|x| x.workload == workload)
+        .map_or(0, |x| x.mib)
 }
 
 /// The table of one workload: a row per boot and configuration.
@@ -207,33 +208,6 @@ pub fn targets(p: &[Populate]) -> String {
         }
     }
     t
-}
-
-/// The section of docs/results.md.
-pub fn section(p: &[Populate]) -> String {
-    let mut d = String::from("\n## Population: pages out of the direct map, in 2 MiB blocks\n\n");
-    d.push_str(
-        "`guest_memfd_populate_bench` in the 2- and 8-CPU boots (4-level paging). \
-         Configurations: `off`, files without the flag; `pool`, the flag with the \
-         block pool (`gmem_pool.limit=0`, so every round starts without a block); \
-         `page`, the flag on the single-page path (`kvm.gmem_populate=page`), as \
-         before the pool. `off` and `pool` alternate round by round; `page` runs \
-         last, because the splits it causes are never undone. Flushes are the \
-         kernel-wide TLB flushes the flag caused (the pool's, one per block, and \
-         the single-page path's); splits are `direct_map_level2_splits` (2M \
-         mappings split) and `direct_map_level3_splits` (1G) from `/proc/vmstat`; \
-         DirectMap from `/proc/meminfo`, of the first round. Seconds are TCG \
-         seconds: compare ratios.\n",
-    );
-    for w in WORKLOADS {
-        let mib = p.iter().find(|x| x.workload == w).map_or(0, |x| x.mib);
-        writeln!(d, "\n### {}\n", describe(w, mib)).unwrap();
-        d.push_str(&table(p, w));
-    }
-    d.push_str("\n### Targets (the pool)\n\n");
-    d.push_str(&targets(p));
-    d.push_str("\n![population time relative to the flag off](results-populate.svg)\n");
-    d
 }
 
 /// Time relative to the flag off, per CPU count.
