@@ -376,7 +376,7 @@ fn all_targets(four: &Figures) -> Vec<results::Target> {
 const TEMPLATE: &str = include_str!("../../../benches/results.md.in");
 
 /// docs/results.md: [`TEMPLATE`] filled with the figures.
-fn document(figures: &Figures, sweep: &[Sweep], machine: &Machine) -> Result<String, String> {
+fn document(figures: &Figures, sweep: &[Sweep], machine: &Machine) -> Result<String> {
     let (four, five) = (figures.at(Paging::Four), figures.at(Paging::Five));
     let micro = |touch, cpus| results::micro_table(&four.micro, touch, cpus);
     let depth =

@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use anyhow::{Context as _, Result, bail, ensure};
+
 /// `template` with each `{{name}}` replaced by the value of `name`.
 ///
 /// A template and its code that disagree are a bug, not a gap to print:
@@ -11,14 +13,14 @@ use std::collections::{BTreeMap, BTreeSet};
 /// given twice and an unclosed `{{` are errors. A value's trailing
 /// newlines are dropped, so that a table ends where its placeholder's
 /// line does.
-pub fn fill(template: &str, values: &[(&str, String)]) -> Result<String, String> {
+pub fn fill(template: &str, values: &[(&str, String)]) -> Result<String> {
     let mut by_name = BTreeMap::new();
     for (name, value) in values {
         if by_name
             .insert(*name, value.trim_end_matches('\n'))
             .is_some()
         {
-            return Err(format!("the value `{name}` is given twice"));
+            bail!("the value `{name}` is given twice");
         }
     }
     let (mut out, mut rest) = (String::with_capacity(template.len()), template);
@@ -26,7 +28,7 @@ pub fn fill(template: &str, values: &[(&str, String)]) -> Result<String, String>
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find("}}").ok_or_else(|| {
+        let end = after.find("}}").with_context(|| {
             let line = after.lines().next().unwrap_or_default();
             format!("an unclosed {{{{ in the template, before `{line}`")
         })?;
@@ -59,11 +61,8 @@ pub fn fill(template: &str, values: &[(&str, String)]) -> Result<String, String>
             unused.join(", ")
         ));
     }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors.join("; "))
-    }
+    ensure!(errors.is_empty(), "{}", errors.join("; "));
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -84,20 +83,27 @@ mod tests {
     #[test]
     fn a_placeholder_without_a_value_fails() {
         let e = fill("{{a}} and {{b}}", &[("a", "1".into())]).unwrap_err();
-        assert_eq!(e, "no value for the template's {{b}}");
+        assert_eq!(e.to_string(), "no value for the template's {{b}}");
     }
 
     #[test]
     fn a_value_the_template_does_not_use_fails() {
         let e = fill("{{a}}", &[("a", "1".into()), ("b", "2".into())]).unwrap_err();
-        assert_eq!(e, "values the template does not use: b");
+        assert_eq!(e.to_string(), "values the template does not use: b");
     }
 
     #[test]
     fn a_name_given_twice_or_an_unclosed_placeholder_fails() {
         let twice = [("a", "1".into()), ("a", "2".into())];
-        assert!(fill("{{a}}", &twice).unwrap_err().contains("twice"));
-        let e = fill("x {{a} y\n", &[("a", "1".into())]).unwrap_err();
+        assert!(
+            fill("{{a}}", &twice)
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
+        let e = fill("x {{a} y\n", &[("a", "1".into())])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unclosed"), "{e}");
     }
 }
