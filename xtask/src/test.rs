@@ -68,12 +68,14 @@ pub fn run(boot: bool) -> bool {
                 .env("RUSTDOCFLAGS", "-D warnings"),
         )
     });
-    report.counted("cargo test (host)", || {
-        cargo_test(cargo().args(["test", "--no-fail-fast", "--workspace", "--all-features"]))
+    // The host tests read kunit.py from the kernel tree, so the tree is
+    // unpacked first.
+    let opts = kernel::Options::default();
+    kernel::test(&mut report, boot.then_some(&opts), |report| {
+        report.counted("cargo test (host)", || {
+            cargo_test(cargo().args(["test", "--no-fail-fast", "--workspace", "--all-features"]))
+        });
     });
-    if boot {
-        kernel::boot_test(&mut report, &kernel::Options::default());
-    }
     report.finish()
 }
 

@@ -222,7 +222,9 @@ struct Made {
 /// Runs the stages up to a kernel and its test programs; `None` when one
 /// of them failed (already reported). `checkpatch` adds the style checks.
 pub fn build(report: &mut Report, cache: &Cache, checkpatch: bool) -> Option<Built> {
-    let made = build_stages(&mut Pipeline::new(report), cache, checkpatch);
+    let mut p = Pipeline::new(report);
+    let mut made = tree_stages(&mut p, cache);
+    build_stages(&mut p, cache, checkpatch, &mut made);
     Some(Built {
         kernel: made.kernel?,
         programs: made.programs?,
@@ -231,16 +233,22 @@ pub fn build(report: &mut Report, cache: &Cache, checkpatch: bool) -> Option<Bui
     })
 }
 
-/// The build stages; `style` adds the round trip, checkpatch and the
-/// checks of the tree's Rust build rules, none of which stops a boot.
-fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool) -> Made {
-    let mut made = Made::default();
+/// The packages, and the tree unpacked with the cache locked.
+fn tree_stages(p: &mut Pipeline, cache: &Cache) -> Made {
     p.run(Stage::Packages, packages::ensure);
-    (made.lock, made.tree) =
-        match p.run(Stage::Tree, || Ok((cache.lock()?, source::prepare(cache)?))) {
-            Some((lock, tree)) => (Some(lock), Some(tree)),
-            None => (None, None),
-        };
+    let locked = p.run(Stage::Tree, || Ok((cache.lock()?, source::prepare(cache)?)));
+    let (lock, tree) = locked.unzip();
+    Made {
+        lock,
+        tree,
+        ..Made::default()
+    }
+}
+
+/// The build stages after the tree; `style` adds the round trip,
+/// checkpatch and the checks of the tree's Rust build rules, none of which
+/// stops a boot.
+fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool, made: &mut Made) {
     let tree = made.tree.as_ref();
     let dir = || &tree.expect("the tree stage passed").dir;
     p.run(Stage::Series, || {
@@ -271,7 +279,6 @@ fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool) -> Made {
     made.programs = p.run(Stage::Selftests, || {
         selftests::build(dir(), &cache.build("boot"))
     });
-    made
 }
 
 /// Builds `bzImage` of configuration `name`: the `boot` fragment with the
@@ -304,11 +311,18 @@ pub fn build_variant(
     bzimage(&build::make(cache, tree, name, &["bzImage"])?)
 }
 
-/// Runs every kernel stage into `report`.
-pub fn boot_test(report: &mut Report, opts: &Options) {
+/// Runs the kernel stages into `report`: the packages and the tree, then
+/// `host_tests` (which read the tree's kunit.py), then with `opts` the
+/// build and the boots.
+pub fn test(report: &mut Report, opts: Option<&Options>, host_tests: impl FnOnce(&mut Report)) {
     let cache = Cache::from_env();
     let mut p = Pipeline::new(report);
-    let made = build_stages(&mut p, &cache, true);
+    let mut made = tree_stages(&mut p, &cache);
+    host_tests(p.report);
+    let Some(opts) = opts else {
+        return;
+    };
+    build_stages(&mut p, &cache, true, &mut made);
     let programs = made.programs.as_deref().unwrap_or_default();
     let kernel = made.kernel.as_deref();
     boots::boot_kernel(&mut p, &cache, kernel, programs, opts);
