@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! A small, dependency-free SVG line-chart writer for plots of benchmark results:
-//! cost against CPU count, one line per strategy.
+//! Line charts of benchmark results (cost against CPU count, one line per strategy) as
+//! standalone SVG, drawn with `plotters`' SVG backend: its text stays `<text>`, so no font
+//! is loaded. The legend goes below the plot, a row per series, so it never hides a line.
 
-use std::fmt::{self, Write};
+use plotters::coord::{ranged1d::DefaultFormatting, ranged1d::KeyPointHint, types::RangedCoordf64};
+use plotters::{element::DashedPathElement, prelude::*, style::text_anchor::*};
 
 /// One line of the chart.
 pub struct Series {
@@ -22,273 +24,212 @@ pub struct Chart<'a> {
     pub y_log10: bool,
 }
 
-/// Plot area in pixels: left, top, right, bottom (the whole image is 800 x 480).
-const L: f64 = 80.0;
-const T: f64 = 40.0;
-const R: f64 = 780.0;
-const B: f64 = 420.0;
 /// Okabe-Ito colours, safe for colour-blind readers; after six, lines are dashed.
-const PALETTE: [&str; 6] = [
-    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
-];
-const DASH: &str = r#" stroke-dasharray="6 3""#;
-const MID: &str = r#" text-anchor="middle""#;
-const GRID: &str = r##" stroke="#ddd""##;
+const PALETTE: [u32; 6] = [0x0072B2, 0xD55E00, 0x009E73, 0xCC79A7, 0xE69F00, 0x56B4E9];
+/// Height of the chart (800 wide) above the legend, which takes `ROW` per series.
+const H: u32 = 460;
+const ROW: u32 = 19;
 
-/// Maps data to pixels: `f` (identity, log2 or log10) then linearly from `lo..hi`.
-struct Axis {
-    f: fn(f64) -> f64,
-    lo: f64,
-    hi: f64,
-    ticks: Vec<f64>,
-}
-
-impl Axis {
-    /// Spans the first to the last tick, or one unit either side of a single tick.
-    fn new(f: fn(f64) -> f64, ticks: Vec<f64>) -> Self {
-        let (lo, hi) = (f(ticks[0]), f(ticks[ticks.len() - 1]));
-        let d = if hi > lo { 0.0 } else { 1.0 };
-        let (lo, hi) = (lo - d, hi + d);
-        Axis { f, lo, hi, ticks }
-    }
-
-    /// Pixel position of `v`, from `a` (at `lo`) to `b` (at `hi`).
-    fn pos(&self, v: f64, a: f64, b: f64) -> f64 {
-        a + ((self.f)(v) - self.lo) / (self.hi - self.lo) * (b - a)
-    }
-}
-
-fn bounds(v: &[f64]) -> Option<(f64, f64)> {
-    let lo = v.iter().copied().reduce(f64::min)?;
-    Some((lo, v.iter().copied().fold(lo, f64::max)))
-}
-
-/// About five evenly spaced round ticks covering `lo..=hi`.
-fn nice(lo: f64, hi: f64) -> Vec<f64> {
-    let d = if hi > lo { 0.0 } else { 1.0 };
-    let (lo, hi) = (lo - d, hi + d);
-    let mag = 10f64.powf(((hi - lo) / 5.0).log10().floor());
-    let off = |s: &f64| ((hi / s).ceil() - (lo / s).floor() - 5.0).abs();
-    let steps = [1.0, 2.0, 2.5, 5.0, 10.0].map(|m| m * mag);
-    let step = steps.into_iter().min_by(|a, b| off(a).total_cmp(&off(b)));
-    let step = step.unwrap_or(1.0);
-    let (i0, i1) = ((lo / step).floor() as i64, (hi / step).ceil() as i64);
-    (i0..=i1).map(|i| i as f64 * step).collect()
-}
-
-fn x_axis(xs: &[f64], log2: bool) -> Axis {
-    if !log2 {
-        let (lo, hi) = bounds(xs).unwrap_or((0.0, 1.0));
-        return Axis::new(|v| v, nice(lo, hi));
-    }
-    let mut ticks = xs.to_vec();
-    ticks.sort_by(f64::total_cmp);
-    ticks.dedup();
-    if ticks.is_empty() {
-        ticks = vec![1.0, 2.0];
-    }
-    Axis::new(f64::log2, ticks)
-}
-
-fn y_axis(ys: &[f64], log10: bool) -> Axis {
-    let (lo, hi) = bounds(ys).unwrap_or((1.0, 10.0));
-    if !log10 {
-        let (lo, hi) = (lo.min(0.0), hi.max(0.0));
-        return Axis::new(|v| v, nice(lo, if hi > lo { hi } else { lo + 1.0 }));
-    }
-    let (a, b) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
-    let decades = (a..=b.max(a + 1)).map(|k| 10f64.powi(k));
-    Axis::new(f64::log10, decades.collect())
-}
-
-/// A short label: integers as such, tiny or huge numbers as `1.5e9`.
+/// A short label: up to 3 decimals, or tiny or huge numbers as `1e6`.
 fn num(v: f64) -> String {
-    if v != 0.0 && !(1e-3..1e6).contains(&v.abs()) {
-        let s = format!("{v:.2e}");
-        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        return format!("{}e{e}", m.trim_end_matches('0').trim_end_matches('.'));
+    let r = (v * 1e3).round() / 1e3;
+    let e = v != 0.0 && !(1e-3..1e6).contains(&v.abs());
+    if e { format!("{v:e}") } else { r.to_string() }
+}
+
+/// A linear axis (over log2 x or log10 y for a log scale) with grid lines at its ticks.
+struct Axis(RangedCoordf64, Vec<f64>);
+
+impl Ranged for Axis {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+    fn map(&self, v: &f64, limit: (i32, i32)) -> i32 {
+        self.0.map(v, limit)
     }
-    let s = format!("{v:.3}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" { "0".into() } else { s.into() }
+    fn key_points<K: KeyPointHint>(&self, hint: K) -> Vec<f64> {
+        let light = hint.weight().allow_light_points();
+        if light { vec![] } else { self.1.clone() }
+    }
+    fn range(&self) -> std::ops::Range<f64> {
+        self.0.range()
+    }
 }
 
-/// Escapes text for SVG element content.
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// `lo..hi` widened by `pad` of its span each side (by 1 if it has none), with ticks `t`,
+/// or round ones if there are none.
+fn axis((lo, hi): (f64, f64), pad: f64, t: Vec<f64>) -> Axis {
+    let d = if hi > lo { (hi - lo) * pad } else { 1.0 };
+    let r = RangedCoordf64::from(lo - d..hi + d);
+    let t = if t.is_empty() { r.key_points(8) } else { t };
+    Axis(r, t)
 }
 
-fn text(o: &mut String, (x, y): (f64, f64), attrs: &str, s: &str) -> fmt::Result {
-    writeln!(o, r#"<text x="{x:.1}" y="{y:.1}"{attrs}>{}</text>"#, esc(s))
-}
-
-fn line(o: &mut String, (a, b): (f64, f64), (c, d): (f64, f64), attrs: &str) -> fmt::Result {
-    writeln!(
-        o,
-        r#"<line x1="{a:.1}" y1="{b:.1}" x2="{c:.1}" y2="{d:.1}"{attrs}/>"#
-    )
-}
-
-fn dot(o: &mut String, (x, y): (f64, f64), c: &str) -> fmt::Result {
-    writeln!(o, r#"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{c}"/>"#)
-}
-
-/// Colour of series `i`, and its line style.
-fn style(i: usize) -> (&'static str, String) {
-    let (col, dash) = (PALETTE[i % 6], if i < 6 { "" } else { DASH });
-    let attrs = format!(r#" fill="none" stroke="{col}" stroke-width="2"{dash}"#);
-    (col, attrs)
+/// The least and greatest of `v`, or 0 and 1 if it is empty.
+fn bounds(v: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (l, h) = v.fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(v), h.max(v)));
+    if l <= h { (l, h) } else { (0.0, 1.0) }
 }
 
 /// The chart as a standalone SVG document.
 pub fn svg(chart: &Chart, series: &[Series]) -> String {
     let mut out = String::new();
-    draw(&mut out, chart, series).expect("writing to a String cannot fail");
+    draw(&mut out, chart, series).expect("drawing to a String cannot fail");
     out
 }
 
-fn draw(o: &mut String, c: &Chart, series: &[Series]) -> fmt::Result {
+/// Draws the chart into `out`, plotting log2(x) and log10(y) on linear axes for log scales.
+fn draw(out: &mut String, c: &Chart, series: &[Series]) -> Result<(), Box<dyn std::error::Error>> {
     // Drop points a log axis cannot show, then series left empty.
-    let ok = |&(x, y): &(f64, f64)| {
-        x.is_finite() && y.is_finite() && (!c.x_log2 || x > 0.0) && (!c.y_log10 || y > 0.0)
+    let fx: fn(f64) -> f64 = if c.x_log2 { f64::log2 } else { |v| v };
+    let fy: fn(f64) -> f64 = if c.y_log10 { f64::log10 } else { |v| v };
+    let ok = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite();
+    let f = |&(x, y): &(f64, f64)| (fx(x), fy(y));
+    let pts = |s: &Series| s.points.iter().map(f).filter(ok).collect::<Vec<_>>();
+    let lines: Vec<(&str, Vec<(f64, f64)>)> = (series.iter().map(|s| (&*s.name, pts(s))))
+        .filter(|l| !l.1.is_empty())
+        .collect();
+    let all: Vec<(f64, f64)> = lines.iter().flat_map(|l| l.1.iter().copied()).collect();
+    let mut t: Vec<f64> = all.iter().map(|p| p.0).collect();
+    t.sort_by(f64::total_cmp);
+    t.dedup();
+    let (lo, hi) = bounds(t.iter().copied());
+    let x = axis((lo, hi), 0.03, if c.x_log2 { t } else { vec![] });
+    let (lo, hi) = bounds(all.iter().map(|p| p.1));
+    let (a, b) = (lo.floor(), hi.ceil().max(lo.floor() + 1.0));
+    let y = if c.y_log10 {
+        axis((a, b), 0.03, (a as i32..=b as i32).map(f64::from).collect())
+    } else {
+        axis((lo.min(0.0), hi.max(0.0) * 1.05), 0.0, vec![])
     };
-    let mut lines = Vec::new();
-    for s in series {
-        let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(ok).collect();
-        if !pts.is_empty() {
-            lines.push((s.name.as_str(), pts));
-        }
-    }
-    let all: Vec<(f64, f64)> = lines.iter().flat_map(|(_, p)| p.iter().copied()).collect();
-    let x = x_axis(&all.iter().map(|p| p.0).collect::<Vec<_>>(), c.x_log2);
-    let y = y_axis(&all.iter().map(|p| p.1).collect::<Vec<_>>(), c.y_log10);
-
-    let to_px = |(a, b): (f64, f64)| (x.pos(a, L, R), y.pos(b, B, T));
-    o.push_str(r#"<svg xmlns="http://www.w3.org/2000/svg" width="800" height="480" "#);
-    o.push_str(r#"viewBox="0 0 800 480" font-family="sans-serif" font-size="12">"#);
-    o.push_str("\n<rect width=\"800\" height=\"480\" fill=\"white\"/>\n");
-    for &t in &x.ticks {
-        let px = x.pos(t, L, R);
-        line(o, (px, T), (px, B), GRID)?;
-        text(o, (px, B + 18.0), MID, &num(t))?;
-    }
-    for &t in &y.ticks {
-        let py = y.pos(t, B, T);
-        line(o, (L, py), (R, py), GRID)?;
-        text(o, (L - 6.0, py + 4.0), r#" text-anchor="end""#, &num(t))?;
-    }
-    line(o, (L, T), (L, B), r#" stroke="black""#)?;
-    line(o, (L, B), (R, B), r#" stroke="black""#)?;
-    for (i, (_, pts)) in lines.iter().enumerate() {
-        let (col, attrs) = style(i);
-        let xy: Vec<_> = pts.iter().copied().map(to_px).collect();
-        let list: Vec<_> = xy.iter().map(|(a, b)| format!("{a:.1},{b:.1}")).collect();
-        writeln!(o, r#"<polyline points="{}"{attrs}/>"#, list.join(" "))?;
-        for p in xy {
-            dot(o, p, col)?;
-        }
+    let size = (800, H + ROW * lines.len() as u32 + 8);
+    let root = SVGBackend::with_string(out, size).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (top, legend) = root.split_vertically(H);
+    let mut ch = ChartBuilder::on(&top)
+        .caption(c.title, ("sans-serif", 18, FontStyle::Bold))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x, y)?;
+    let label = |log: bool, b: f64| move |v: &f64| num(if log { b.powf(*v) } else { *v });
+    ch.configure_mesh()
+        .x_desc(c.x_label)
+        .y_desc(c.y_label)
+        .x_label_formatter(&label(c.x_log2, 2.0))
+        .y_label_formatter(&label(c.y_log10, 10.0))
+        .label_style(("sans-serif", 15))
+        .draw()?;
+    let x0 = ch.plotting_area().get_pixel_range().0.start;
+    let font = TextStyle::from(("sans-serif", 15).into_font());
+    let left = font.pos(Pos::new(HPos::Left, VPos::Center));
+    for (i, (name, p)) in lines.iter().enumerate() {
+        // A solid line is one dash longer than the line.
+        let (dash, gap) = if i < 6 { (9999, 0) } else { (6, 3) };
+        let [_, r, g, b] = PALETTE[i % 6].to_be_bytes();
+        let rgb = RGBColor(r, g, b);
+        let (col, st) = (rgb.filled(), rgb.stroke_width(2));
+        ch.draw_series(DashedLineSeries::new(p.clone(), dash, gap, st))?;
+        ch.draw_series(p.iter().map(|&p| Circle::new(p, 3, col)))?;
+        // The legend: a row per series below the plot, where it hides no line.
+        let y = (i as u32 * ROW + ROW / 2) as i32;
+        let seg = [(x0, y), (x0 + 24, y)];
+        legend.draw(&DashedPathElement::new(seg, dash, gap, st))?;
+        legend.draw(&Circle::new((x0 + 12, y), 3, col))?;
+        legend.draw(&Text::new(*name, (x0 + 32, y), left.clone()))?;
     }
     if lines.is_empty() {
-        let at = ((L + R) / 2.0, (T + B) / 2.0);
-        let grey = r##" text-anchor="middle" font-size="16" fill="#666""##;
-        text(o, at, grey, "no data")?;
-    } else {
-        // Legend: about 7 pixels per character of the longest name.
-        let chars = lines.iter().map(|(n, _)| n.chars().count()).max();
-        let w = chars.unwrap_or(0) as f64 * 7.0 + 44.0;
-        let (lx, ly, h) = (L + 10.0, T + 10.0, lines.len() as f64 * 18.0 + 8.0);
-        write!(o, r#"<rect x="{lx}" y="{ly}" width="{w}" height="{h}""#)?;
-        writeln!(o, r##" fill="white" fill-opacity="0.9" stroke="#999"/>"##)?;
-        for (i, (name, _)) in lines.iter().enumerate() {
-            let ((col, attrs), ly) = (style(i), T + 27.0 + i as f64 * 18.0);
-            line(o, (L + 16.0, ly), (L + 40.0, ly), &attrs)?;
-            dot(o, (L + 28.0, ly), col)?;
-            text(o, (L + 46.0, ly + 4.0), "", name)?;
-        }
+        let mid = font.pos(Pos::new(HPos::Center, VPos::Center));
+        root.draw(&Text::new("no data", (400, H as i32 / 2), mid))?;
     }
-    let bold = r#" text-anchor="middle" font-size="16" font-weight="bold""#;
-    text(o, (400.0, 24.0), bold, c.title)?;
-    text(o, ((L + R) / 2.0, B + 44.0), MID, c.x_label)?;
-    let yc = (T + B) / 2.0;
-    let rot = format!(r#"{MID} transform="rotate(-90 20 {yc})""#);
-    text(o, (20.0, yc), &rot, c.y_label)?;
-    writeln!(o, "</svg>")
+    root.present()?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn chart(title: &str, x_log2: bool, y_log10: bool) -> Chart<'_> {
-        Chart {
+    /// The chart of `series`, and the text and `y` of each of its `<text>` elements.
+    fn plot(logs: (bool, bool), series: &[(&str, &[(f64, f64)])]) -> (String, Vec<(String, i32)>) {
+        let s = |&(n, p): &(&str, &[_])| Series {
+            name: n.into(),
+            points: p.to_vec(),
+        };
+        let (title, x_label, y_label, (x_log2, y_log10)) = ("x < y & z", "CPUs", "ns / op", logs);
+        let c = Chart {
             title,
-            x_label: "CPUs",
-            y_label: "ns / op",
+            x_label,
+            y_label,
             x_log2,
             y_log10,
-        }
+        };
+        let out = svg(&c, &series.iter().map(s).collect::<Vec<_>>());
+        let texts = out.split("</text>").filter_map(text).collect();
+        (out, texts)
     }
 
-    fn series(name: &str, points: &[(f64, f64)]) -> Series {
-        Series {
-            name: name.into(),
-            points: points.to_vec(),
-        }
+    fn text(t: &str) -> Option<(String, i32)> {
+        let y = t.split(" y=\"").nth(1)?.split('"').next()?.parse().ok()?;
+        Some((t.rsplit_once('>')?.1.trim().to_owned(), y))
+    }
+
+    /// Whether `texts` has `s` at `y` or below.
+    fn has(texts: &[(String, i32)], s: &str, y: u32) -> bool {
+        texts.iter().any(|(t, at)| t == s && *at >= y as i32)
     }
 
     #[test]
-    fn one_polyline_per_nonempty_series_and_escaped_text() {
-        let s = [
-            series("a<b> & c", &[(1.0, 3.0), (2.0, 5.0), (4.0, 9.0)]),
-            series("empty", &[]),
-            series("flat", &[(1.0, 3.0), (4.0, 3.0)]),
-        ];
-        let out = svg(&chart("x < y & z", true, false), &s);
-        assert_eq!(out.matches("<polyline").count(), 2);
+    fn every_nonempty_series_is_drawn_and_in_the_legend_below_the_plot() {
+        let a: &[_] = &[(1.0, 3.0), (2.0, 5.0), (4.0, 9.0)];
+        let (out, t) = plot(
+            (true, false),
+            &[("a<b> & c", a), ("empty", &[]), ("flat", &a[1..])],
+        );
         assert_eq!(out.matches("<circle").count(), 5 + 2); // markers + legend dots
-        assert!(out.contains(">a&lt;b&gt; &amp; c<") && out.contains(">x &lt; y &amp; z<"));
+        assert!(has(&t, "a&lt;b&gt; &amp; c", H) && has(&t, "flat", H)); // in the legend
+        assert!(has(&t, "x &lt; y &amp; z", 0) && has(&t, "CPUs", 0) && has(&t, "ns / op", 0));
         assert!(!out.contains("empty") && !out.contains("NaN") && !out.contains("inf"));
         assert!(out.starts_with("<svg") && out.trim_end().ends_with("</svg>"));
     }
 
     #[test]
-    fn log_axes_tick_at_decades_and_data_x_values() {
-        let s = [series(
-            "s",
-            &[(1.0, 3.0), (2.0, 40.0), (8.0, 4500.0), (256.0, 120.0)],
-        )];
-        let out = svg(&chart("t", true, true), &s);
-        let labels: Vec<&str> = out
-            .split("</text>")
-            .filter_map(|t| t.rsplit_once('>').map(|(_, l)| l))
-            .collect();
-        for l in ["1", "10", "100", "1000", "10000", "2", "8", "256"] {
-            assert!(labels.contains(&l), "missing tick {l}: {labels:?}");
+    fn log_axes_tick_at_decades_and_data_x_values_linear_at_round_values() {
+        let s = [(1.0, 3.0), (2.0, 40.0), (8.0, 4500.0), (256.0, 120.0)];
+        let (_, log) = plot((true, true), &[("s", &s)]);
+        let (_, lin) = plot((true, false), &[("s", &[(1.0, 7.0), (2.0, 47.0)])]);
+        for t in ["1", "10", "100", "1000", "10000", "2", "8", "256"] {
+            assert!(has(&log, t, 0), "missing tick {t}: {log:?}");
         }
-        assert!(!labels.contains(&"4") && !labels.contains(&"100000"));
-        assert_eq!(
-            y_axis(&[3.0, 4500.0], true).ticks,
-            [1.0, 10.0, 100.0, 1e3, 1e4]
-        );
-        assert_eq!(
-            y_axis(&[7.0, 47.0], false).ticks,
-            [0.0, 10.0, 20.0, 30.0, 40.0, 50.0]
-        );
+        assert!(!has(&log, "4", 0) && !has(&log, "100000", 0) && !has(&log, "3", 0));
+        for t in ["0", "10", "20", "30", "40", "1", "2"] {
+            assert!(has(&lin, t, 0), "missing tick {t}: {lin:?}");
+        }
+        assert!(!has(&lin, "7", 0) && !has(&lin, "47", 0) && !has(&lin, "1.5", 0));
     }
 
     #[test]
     fn degenerate_input_still_renders() {
-        let none = svg(
-            &chart("t", true, true),
-            &[series("e", &[]), series("neg", &[(1.0, -1.0)])],
+        let neg: &[_] = &[(1.0, -1.0), (0.0, 5.0)];
+        let (none, t) = plot((true, true), &[("e", &[]), ("neg", neg)]);
+        assert!(has(&t, "no data", 0) && !none.contains("<circle"));
+        let (part, _) = plot(
+            (true, true),
+            &[("m", &[(1.0, 0.0), (2.0, 5.0), (4.0, -3.0)])],
         );
-        assert!(none.contains(">no data<") && !none.contains("<polyline"));
-        for (xl, yl) in [(true, true), (false, false), (true, false)] {
-            let out = svg(&chart("t", xl, yl), &[series("one", &[(4.0, 7.0)])]);
+        assert_eq!(part.matches("<circle").count(), 2); // one marker, one legend dot
+        for logs in [(true, true), (false, false), (true, false)] {
+            let (out, _) = plot(logs, &[("one", &[(4.0, 7.0)])]);
             assert!(!out.contains("NaN") && !out.contains("inf"), "{out}");
-            assert_eq!(out.matches("<polyline").count(), 1);
+            assert_eq!(out.matches("<circle").count(), 2);
         }
+    }
+
+    #[test]
+    fn lines_after_the_sixth_are_dashed() {
+        let p: &[_] = &[(1.0, 1.0), (8.0, 1000.0)];
+        let lines = |n| plot((true, true), &vec![("s", p); n]).0;
+        let strokes = |n| lines(n).matches("stroke=\"#0072B2\"").count();
+        assert_eq!(strokes(6), 2); // the first line and its legend sample
+        assert!(strokes(7) > 12); // and the seventh, in dashes of the same colour
     }
 }
