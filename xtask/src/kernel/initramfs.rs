@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! The initramfs the test kernel boots into: busybox (static) and an `/init`
 //! that mounts proc, sysfs, devtmpfs and debugfs, runs every executable in
-//! `/tests/`, prints [`DONE`] and powers off. Written as a newc cpio here
-//! (any mode or owner without root), then gzipped.
+//! `/tests/`, prints [`DONE`] and powers off. Collected as a list in the
+//! format of the kernel's own `usr/gen_init_cpio` (which sets any mode,
+//! owner or device node without root), archived by the tested tree's
+//! build of it, then gzipped.
 //!
 //! Add files with [`Initramfs::file`] / [`Initramfs::host_file`]; an
 //! executable put under `/tests/` is run by `/init`, and a non-zero exit
 //! fails the boot test (see [`TEST_EXIT`]).
 
-use anyhow::{Context as _, Result, bail};
+use super::Cache;
+use anyhow::{Context as _, Result, ensure};
+use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Where Debian's busybox-static puts its binary.
@@ -46,206 +49,331 @@ echo "gmem-kmap: init done"
 poweroff -f
 "#;
 
-/// An archive being assembled: (path without leading `/`, mode, contents).
+/// An archive being assembled.
 pub struct Initramfs {
-    entries: Vec<Entry>,
+    /// By path without the leading `/`. Sorted, a directory comes before
+    /// everything in it, as the kernel's unpacker needs.
+    entries: BTreeMap<String, Entry>,
 }
 
-struct Entry {
-    path: String,
-    mode: u32,
-    data: Vec<u8>,
-    rdev: (u32, u32),
+enum Entry {
+    Dir,
+    /// Permission bits and where gen_init_cpio reads the contents.
+    File(u32, Contents),
+    /// The link's target.
+    Link(String),
+    /// A character device's major and minor.
+    CharDev(u32, u32),
 }
 
-const DIR: u32 = 0o040_000;
-const FILE: u32 = 0o100_000;
-const LINK: u32 = 0o120_000;
-const CHR: u32 = 0o020_000;
+enum Contents {
+    Host(PathBuf),
+    /// Written to the staging directory first: gen_init_cpio reads files.
+    Data(Vec<u8>),
+}
 
 impl Initramfs {
-    /// An empty archive.
-    pub fn empty() -> Self {
-        Initramfs {
-            entries: Vec::new(),
-        }
-    }
-
     /// busybox, `/init` and the directories they use.
     pub fn standard() -> Result<Self> {
-        let busybox = fs::read(BUSYBOX)
-            .with_context(|| format!("read {BUSYBOX} (package busybox-static)"))?;
-        let mut a = Self::empty();
+        Self::with_busybox(Path::new(BUSYBOX)).context("package busybox-static")
+    }
+
+    /// [`Self::standard`] with the busybox binary at `busybox`.
+    fn with_busybox(busybox: &Path) -> Result<Self> {
+        let mut a = Initramfs {
+            entries: BTreeMap::new(),
+        };
         for d in ["bin", "dev", "proc", "sys", "tmp", "root", "tests"] {
-            a.dir(d);
+            a.push(d, Entry::Dir);
         }
-        a.char_dev("dev/console", 5, 1);
-        a.file("bin/busybox", busybox, 0o755);
-        a.symlink("bin/sh", "busybox");
+        a.push("dev/console", Entry::CharDev(5, 1));
+        a.host_file("bin/busybox", busybox)?;
+        a.push("bin/sh", Entry::Link("busybox".into()));
         a.file("init", INIT.as_bytes().to_vec(), 0o755);
         Ok(a)
     }
 
-    /// Adds a directory (parents must be added first).
-    pub fn dir(&mut self, path: &str) -> &mut Self {
-        self.push(path, DIR | 0o755, Vec::new(), (0, 0))
-    }
-
-    /// Adds a regular file with `mode` (e.g. `0o755`); parents are added
-    /// when missing.
+    /// Adds a regular file with `mode` (e.g. `0o755`).
     pub fn file(&mut self, path: &str, data: Vec<u8>, mode: u32) -> &mut Self {
-        self.parents(path);
-        self.push(path, FILE | (mode & 0o7777), data, (0, 0))
+        self.push(path, Entry::File(mode & 0o7777, Contents::Data(data)))
     }
 
-    /// Adds a copy of a host file, keeping its permission bits.
+    /// Adds a host file, keeping its permission bits; it must exist now.
     pub fn host_file(&mut self, path: &str, host: &Path) -> Result<&mut Self> {
-        let data = fs::read(host).with_context(|| format!("read {}", host.display()))?;
-        let mode = {
-            use std::os::unix::fs::PermissionsExt;
-            fs::metadata(host)?.permissions().mode()
-        };
-        Ok(self.file(path, data, mode))
+        use std::os::unix::fs::PermissionsExt;
+        let meta = fs::metadata(host).with_context(|| format!("read {}", host.display()))?;
+        ensure!(meta.is_file(), "{} is not a regular file", host.display());
+        let mode = meta.permissions().mode() & 0o7777;
+        Ok(self.push(path, Entry::File(mode, Contents::Host(host.into()))))
     }
 
-    /// Adds a symbolic link.
-    pub fn symlink(&mut self, path: &str, target: &str) -> &mut Self {
-        self.push(path, LINK | 0o777, target.as_bytes().to_vec(), (0, 0))
-    }
-
-    /// Adds a character device node.
-    pub fn char_dev(&mut self, path: &str, major: u32, minor: u32) -> &mut Self {
-        self.push(path, CHR | 0o600, Vec::new(), (major, minor))
-    }
-
-    fn parents(&mut self, path: &str) {
+    /// Adds or replaces the entry at `path`, and any missing parent
+    /// directories.
+    fn push(&mut self, path: &str, entry: Entry) -> &mut Self {
         let path = path.trim_start_matches('/');
-        let mut at = 0;
-        while let Some(i) = path[at..].find('/') {
-            let parent = &path[..at + i];
-            if !self.entries.iter().any(|e| e.path == parent) {
-                self.dir(parent);
-            }
-            at += i + 1;
+        for (i, _) in path.match_indices('/') {
+            self.entries.entry(path[..i].into()).or_insert(Entry::Dir);
         }
-    }
-
-    fn push(&mut self, path: &str, mode: u32, data: Vec<u8>, rdev: (u32, u32)) -> &mut Self {
-        let path = path.trim_start_matches('/').to_string();
-        self.entries.retain(|e| e.path != path);
-        self.entries.push(Entry {
-            path,
-            mode,
-            data,
-            rdev,
-        });
+        self.entries.insert(path.into(), entry);
         self
     }
 
-    /// The uncompressed newc archive.
-    pub fn cpio(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (i, e) in self.entries.iter().enumerate() {
-            let nlink = if e.mode & DIR == DIR { 2 } else { 1 };
-            header(
-                &mut out,
-                i as u32 + 1,
-                e.mode,
-                nlink,
-                e.data.len(),
-                e.rdev,
-                &e.path,
-            );
-            out.extend_from_slice(&e.data);
-            pad4(&mut out);
+    /// The gen_init_cpio list (all owned by root); the in-memory files are
+    /// read from `staged/<path>`.
+    fn list(&self, staged: &Path) -> Result<String> {
+        let mut list = String::from("# gmem-kmap test initramfs, for usr/gen_init_cpio\n");
+        for (path, entry) in &self.entries {
+            let name = word(format!("/{path}"))?;
+            let line = match entry {
+                Entry::Dir => format!("dir {name} 0755 0 0"),
+                Entry::File(mode, contents) => {
+                    let from = match contents {
+                        Contents::Host(host) => host.clone(),
+                        Contents::Data(_) => staged.join(path),
+                    };
+                    let from = word(from.display().to_string())?;
+                    format!("file {name} {from} {mode:04o} 0 0")
+                }
+                Entry::Link(target) => format!("slink {name} {} 0777 0 0", word(target)?),
+                Entry::CharDev(major, minor) => format!("nod {name} 0600 0 0 c {major} {minor}"),
+            };
+            list += &line;
+            list.push('\n');
         }
-        header(&mut out, 0, 0, 1, 0, (0, 0), "TRAILER!!!");
-        out
+        Ok(list)
     }
 
-    /// Writes the gzipped archive to `path`; returns its size.
-    pub fn write_gz(&self, path: &Path) -> Result<u64> {
-        let file = fs::File::create(path).with_context(|| format!("create {}", path.display()))?;
-        let mut gzip = Command::new("gzip")
-            .args(["-9", "-n"])
-            .stdin(Stdio::piped())
-            .stdout(file)
-            .spawn()
-            .context("cannot run gzip")?;
-        gzip.stdin
-            .take()
-            .expect("piped")
-            .write_all(&self.cpio())
-            .context("gzip")?;
-        if !gzip.wait()?.success() {
-            bail!("gzip failed");
+    /// Writes the in-memory files under `staged`, emptied first.
+    fn stage(&self, staged: &Path) -> Result<()> {
+        let _ = fs::remove_dir_all(staged);
+        for (path, entry) in &self.entries {
+            if let Entry::File(_, Contents::Data(data)) = entry {
+                let to = staged.join(path);
+                fs::create_dir_all(to.parent().expect("under staged"))?;
+                fs::write(&to, data).with_context(|| format!("write {}", to.display()))?;
+            }
         }
+        Ok(())
+    }
+
+    /// Writes the gzipped archive to `path`, its list to `<path>.list` (for
+    /// a reviewer) and the in-memory files under `<path>.d/`; returns the
+    /// archive's size.
+    pub fn write_gz(&self, path: &Path) -> Result<u64> {
+        self.archive(&gen_init_cpio()?, path)
+    }
+
+    /// [`Self::write_gz`] with the gen_init_cpio at `tool`.
+    fn archive(&self, tool: &Path, path: &Path) -> Result<u64> {
+        let beside = |suffix: &str| PathBuf::from(format!("{}{suffix}", path.display()));
+        let (list, staged) = (beside(".list"), beside(".d"));
+        self.stage(&staged)?;
+        fs::write(&list, self.list(&staged)?)
+            .with_context(|| format!("write {}", list.display()))?;
+        let out = fs::File::create(path).with_context(|| format!("create {}", path.display()))?;
+        // -t 0: every mtime 0, so that the same inputs make the same archive.
+        let mut cpio = Command::new(tool)
+            .args(["-t", "0"])
+            .arg(&list)
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run {}", tool.display()))?;
+        let gzip = Command::new("gzip")
+            .args(["-9", "-n"])
+            .stdin(cpio.stdout.take().expect("piped"))
+            .stdout(out)
+            .status()
+            .context("cannot run gzip")?;
+        ensure!(
+            cpio.wait()?.success(),
+            "gen_init_cpio failed on {}",
+            list.display()
+        );
+        ensure!(gzip.success(), "gzip failed");
         Ok(fs::metadata(path)?.len())
     }
 }
 
-/// One newc header and name: all numbers 8 hex digits, uid/gid 0, mtime 0
-/// (reproducible archives), name NUL-terminated and padded to 4 bytes.
-fn header(
-    out: &mut Vec<u8>,
-    ino: u32,
-    mode: u32,
-    nlink: u32,
-    size: usize,
-    rdev: (u32, u32),
-    name: &str,
-) {
-    let fields = [
-        ino,
-        mode,
-        0,
-        0,
-        nlink,
-        0,
-        size as u32,
-        0,
-        0,
-        rdev.0,
-        rdev.1,
-        name.len() as u32 + 1,
-        0,
-    ];
-    out.extend_from_slice(b"070701");
-    for f in fields {
-        out.extend_from_slice(format!("{f:08x}").as_bytes());
-    }
-    out.extend_from_slice(name.as_bytes());
-    out.push(0);
-    pad4(out);
+/// `s`, if it is one word of the list: gen_init_cpio splits lines at
+/// whitespace and expands `${VAR}` in file locations.
+fn word<S: AsRef<str>>(s: S) -> Result<S> {
+    let w = s.as_ref();
+    ensure!(
+        !w.contains(char::is_whitespace) && !w.contains("${"),
+        "{w:?}: gen_init_cpio cannot take whitespace or ${{ in a name"
+    );
+    Ok(s)
 }
 
-fn pad4(out: &mut Vec<u8>) {
-    while !out.len().is_multiple_of(4) {
-        out.push(0);
-    }
+/// The tested tree's `usr/gen_init_cpio`, made by the boot kernel's build.
+/// Every initramfs is written after that build (the selftests stage needs
+/// it; the bench builds first), so it is not built here: its absence means
+/// the stages ran out of order.
+fn gen_init_cpio() -> Result<PathBuf> {
+    let tool = Cache::from_env().build("boot").join("usr/gen_init_cpio");
+    ensure!(
+        tool.exists(),
+        "{} missing: the boot kernel's build makes it, and must come first",
+        tool.display()
+    );
+    Ok(tool)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn lines(a: &Initramfs) -> Vec<String> {
+        let list = a.list(Path::new("/s")).unwrap();
+        list.lines().skip(1).map(String::from).collect()
+    }
+
+    fn standard() -> Initramfs {
+        Initramfs::with_busybox(Path::new("/bin/sh")).unwrap()
+    }
 
     #[test]
-    fn newc_layout() {
-        let mut a = Initramfs::empty();
-        a.file("tests/t", b"abc".to_vec(), 0o755);
-        let cpio = a.cpio();
-        // The parent directory comes first.
-        assert_eq!(&cpio[..6], b"070701");
-        assert_eq!(&cpio[14..22], b"000041ed");
-        assert_eq!(&cpio[110..116], b"tests\0");
-        // Header (110) + "tests\0" padded to 116; the file's header next.
-        assert_eq!(&cpio[116..122], b"070701");
-        assert_eq!(&cpio[116 + 14..116 + 22], b"000081ed");
-        assert_eq!(&cpio[116 + 54..116 + 62], b"00000003");
-        // 116 + 110 + "tests/t\0" = 234, padded to 236.
-        let data = 236;
-        assert_eq!(&cpio[data..data + 3], b"abc");
-        assert!(cpio.ends_with(b"TRAILER!!!\0\0\0\0"));
-        assert_eq!(cpio.len() % 4, 0);
+    fn the_standard_list() {
+        let l = lines(&standard());
+        for want in [
+            "dir /bin 0755 0 0",
+            "file /bin/busybox /bin/sh 0755 0 0",
+            "slink /bin/sh busybox 0777 0 0",
+            "nod /dev/console 0600 0 0 c 5 1",
+            "file /init /s/init 0755 0 0",
+            "dir /tests 0755 0 0",
+        ] {
+            assert!(l.iter().any(|x| x == want), "{want:?} not in {l:#?}");
+        }
+        assert_eq!(l.len(), 11, "{l:#?}");
+    }
+
+    #[test]
+    fn parents_come_first_and_a_path_is_listed_once() {
+        let mut a = standard();
+        a.file("/tests/deep/er/t", b"1".to_vec(), 0o644).file(
+            "tests/deep/er/t",
+            b"2".to_vec(),
+            0o4755,
+        );
+        let names: Vec<String> = lines(&a)
+            .iter()
+            .map(|l| l.split(' ').nth(1).unwrap().into())
+            .collect();
+        let at = |n: &str| names.iter().position(|x| x == n).unwrap();
+        assert!(at("/tests") < at("/tests/deep") && at("/tests/deep") < at("/tests/deep/er"));
+        assert!(at("/tests/deep/er") < at("/tests/deep/er/t"));
+        assert!(lines(&a).contains(&"file /tests/deep/er/t /s/tests/deep/er/t 4755 0 0".into()));
+        assert_eq!(names.len(), 14);
+    }
+
+    #[test]
+    fn host_files_keep_their_path_and_mode_and_must_exist() {
+        let exe = std::env::current_exe().unwrap();
+        let mode = fs::metadata(&exe).unwrap().permissions().mode() & 0o7777;
+        let mut a = standard();
+        a.host_file("/tests/me", &exe).unwrap();
+        let want = format!("file /tests/me {} {mode:04o} 0 0", exe.display());
+        assert!(lines(&a).contains(&want));
+        let missing = a.host_file("/tests/x", Path::new("/nonexistent/x"));
+        assert!(format!("{:#}", missing.err().unwrap()).contains("/nonexistent/x"));
+        assert!(a.host_file("/tests/x", Path::new("/tmp")).is_err());
+    }
+
+    #[test]
+    fn whitespace_in_a_name_is_refused() {
+        let mut a = standard();
+        a.file("tests/a b", Vec::new(), 0o755);
+        assert!(a.list(Path::new("/s")).is_err());
+        assert!(standard().list(Path::new("/a dir")).is_err());
+    }
+
+    /// Runs `cpio` with `args` on the gzipped archive `gz` (kept).
+    fn cpio(gz: &Path, args: &[&str]) -> String {
+        let gunzip = Command::new("gzip").arg("-dkf").arg(gz).status();
+        assert!(gunzip.unwrap().success());
+        let out = Command::new("cpio")
+            .arg("-F")
+            .arg(gz.with_extension(""))
+            .args(args)
+            .env("TZ", "UTC")
+            .output()
+            .expect("cpio (package cpio)");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The kernel tree's gen_init_cpio, compiled (it needs only libc) into
+    /// `dir`: the tree exists once `cargo xtask boot-test` prepared it.
+    fn compile_gen_init_cpio(dir: &Path) -> PathBuf {
+        let src = Cache::from_env().linux().join("usr/gen_init_cpio.c");
+        assert!(
+            src.exists(),
+            "{} missing: this test needs the kernel tree `cargo xtask boot-test` prepares",
+            src.display()
+        );
+        let tool = dir.join("gen_init_cpio");
+        let cc = Command::new("cc")
+            .arg("-O2")
+            .arg("-o")
+            .arg(&tool)
+            .arg(&src)
+            .status();
+        assert!(cc.expect("cc (package gcc)").success());
+        tool
+    }
+
+    #[test]
+    fn gen_init_cpio_makes_the_archive() {
+        let dir = std::env::temp_dir().join(format!("xtask-initramfs-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let tool = compile_gen_init_cpio(&dir);
+        let host = dir.join("host");
+        fs::write(&host, "host").unwrap();
+        fs::set_permissions(&host, fs::Permissions::from_mode(0o640)).unwrap();
+        let mut a = Initramfs::with_busybox(&host).unwrap();
+        a.host_file("/tests/host", &host).unwrap();
+        a.file("tests/sub/t", b"abc".to_vec(), 0o755);
+        let gz = dir.join("a.cpio.gz");
+        assert_eq!(
+            a.archive(&tool, &gz).unwrap(),
+            fs::metadata(&gz).unwrap().len()
+        );
+        let listed = cpio(&gz, &["-itvn"]);
+        let listed: Vec<String> = listed
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        for want in [
+            "drwxr-xr-x 2 0 0 0 Jan 1 1970 tests",
+            "drwxr-xr-x 2 0 0 0 Jan 1 1970 tests/sub",
+            "-rwxr-xr-x 1 0 0 3 Jan 1 1970 tests/sub/t",
+            "-rw-r----- 1 0 0 4 Jan 1 1970 tests/host",
+            "-rw-r----- 1 0 0 4 Jan 1 1970 bin/busybox",
+            "lrwxrwxrwx 1 0 0 8 Jan 1 1970 bin/sh -> busybox",
+            "crw------- 1 0 0 5, 1 Jan 1 1970 dev/console",
+            "-rwxr-xr-x 1 0 0 469 Jan 1 1970 init",
+        ] {
+            assert!(
+                listed.iter().any(|x| x == want),
+                "{want:?} not in {listed:#?}"
+            );
+        }
+        assert_eq!(listed.len(), 14, "{listed:#?}");
+        assert_eq!(cpio(&gz, &["-i", "--to-stdout", "init"]), INIT);
+        assert!(
+            fs::read_to_string(dir.join("a.cpio.gz.list"))
+                .unwrap()
+                .contains("nod /dev/console")
+        );
+        // A host file gone by archive time fails gen_init_cpio, hence the run.
+        fs::remove_file(&host).unwrap();
+        let gone = a.archive(&tool, &gz).unwrap_err();
+        assert!(
+            gone.to_string().contains("gen_init_cpio failed"),
+            "{gone:#}"
+        );
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
