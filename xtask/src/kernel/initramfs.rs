@@ -234,22 +234,6 @@ mod tests {
     }
 
     #[test]
-    fn the_standard_list() {
-        let l = lines(&standard());
-        for want in [
-            "dir /bin 0755 0 0",
-            "file /bin/busybox /bin/sh 0755 0 0",
-            "slink /bin/sh busybox 0777 0 0",
-            "nod /dev/console 0600 0 0 c 5 1",
-            "file /init /s/init 0755 0 0",
-            "dir /tests 0755 0 0",
-        ] {
-            assert!(l.iter().any(|x| x == want), "{want:?} not in {l:#?}");
-        }
-        assert_eq!(l.len(), 11, "{l:#?}");
-    }
-
-    #[test]
     fn parents_come_first_and_a_path_is_listed_once() {
         let mut a = standard();
         a.file("/tests/deep/er/t", b"1".to_vec(), 0o644).file(
