@@ -1,31 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! `cargo xtask boot-test`: builds Linux 6.12 with the series in
-//! `kernel-patch/` and boots it under QEMU, judging each boot's log.
-//! `cargo xtask bench` uses the same build ([`build()`]) and boots it with a
-//! script of its own ([`boot_script`]).
+//! `cargo xtask boot-test`: Linux 6.12 built with `kernel-patch/` and booted
+//! under QEMU, each boot's log judged. The stages and what each needs are
+//! in [`stage`]; one module each does the work. `cargo xtask bench` builds
+//! the same way ([`build()`]) and boots a script of its own.
 //!
-//! The stages ([`stage::Stage`], each with the stages it needs), one file
-//! each:
-//! 1. [`packages`]: the Debian packages (source tarball, QEMU, busybox, ...);
-//! 2. [`source`]: the tarball unpacked once into `<cache>/linux`, tag `base`;
-//! 3. [`series`]: `kernel-patch/*.patch` applied with `git am`, then
-//!    [`checkpatch`] and the round trip of [`branch`];
-//! 4. [`config`]: `kernel-patch/configs/<name>.config` through allnoconfig;
-//! 5. [`build`](mod@build): `make bzImage headers` through ccache, warnings
-//!    scanned; [`toolchain`]: the tree's own Rust build rules checked;
-//! 6. [`selftests`]: the series' programs, built static with the KVM
-//!    selftests' own Makefile;
-//! 7. [`initramfs`]: busybox and an `/init` that runs `/tests/*`;
-//! 8. [`boots`]: the boots under [`qemu`] (5-level, then 4-level paging),
-//!    the 8-CPU race stress, the debug kernel's boots, its fault-injection
-//!    boots; each log judged by [`verdict`] with [`ktap`];
-//! 9. the series' objects built again with mitigations off (`nomitig`).
-//!
-//! Everything goes under the cache root (`--cache`, `$GMEM_KMAP_CACHE`):
-//! `linux/` (the pipeline's tree, reset to `base` and the series applied
-//! whenever `kernel-patch/` changes), `build/<config>/` (O=), `ccache/`,
-//! `logs/`, the initramfs images, and `lock` (one run at a time). Kernel
-//! work is done in the worktree `cargo xtask series edit` makes.
+//! Everything lives under the cache root (`--cache`): `linux/` (the tree,
+//! reset to tag `base` and the series applied when `kernel-patch/`
+//! changes), `build/<config>/` (O=), `ccache/`, `logs/`, and `lock`.
 
 mod boots;
 mod branch;
@@ -46,10 +27,11 @@ mod stage;
 mod toolchain;
 mod verdict;
 
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 
 use crate::report::Report;
 pub use boots::{boot_script, script_log};
@@ -59,9 +41,8 @@ pub use qemu::{Extra, Paging};
 use stage::{Kernel, Pipeline, Stage};
 pub use verdict::check_paging;
 
-/// The suites that must be in the boot log, all passing and none skipped:
-/// KUnit's, and `selftest <program>` for each test of [`selftests::PROGRAMS`].
-/// `--expected-suites` replaces the list.
+/// The suites every boot log must show, all passing, none skipped (unless
+/// `--expected-suites` says otherwise).
 pub const EXPECTED_SUITES: &[&str] = &[
     "gmem_kmap",
     "gmem_kmap_private",
@@ -71,10 +52,8 @@ pub const EXPECTED_SUITES: &[&str] = &[
     "selftest guest_memfd_no_direct_map_stress_test",
 ];
 
-/// The series' C source; without it there is nothing to build with
-/// mitigations off.
+/// The series' C source, and the objects built again with mitigations off.
 const SERIES_C: &str = "arch/x86/mm/gmem_kmap.c";
-/// The objects the `nomitig` configuration builds (make targets).
 const NOMITIG_OBJECTS: &[&str] = &["arch/x86/mm/gmem_kmap.o", "arch/x86/mm/gmem_kmap_core.o"];
 
 /// Where everything is kept between runs.
@@ -83,14 +62,12 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// The cache root of this run's settings.
     pub fn from_env() -> Self {
         Cache {
             root: crate::settings().cache.clone(),
         }
     }
 
-    /// The kernel tree.
     pub fn linux(&self) -> PathBuf {
         self.root.join("linux")
     }
@@ -100,26 +77,22 @@ impl Cache {
         self.root.join("build").join(name)
     }
 
-    /// Locks the cache (`<root>/lock`) for this process, waiting for any
-    /// other boot test using it; unlocked when the file is dropped.
-    pub fn lock(&self) -> Result<std::fs::File> {
-        std::fs::create_dir_all(&self.root)
-            .with_context(|| format!("create {}", self.root.display()))?;
+    /// `<root>/lock`, held until dropped: one boot test or bench at a time.
+    pub fn lock(&self) -> Result<File> {
         let path = self.root.join("lock");
-        let file = std::fs::OpenOptions::new()
+        std::fs::create_dir_all(&self.root)?;
+        let file = File::options()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(&path)
-            .with_context(|| format!("open {}", path.display()))?;
+            .open(&path);
+        let file = file.with_context(|| format!("open {}", path.display()))?;
         match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
+            Err(TryLockError::WouldBlock) => {
                 println!("    waiting for another run using {}", self.root.display());
-                file.lock()
-                    .with_context(|| format!("lock {}", path.display()))?;
+                file.lock()?
             }
-            Err(std::fs::TryLockError::Error(e)) => bail!("lock {}: {e}", path.display()),
+            locked => locked?,
         }
         Ok(file)
     }
@@ -149,12 +122,14 @@ pub struct Options {
 }
 
 impl Default for Options {
+    /// The defaults of the command line.
     fn default() -> Self {
-        Options {
-            smp: 2,
-            paging: Depths::Both,
-            extra: Vec::new(),
+        #[derive(clap::Parser)]
+        struct BootTest {
+            #[command(flatten)]
+            opts: Options,
         }
+        <BootTest as clap::Parser>::parse_from(["boot-test"]).opts
     }
 }
 
@@ -179,52 +154,47 @@ impl Depths {
     }
 }
 
-/// `GUEST_PATH=HOST_FILE` → the pair.
 fn guest_file(v: &str) -> Result<(String, PathBuf)> {
     let (guest, host) = v.split_once('=').context("want GUEST_PATH=HOST_FILE")?;
-    Ok((guest.to_string(), PathBuf::from(host)))
+    Ok((guest.into(), host.into()))
 }
 
-/// How long a boot may take before its QEMU is killed (`--timeout`).
 fn boot_timeout() -> Duration {
     Duration::from_secs(crate::settings().timeout)
 }
 
 /// `kernel-patch/`, or `--series-dir`.
 pub fn series_dir() -> PathBuf {
-    crate::settings()
-        .series_dir
-        .clone()
-        .unwrap_or_else(|| crate::root().join("kernel-patch"))
+    let dir = crate::settings().series_dir.clone();
+    dir.unwrap_or_else(|| crate::root().join("kernel-patch"))
 }
 
 /// What the build stages made, for booting.
 pub struct Built {
     /// `arch/x86/boot/bzImage` of the `boot` configuration.
     pub kernel: PathBuf,
-    /// The series' programs: (path in the guest, host file); tests under
-    /// `/tests`, which `/init` runs, tools under `/bin`.
+    /// The series' programs as (guest path, host file): `/tests/*`, which
+    /// `/init` runs, and tools under `/bin`.
     pub programs: Vec<(String, PathBuf)>,
     tree: source::Tree,
-    /// One boot test or bench at a time per cache, until this is dropped.
-    _lock: std::fs::File,
+    _lock: File,
 }
 
-/// What the build stages made of it, each `None` when its stage failed.
+/// What the build stages made so far, each `None` until its stage passed.
 #[derive(Default)]
 struct Made {
     tree: Option<source::Tree>,
-    lock: Option<std::fs::File>,
+    lock: Option<File>,
     kernel: Option<PathBuf>,
     programs: Option<Vec<(String, PathBuf)>>,
 }
 
-/// Runs the stages up to a kernel and its test programs; `None` when one
-/// of them failed (already reported). `checkpatch` adds the style checks.
-pub fn build(report: &mut Report, cache: &Cache, checkpatch: bool) -> Option<Built> {
+/// The stages up to a kernel and its programs; `None` when one failed
+/// (already reported). `style` adds the checks that never stop a boot.
+pub fn build(report: &mut Report, cache: &Cache, style: bool) -> Option<Built> {
     let mut p = Pipeline::new(report);
     let mut made = tree_stages(&mut p, cache);
-    build_stages(&mut p, cache, checkpatch, &mut made);
+    build_stages(&mut p, cache, style, &mut made);
     Some(Built {
         kernel: made.kernel?,
         programs: made.programs?,
@@ -245,9 +215,6 @@ fn tree_stages(p: &mut Pipeline, cache: &Cache) -> Made {
     }
 }
 
-/// The build stages after the tree; `style` adds the round trip,
-/// checkpatch and the checks of the tree's Rust build rules, none of which
-/// stops a boot.
 fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool, made: &mut Made) {
     let tree = made.tree.as_ref();
     let dir = || &tree.expect("the tree stage passed").dir;
@@ -255,8 +222,7 @@ fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool, made: &mut Made) {
         series::apply(tree.expect("tree"), &series_dir())
     });
     if style {
-        // What was applied, exported again: kernel-patch/ is what its
-        // branch exports, generated files included.
+        // What was applied, exported again, must be kernel-patch/.
         p.run(Stage::RoundTrip, || branch::check(dir(), &series_dir()));
         p.run(Stage::Checkpatch, || {
             checkpatch::check(tree.expect("tree"), &series_dir())
@@ -281,10 +247,10 @@ fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool, made: &mut Made) {
     });
 }
 
-/// Builds `bzImage` of configuration `name`: the `boot` fragment with the
-/// symbols in `disable` (without `CONFIG_`) turned off, in
-/// `<cache>/build/<name>`, from the tree `built` was made from: a kernel
-/// that differs from the tested one only where a measurement needs it.
+/// `bzImage` of configuration `name`: the `boot` fragment with the symbols
+/// in `disable` (without `CONFIG_`) off, from the tree `built` was made
+/// from: a kernel that differs from the tested one only where a
+/// measurement needs it.
 pub fn build_variant(
     cache: &Cache,
     built: &Built,
@@ -303,29 +269,23 @@ pub fn build_variant(
     build::make(cache, tree, name, &["olddefconfig"])?;
     let text = std::fs::read_to_string(&dot_config)?;
     for symbol in disable {
-        ensure!(
-            text.contains(&format!("# CONFIG_{symbol} is not set")),
-            "{name}: CONFIG_{symbol} is still set"
-        );
+        let off = format!("# CONFIG_{symbol} is not set");
+        ensure!(text.contains(&off), "{name}: CONFIG_{symbol} is still set");
     }
     bzimage(&build::make(cache, tree, name, &["bzImage"])?)
 }
 
-/// Runs the kernel stages into `report`: the packages and the tree, then
-/// `host_tests` (which read the tree's kunit.py), then with `opts` the
-/// build and the boots.
+/// The kernel stages: the packages and the tree, then `host_tests` (which
+/// read the tree's kunit.py), then, given `opts`, the build and the boots.
 pub fn test(report: &mut Report, opts: Option<&Options>, host_tests: impl FnOnce(&mut Report)) {
     let cache = Cache::from_env();
     let mut p = Pipeline::new(report);
     let mut made = tree_stages(&mut p, &cache);
     host_tests(p.report);
-    let Some(opts) = opts else {
-        return;
-    };
+    let Some(opts) = opts else { return };
     build_stages(&mut p, &cache, true, &mut made);
     let programs = made.programs.as_deref().unwrap_or_default();
-    let kernel = made.kernel.as_deref();
-    boots::boot_kernel(&mut p, &cache, kernel, programs, opts);
+    boots::boot_kernel(&mut p, &cache, made.kernel.as_deref(), programs, opts);
     let tree = made.tree.as_ref().map(|t| t.dir.as_path());
     boots::debug_kernel(&mut p, &cache, tree, programs, opts);
     if p.ready(Stage::Nomitig) {
@@ -341,12 +301,10 @@ pub fn test(report: &mut Report, opts: Option<&Options>, host_tests: impl FnOnce
     }
 }
 
-/// The bzImage a build in `out` made, with its size printed.
+/// The bzImage a build in `out` made, its size printed.
 fn bzimage(out: &Path) -> Result<PathBuf> {
     let kernel = out.join("arch/x86/boot/bzImage");
-    let Ok(meta) = std::fs::metadata(&kernel) else {
-        bail!("the build made no {}", kernel.display());
-    };
+    let meta = std::fs::metadata(&kernel).context("the build made no bzImage")?;
     println!("    {} ({} KiB)", kernel.display(), meta.len() / 1024);
     Ok(kernel)
 }
@@ -376,11 +334,10 @@ mod tests {
         );
         assert_eq!(parse("--paging 4").unwrap().paging.list(), [Paging::Four]);
         assert_eq!(parse("--paging 5").unwrap().paging.list(), [Paging::Five]);
-        assert_eq!(parse("").unwrap().paging, Options::default().paging);
-        assert!(parse("--paging 3").is_err());
-        assert!(parse("--paging").is_err());
+        for bad in ["--paging 3", "--paging", "--add /tests/a"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
         let o = parse("--add /tests/a=./a --add /bin/b=/b").unwrap();
         assert_eq!(o.extra[1], ("/bin/b".into(), PathBuf::from("/b")));
-        assert!(parse("--add /tests/a").is_err());
     }
 }

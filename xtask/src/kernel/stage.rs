@@ -10,30 +10,19 @@ use anyhow::Result;
 use super::qemu::Paging;
 use crate::report::Report;
 
-/// The kernels the boot test builds and boots.
+/// The kernels the boot test builds and boots: the tested one
+/// (`boot.config`, as Debian builds it) and the one with the kernel's bug
+/// detectors on (`boot.config` + `debug.config`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    /// `boot.config`: as Debian builds it, the tested kernel.
     Boot,
-    /// `boot.config` + `debug.config`: the kernel's bug detectors on.
     Debug,
 }
 
 impl Kernel {
     /// Its configuration's name, and its logs' prefix.
     pub fn name(self) -> &'static str {
-        match self {
-            Kernel::Boot => "boot",
-            Kernel::Debug => "debug",
-        }
-    }
-
-    /// `debug ` in stage names, nothing for the tested kernel.
-    fn label(self) -> &'static str {
-        match self {
-            Kernel::Boot => "",
-            Kernel::Debug => "debug ",
-        }
+        ["boot", "debug"][self as usize]
     }
 }
 
@@ -98,12 +87,9 @@ impl Stage {
             Selftests => "selftests (make, static)",
             Initramfs(Kernel::Boot) => "initramfs",
             Initramfs(Kernel::Debug) => "initramfs, debug",
-            Boot(k, p) => return format!("kernel: boot {}under QEMU, {p} paging", k.label()),
+            Boot(k, p) => return format!("kernel: boot {}under QEMU, {p} paging", label(k)),
             Verdict(k, p) => {
-                return format!(
-                    "kernel: {}KUnit results and boot log, {p} paging",
-                    k.label()
-                );
+                return format!("kernel: {}KUnit results and boot log, {p} paging", label(k));
             }
             Stress(Kernel::Boot) => "race stress on 8 CPUs",
             Stress(Kernel::Debug) => "race stress on 8 CPUs, debug",
@@ -113,6 +99,11 @@ impl Stage {
         };
         format!("kernel: {s}")
     }
+}
+
+/// `debug ` in stage names, nothing for the tested kernel.
+fn label(k: Kernel) -> &'static str {
+    ["", "debug "][k as usize]
 }
 
 /// Runs stages into a [`Report`], keeping each one's outcome for the
@@ -193,15 +184,10 @@ mod tests {
     #[test]
     fn every_stage_has_its_own_name_and_needs_only_earlier_ones() {
         use Stage::*;
-        let mut all = vec![Packages, Tree, Series, RoundTrip, Checkpatch];
-        all.extend([
-            PanicProbe,
-            NoTarget,
-            Selftests,
-            Faults,
-            WindowFaults,
-            Nomitig,
-        ]);
+        let mut all = vec![
+            Packages, Tree, Series, RoundTrip, Checkpatch, PanicProbe, NoTarget,
+        ];
+        all.extend([Selftests, Faults, WindowFaults, Nomitig]);
         for k in [Kernel::Boot, Kernel::Debug] {
             all.extend([Configure(k), Build(k), Initramfs(k), Stress(k)]);
             for p in [Paging::Four, Paging::Five] {
@@ -210,20 +196,15 @@ mod tests {
         }
         let names: std::collections::HashSet<String> = all.iter().map(|s| s.name()).collect();
         assert_eq!(names.len(), all.len());
-        // No cycles: following needs always reaches the first stage.
-        fn depth(s: Stage, n: usize) -> usize {
+        // No cycles: following needs always ends, within a bounded depth.
+        fn depth(s: Stage, n: usize) {
             assert!(n < 20, "{s:?} needs itself");
-            s.needs()
-                .into_iter()
-                .map(|d| depth(d, n + 1))
-                .max()
-                .unwrap_or(n)
+            s.needs().into_iter().for_each(|d| depth(d, n + 1));
         }
-        for s in all {
-            depth(s, 0);
-        }
+        all.into_iter().for_each(|s| depth(s, 0));
+        let name = Verdict(Kernel::Debug, Paging::Four).name();
         assert_eq!(
-            Verdict(Kernel::Debug, Paging::Four).name(),
+            name,
             "kernel: debug KUnit results and boot log, 4-level paging"
         );
     }
