@@ -61,7 +61,7 @@ fn ensure_apt() -> Result<()> {
 /// root, or fails naming the exact command to run.
 pub fn apt_install(packages: &[&str]) -> Result<()> {
     let install = format!(
-        "apt-get install -y --no-install-recommends {}",
+        "apt-get install -y --allow-downgrades --no-install-recommends {}",
         packages.join(" ")
     );
     let is_root = Command::new("id")

@@ -134,10 +134,14 @@ fn failed_patch(git_output: &str, patches: &[PathBuf]) -> Option<String> {
 /// The kernel version the series names: the first `6.12.N...` word in the
 /// cover letter (e.g. "Based on linux-source-6.12 6.12.117-1~deb12u1").
 fn made_for(dir: &Path) -> String {
-    let cover = fs::read_to_string(dir.join("0000-cover-letter.patch")).unwrap_or_default();
-    version_in(&cover).unwrap_or_else(|| {
+    base_version(dir).unwrap_or_else(|| {
         "an unnamed version (no `6.12.N` in kernel-patch/0000-cover-letter.patch)".into()
     })
+}
+
+/// The `linux-source-6.12` version the series in `dir` was made for.
+pub fn base_version(dir: &Path) -> Option<String> {
+    version_in(&fs::read_to_string(dir.join("0000-cover-letter.patch")).ok()?)
 }
 
 fn version_in(text: &str) -> Option<String> {
