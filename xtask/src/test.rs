@@ -1,106 +1,78 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! `cargo xtask test`: what CI runs.
+//! `cargo xtask test`, what CI runs: the cargo commands of [`CHECKS`],
+//! then the kernel stages with the host tests among them.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use anyhow::{Context as _, Result, ensure};
-
-use crate::report::Report;
+use crate::report::{Counts, Report};
 use crate::{cargo, kernel, prereq};
 
 const CLIPPY: &str = "clippy --quiet";
 const DENY: &str = "-- -D warnings -D clippy::undocumented_unsafe_blocks";
+const KOBJ: &str = "--target x86_64-unknown-none --target-dir target/kobj";
+const DOC: &str = r#"doc --quiet --no-deps --all-features --package gmem-kmap"#;
 
-/// The checks before the host tests: a stage name and `cargo` arguments.
-const CHECKS: &[(&str, &[&str])] = &[
-    ("cargo fmt --check", &["fmt --all -- --check"]),
-    (
-        "clippy (host, all targets and features)",
-        &[CLIPPY, "--workspace --all-targets --all-features", DENY],
-    ),
-    (
-        "clippy (x86_64-unknown-none, ffi)",
-        &[
-            CLIPPY,
-            "--lib --features ffi --target x86_64-unknown-none --target-dir target/kobj",
-            DENY,
-        ],
-    ),
-    (
-        "rustdoc (no broken links, no missing docs)",
-        &[
-            "doc --quiet --no-deps --all-features --package gmem-kmap --config build.rustdocflags=[\"-D\",\"warnings\"]",
-        ],
-    ),
+/// The checks before the host tests, each `cargo` with these arguments.
+const CHECKS: &[&[&str]] = &[
+    &["fmt --all -- --check"],
+    &[CLIPPY, "--workspace --all-targets --all-features", DENY],
+    &[CLIPPY, "--lib --features ffi", KOBJ, DENY],
+    &[DOC, r#"--config build.rustdocflags=["-D","warnings"]"#],
 ];
-
-/// `cargo` with `args`, each split at spaces.
-fn cargo_with(args: &[&str]) -> Command {
-    let mut cmd = cargo();
-    cmd.args(args.iter().flat_map(|a| a.split_whitespace()));
-    cmd
-}
 
 /// Runs every check, the boot test's stages last unless `boot` is false;
 /// true when all passed.
 pub fn run(boot: bool) -> bool {
     let mut report = Report::default();
-    report.stage(
-        "prerequisites (rustup target and components, cc, binutils)",
-        prereq::ensure,
-    );
+    let prerequisites = "prerequisites (rustup target and components, cc, binutils)";
+    report.stage(prerequisites, prereq::ensure);
     if report.failed > 0 {
         return report.finish();
     }
-    for (name, args) in CHECKS {
-        report.stage(name, || run_ok(&mut cargo_with(args)));
+    for args in CHECKS {
+        check(&mut report, args);
     }
-    // The host tests read kunit.py from the kernel tree, so the tree is
-    // unpacked first.
+    // The host tests read kunit.py from the kernel tree, unpacked first.
     let opts = kernel::Options::default();
-    kernel::test(&mut report, boot.then_some(&opts), |report| {
-        report.counted("cargo test (host)", || {
-            cargo_test(&mut cargo_with(&[
-                "test --no-fail-fast --workspace --all-features",
-            ]))
-        });
-    });
+    let host_tests = |report: &mut Report| {
+        check(report, &["test --no-fail-fast --workspace --all-features"]);
+    };
+    kernel::test(&mut report, boot.then_some(&opts), host_tests);
     report.finish()
+}
+
+/// Runs `cargo <args>` (each split at spaces) as the stage of that name.
+fn check(report: &mut Report, args: &[&str]) {
+    let args: Vec<_> = args.iter().flat_map(|a| a.split_whitespace()).collect();
+    let run = || run_counted(cargo().args(&args));
+    report.counted(&format!("cargo {}", args.join(" ")), run);
 }
 
 /// `cargo xtask header`: rewrites the generated header.
 pub fn bless_header() -> bool {
-    let mut cmd = cargo_with(&["test --quiet --all-features --test c_header header_is_generated"]);
-    run_ok(cmd.env("GMEM_KMAP_BLESS", "1"))
-        .map_err(|e| eprintln!("{e:#}"))
+    let args = "test --quiet --all-features --test c_header header_is_generated";
+    let mut cmd = cargo();
+    cmd.args(args.split(' ')).env("GMEM_KMAP_BLESS", "1");
+    run_counted(&mut cmd)
+        .map_err(|(why, ..)| eprintln!("{why}"))
         .is_ok()
 }
 
-fn run_ok(cmd: &mut Command) -> Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
-    ensure!(status.success(), "{status}");
-    Ok(())
-}
-
-/// Runs `cargo test`, echoing its output, and sums its result lines.
-fn cargo_test(cmd: &mut Command) -> Result<(u32, u32), (String, u32, u32)> {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| (format!("cannot run cargo test: {e}"), 0, 1))?;
+/// Runs `cmd`, echoing its output: the sum of its `cargo test` result
+/// lines, or one check passed when it printed none.
+fn run_counted(cmd: &mut Command) -> Counts {
+    let spawned = cmd.stdout(Stdio::piped()).spawn();
+    let mut child = spawned.map_err(|e| (format!("cannot run {cmd:?}: {e}"), 0, 1))?;
     let (mut passed, mut failed) = (0, 0);
-    let stdout = child.stdout.take().expect("piped stdout");
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+    let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    for line in stdout.lines().map_while(Result::ok) {
         println!("{line}");
-        if let Some((p, f)) = parse_result_line(&line) {
-            passed += p;
-            failed += f;
-        }
+        let (p, f) = parse_result_line(&line).unwrap_or_default();
+        (passed, failed) = (passed + p, failed + f);
     }
     match child.wait() {
+        Ok(status) if status.success() && passed + failed == 0 => Ok((1, 0)),
         Ok(status) if status.success() => Ok((passed, failed)),
         Ok(status) => Err((status.to_string(), passed, failed)),
         Err(e) => Err((e.to_string(), passed, failed)),
@@ -110,11 +82,10 @@ fn cargo_test(cmd: &mut Command) -> Result<(u32, u32), (String, u32, u32)> {
 /// `test result: ok. 16 passed; 0 failed; ...` → (16, 0).
 fn parse_result_line(line: &str) -> Option<(u32, u32)> {
     let rest = line.strip_prefix("test result: ")?;
-    let count = |word: &str| -> Option<u32> {
-        let part = rest.split(';').find(|p| p.trim().ends_with(word))?;
-        part.split_whitespace().rev().nth(1)?.parse().ok()
-    };
-    Some((count(" passed")?, count(" failed")?))
+    let mut counts = rest
+        .split(';')
+        .map(|p| p.split_whitespace().rev().nth(1)?.parse().ok());
+    Some((counts.next()??, counts.next()??))
 }
 
 #[cfg(test)]
@@ -122,25 +93,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_cargo_test_summaries() {
-        let ok = "test result: ok. 16 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s";
-        assert_eq!(parse_result_line(ok), Some((16, 0)));
-        let bad = "test result: FAILED. 3 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out";
-        assert_eq!(parse_result_line(bad), Some((3, 1)));
-        assert_eq!(parse_result_line("running 4 tests"), None);
-    }
-
-    #[test]
-    fn the_checks_run_the_commands_they_name() {
-        let args: Vec<String> = cargo_with(CHECKS[2].1)
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(args[..2], ["clippy", "--quiet"]);
-        assert!(args.ends_with(&["-D".into(), "clippy::undocumented_unsafe_blocks".into()]));
-        assert!(
-            args.windows(2)
-                .any(|w| w == ["--target", "x86_64-unknown-none"])
+    fn checks_are_counted_from_their_exit_and_result_lines() {
+        let sh = |script: &str| run_counted(Command::new("sh").args(["-c", script]));
+        let result = "echo 'test result: FAILED. 3 passed; 1 failed; 0 ignored; 0 measured'";
+        assert_eq!(sh(&format!("{result}; {result}")), Ok((6, 2)));
+        assert_eq!(sh(&format!("{result}; exit 101")).unwrap_err().1, 3);
+        assert_eq!(
+            sh("echo 'test result: ok. many passed; 0 failed'"),
+            Ok((1, 0))
         );
+        assert_eq!(sh("exit 1"), Err(("exit status: 1".into(), 0, 0)));
     }
 }
