@@ -1,34 +1,28 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! The boots: each kernel at each paging depth with every test, then its
-//! boots of one program alone ([`ALONE`]) and the debug kernel's boots
-//! failing the window's preparation; and the benchmark's boots of a script.
+//! boots of one program alone ([`ALONE`]); the benchmark's boots of a script.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, bail, ensure};
 
-use super::stage::Kernel::{self, Boot, Debug};
-use super::stage::{Pipeline, Stage, Stage::Faults, Stage::Stress};
+use super::stage::{
+    Kernel, Kernel::Boot, Kernel::Debug, Pipeline, Stage, Stage::Faults, Stage::Stress,
+};
 use super::verdict::{WindowFault, read_log, verdict_of, window_fault_outcome};
 use super::{Built, Cache, Extra, Initramfs, Options, Paging, boot_timeout, qemu, selftests};
 
 const STRESS: &str = "guest_memfd_no_direct_map_stress_test";
-/// The fault-injection program, which only the debug kernel runs.
+/// Run by the debug kernel only.
 const FAULT: &str = "guest_memfd_no_direct_map_fault_test";
 
-/// A boot of one program alone after a kernel's test boots: (kernel, stage,
-/// log name, CPUs (`None`: `--smp`'s), command line added, program).
-type Alone = (
-    Kernel,
-    Stage,
-    &'static str,
-    Option<u32>,
-    &'static str,
-    &'static str,
-);
+/// A boot of one program alone: (kernel, stage, log name, CPUs (`None`:
+/// `--smp`'s), command line added, program).
+type Alone = (Kernel, Stage, Str, Option<u32>, Str, Str);
+type Str = &'static str;
 
 /// The race stress on 8 CPUs, as many vCPUs as race; faults injected with
-/// the direct map in huge pages again, so that they meet its splits too.
+/// the direct map in huge pages, so that they meet its splits too.
 const ALONE: &[Alone] = &[
     (Boot, Stress(Boot), "stress-smp8", Some(8), "", STRESS),
     (Debug, Stress(Debug), "stress-smp8", Some(8), "", STRESS),
@@ -38,32 +32,29 @@ const ALONE: &[Alone] = &[
 /// The debug kernel's last test (tests run in name order): kmemleak's scan.
 const KMEMLEAK_SCAN: (&str, &str) = ("/tests/zz-kmemleak", include_str!("zz-kmemleak.sh"));
 
-/// A kernel's boots: the cache, the kernel and its image, the programs, the options.
+/// Files of an initramfs: (path in the guest, host file).
+type Files = [(String, PathBuf)];
+
+/// A kernel's boots: the cache, the kernel, its image, the programs, the options.
 #[derive(Clone, Copy)]
-struct Boots<'a>(
-    &'a Cache,
-    Kernel,
-    Option<&'a Path>,
-    &'a [(String, PathBuf)],
-    &'a Options,
-);
+struct Boots<'a>(&'a Cache, Kernel, Option<&'a Path>, &'a Files, &'a Options);
 
 impl Boots<'_> {
-    /// Its initramfs, a boot and its verdict at each depth (the log judged
-    /// even when QEMU failed or hung), then its [`ALONE`] boots.
+    /// Its initramfs, a boot and its verdict at each depth, its [`ALONE`] boots.
     fn run(self, p: &mut Pipeline) {
         let Boots(cache, k, _, programs, opts) = self;
         let initrd = cache.root.join(format!("{}-initramfs.cpio.gz", k.name()));
         let files = [programs, &opts.extra].concat();
-        p.run(Stage::Initramfs(k), || self.initramfs(&files, &initrd));
-        // The debug kernel's boots show the fault injection's suite too.
+        let initramfs = || write_initramfs(&initrd, k == Debug, &files, &[]);
+        p.run(Stage::Initramfs(k), initramfs);
+        let ours = super::EXPECTED_SUITES.iter().map(|&s| s.into());
         let fault = (k == Debug).then(|| format!("selftest {FAULT}"));
-        let ours = super::EXPECTED_SUITES.iter().map(|s| s.to_string());
-        let expected: Vec<_> = match &crate::settings().expected_suites {
+        let expected: Vec<String> = match &crate::settings().expected_suites {
             Some(list) => list.iter().filter(|s| !s.is_empty()).cloned().collect(),
             None => ours.chain(fault).collect(),
         };
         for &paging in opts.paging.list() {
+            // The log is judged even when QEMU failed or hung.
             let log = cache.log(&format!("{}-{}", k.name(), paging.tag()));
             let boot = || self.boot(&initrd, &log, (opts.smp, paging), "");
             p.run(Stage::Boot(k, paging), boot);
@@ -75,22 +66,9 @@ impl Boots<'_> {
         }
     }
 
-    /// Writes its initramfs of `files` to `path`: on the debug kernel, the
-    /// debug tests under `/tests/` and kmemleak's scan last.
-    fn initramfs(self, files: &[(String, PathBuf)], path: &Path) -> Result<()> {
-        let debug = self.1 == Debug;
-        let guest = |path: &String| match path.strip_prefix(selftests::DEBUG_TESTS) {
-            Some(name) if debug => format!("/tests{name}"),
-            _ => path.clone(),
-        };
-        let files: Vec<_> = files.iter().map(|(g, h)| (guest(g), h.clone())).collect();
-        write_initramfs(path, &files, if debug { &[KMEMLEAK_SCAN] } else { &[] })
-    }
-
-    /// Boots the kernel into `initrd`, `cmdline` added, console into `log`:
-    /// the vCPUs on one host thread, as the tests run nested guests
-    /// ([`Extra::one_thread`]); the debug kernel with memory for KASAN's
-    /// shadow and kmemleak's pool, and page poisoning (built in) on.
+    /// Boots `initrd`, `cmdline` added, the vCPUs on one host thread (see
+    /// [`Extra::one_thread`]); the debug kernel with page poisoning (built in)
+    /// on and memory for KASAN's shadow and kmemleak's pool.
     fn boot(self, initrd: &Path, log: &Path, at: (u32, Paging), cmdline: &str) -> Result<()> {
         let debug = self.1 == Debug;
         let cmdline = format!("{}{cmdline}", if debug { "page_poison=1 " } else { "" });
@@ -104,10 +82,8 @@ impl Boots<'_> {
         qemu::boot(image, initrd, at.0, at.1, boot_timeout(), log, extra)?.result()
     }
 
-    /// Boots `program` alone on `smp` CPUs (`None`: `--smp`'s) at `-cpu max`'s
-    /// depth, KUnit off (it ran in the test boots), logged to
-    /// `logs/<kernel>-<name>.log`, `selftest <program>` the one suite
-    /// expected: the log.
+    /// Boots `program` alone at `-cpu max`'s depth, KUnit off (it ran in the
+    /// test boots), its log `<kernel>-<name>` showing its suite only: the log.
     fn alone(self, name: &str, smp: Option<u32>, cmdline: &str, program: &str) -> Result<String> {
         let Boots(cache, k, _, programs, opts) = self;
         let ours = |(guest, _): &&(String, PathBuf)| guest.ends_with(&format!("/{program}"));
@@ -115,48 +91,45 @@ impl Boots<'_> {
         let found = found.with_context(|| format!("{program} was not built"))?;
         let (name, smp) = (format!("{}-{name}", k.name()), smp.unwrap_or(opts.smp));
         let initrd = cache.root.join(format!("{name}-initramfs.cpio.gz"));
-        self.initramfs(std::slice::from_ref(found), &initrd)?;
+        write_initramfs(&initrd, k == Debug, std::slice::from_ref(found), &[])?;
         let (log, cmdline) = (cache.log(&name), format!("kunit.enable=0 {cmdline}"));
         self.boot(&initrd, &log, (smp, Paging::Five), &cmdline)?;
         verdict_of(&log, Paging::Five, &[format!("selftest {program}")])
     }
 
-    /// Boots the debug kernel with `fail_gmem_kmap=1,100,<n>,1`, failing the
-    /// n-th allocation of the window's preparation, for n = 1, 2, ... until
-    /// the window comes up all the same: every allocation was failed once.
-    /// [`FAULT`] checks what a VMM sees (the flag refused with EINVAL); the
-    /// log must show the failure injected and the window's one line, its error.
+    /// Fails the n-th allocation of the window's preparation at boot, n = 1,
+    /// 2, ... until the window comes up all the same; each log must show the
+    /// failure injected and the window's one line, its error.
     fn window_faults(self) -> Result<()> {
         const MAX: u32 = 8; // More than the window's preparation makes.
         for n in 1..=MAX {
             let cmdline = format!("fail_gmem_kmap=1,100,{n},1");
             let log = self.alone(&format!("window-fault{n}"), None, &cmdline, FAULT)?;
-            match window_fault_outcome(&log)? {
-                WindowFault::Off(line) => println!("    allocation {n} failed: `{line}`"),
-                WindowFault::On if n > 1 => {
-                    println!("    allocation {n}: none; the window came up: every one was failed");
-                    return Ok(());
-                }
-                WindowFault::On => bail!("the first allocation failed nothing"),
-            }
+            let WindowFault::Off(line) = window_fault_outcome(&log)? else {
+                ensure!(n > 1, "the first allocation failed nothing");
+                println!("    allocation {n}: none; the window came up: every one was failed");
+                return Ok(());
+            };
+            println!("    allocation {n} failed: `{line}`");
         }
         bail!("the window still failed at allocation {MAX}: is the sweep ending?")
     }
 }
 
-/// Writes an initramfs of `files` and `scripts` (guest path, host file or
-/// text) to `path`, printing what it holds.
-fn write_initramfs(
-    path: &Path,
-    files: &[(String, PathBuf)],
-    scripts: &[(&str, &str)],
-) -> Result<()> {
+/// Writes to `path` an initramfs of `files` and `texts` (guest path,
+/// text); the debug kernel's has the debug tests in `/tests/` and
+/// kmemleak's scan last.
+fn write_initramfs(path: &Path, debug: bool, files: &Files, texts: &[(&str, &str)]) -> Result<()> {
     let mut archive = Initramfs::standard()?;
     for (guest, host) in files {
+        let guest = match guest.strip_prefix(selftests::DEBUG_TESTS) {
+            Some(name) if debug => format!("/tests{name}"),
+            _ => guest.clone(),
+        };
         println!("    + {guest} <- {}", host.display());
-        archive.host_file(guest, host)?;
+        archive.host_file(&guest, host)?;
     }
-    for (guest, text) in scripts {
+    for (guest, text) in texts.iter().chain(debug.then_some(&KMEMLEAK_SCAN)) {
         println!("    + {guest} (a script)");
         archive.file(guest, text.as_bytes().to_vec(), 0o755);
     }
@@ -176,8 +149,8 @@ pub fn boot_kernel(
     Boots(cache, Boot, image, programs, opts).run(p);
 }
 
-/// The debug kernel: configured, built and booted as the tested kernel
-/// (any detector's report fails a boot), then the window's faults.
+/// The debug kernel configured, built and booted as the tested one (any
+/// detector's report fails a boot), then the window's faults.
 pub fn debug_kernel(
     p: &mut Pipeline,
     cache: &Cache,
@@ -200,11 +173,8 @@ pub fn script_log(cache: &Cache, name: &str, smp: u32, paging: Paging) -> PathBu
     cache.log(&format!("{name}-smp{smp}-{}", paging.tag()))
 }
 
-/// Boots the built kernel (or `extra.kernel`) on `smp` CPUs at `paging`
-/// depth into an initramfs whose only test is `script` (`/tests/<name>`),
-/// the series' programs in `/bin`, console into [`script_log`]; the log, or
-/// why it is not to be trusted (a crash, a warning, the script's non-zero
-/// exit, another paging depth).
+/// Boots `extra.kernel` or the built one into `script` (`/tests/<name>`) with
+/// the programs in `/bin`: the log, or why it is not to be trusted.
 pub fn boot_script(
     cache: &Cache,
     built: &Built,
@@ -218,9 +188,14 @@ pub fn boot_script(
     let bin = |(guest, host): &(String, PathBuf)| (format!("/bin/{}", base(guest)), host.clone());
     let files: Vec<_> = built.programs.iter().map(bin).collect();
     let initrd = cache.root.join(format!("{name}-initramfs.cpio.gz"));
-    write_initramfs(&initrd, &files, &[(&format!("/tests/{name}"), script)])?;
-    let log = script_log(cache, name, smp, paging);
-    let image = extra.kernel.unwrap_or(&built.kernel);
+    write_initramfs(
+        &initrd,
+        false,
+        &files,
+        &[(&format!("/tests/{name}"), script)],
+    )?;
+    let (log, image) = (script_log(cache, name, smp, paging), extra.kernel);
+    let image = image.unwrap_or(&built.kernel);
     qemu::boot(image, &initrd, smp, paging, boot_timeout(), &log, extra)?.result()?;
     let text = read_log(&log)?;
     let problems = super::verdict::script_problems(&text, paging);
