@@ -31,8 +31,7 @@ impl Report {
         self.run(name, || Ok(Some(why)));
     }
 
-    /// Prints the lines around `run`: a check passed, failed, or neither
-    /// (`Ok(Some(outcome))`).
+    /// Prints the lines around `run`: a check passed, failed, or neither (`Ok(Some(outcome))`).
     fn run(&mut self, name: &str, run: impl FnOnce() -> Result<Option<String>>) {
         println!("==> {name}");
         let start = Instant::now();
@@ -49,8 +48,7 @@ impl Report {
         (self.passed, self.failed) = (self.passed + passed, self.failed + failed);
     }
 
-    /// Prints the stages that did not simply pass, the tally; true when
-    /// nothing failed.
+    /// Prints the stages that did not simply pass, the tally; true when nothing failed.
     pub fn finish(self) -> bool {
         self.notes.iter().for_each(|note| println!("    {note}"));
         println!("{} passed, {} failed", self.passed, self.failed);

@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail, ensure};
 
-use super::stage::{
-    Kernel, Kernel::Boot, Kernel::Debug, Pipeline, Stage, Stage::Faults, Stage::Stress,
-};
+use super::stage::Kernel::{self, Boot, Debug};
+use super::stage::{Pipeline, Stage, Stage::Faults, Stage::Stress};
 use super::verdict::{WindowFault, read_log, verdict_of, window_fault_outcome};
 use super::{Built, Cache, Extra, Initramfs, Options, Paging, boot_timeout, qemu, selftests};
 
@@ -16,21 +15,16 @@ const STRESS: &str = "guest_memfd_no_direct_map_stress_test";
 /// Run by the debug kernel only.
 const FAULT: &str = "guest_memfd_no_direct_map_fault_test";
 
-/// A boot of one program alone: (kernel, stage, log name, CPUs (`None`:
-/// `--smp`'s), command line added, program).
+/// (kernel, stage, log name, CPUs (`None`: `--smp`'s), command line added, program).
 type Alone = (Kernel, Stage, Str, Option<u32>, Str, Str);
 type Str = &'static str;
 
-/// The race stress on 8 CPUs, as many vCPUs as race; faults injected with
-/// the direct map in huge pages, so that they meet its splits too.
+/// The boots of one program alone: the race stress; faults meeting direct-map splits (huge pages).
 const ALONE: &[Alone] = &[
     (Boot, Stress(Boot), "stress-smp8", Some(8), "", STRESS),
     (Debug, Stress(Debug), "stress-smp8", Some(8), "", STRESS),
     (Debug, Faults, "fault", None, "debug_pagealloc=off", FAULT),
 ];
-
-/// The debug kernel's last test (tests run in name order): kmemleak's scan.
-const KMEMLEAK_SCAN: (&str, &str) = ("/tests/zz-kmemleak", include_str!("zz-kmemleak.sh"));
 
 /// Files of an initramfs: (path in the guest, host file).
 type Files = [(String, PathBuf)];
@@ -66,9 +60,7 @@ impl Boots<'_> {
         }
     }
 
-    /// Boots `initrd`, `cmdline` added, the vCPUs on one host thread (see
-    /// [`Extra::one_thread`]); the debug kernel with page poisoning (built in)
-    /// on and memory for KASAN's shadow and kmemleak's pool.
+    /// Boots `initrd`, `cmdline` added: debug with page poisoning and memory for KASAN, kmemleak.
     fn boot(self, initrd: &Path, log: &Path, at: (u32, Paging), cmdline: &str) -> Result<()> {
         let debug = self.1 == Debug;
         let cmdline = format!("{}{cmdline}", if debug { "page_poison=1 " } else { "" });
@@ -82,8 +74,7 @@ impl Boots<'_> {
         qemu::boot(image, initrd, at.0, at.1, boot_timeout(), log, extra)?.result()
     }
 
-    /// Boots `program` alone at `-cpu max`'s depth, KUnit off (it ran in the
-    /// test boots), its log `<kernel>-<name>` showing its suite only: the log.
+    /// Boots `program` alone (KUnit off; it ran already), logged as `<kernel>-<name>`: the log.
     fn alone(self, name: &str, smp: Option<u32>, cmdline: &str, program: &str) -> Result<String> {
         let Boots(cache, k, _, programs, opts) = self;
         let ours = |(guest, _): &&(String, PathBuf)| guest.ends_with(&format!("/{program}"));
@@ -97,9 +88,7 @@ impl Boots<'_> {
         verdict_of(&log, Paging::Five, &[format!("selftest {program}")])
     }
 
-    /// Fails the n-th allocation of the window's preparation at boot, n = 1,
-    /// 2, ... until the window comes up all the same; each log must show the
-    /// failure injected and the window's one line, its error.
+    /// Fails the n-th allocation of the window's setup, n = 1, 2, ... until the window comes up.
     fn window_faults(self) -> Result<()> {
         const MAX: u32 = 8; // More than the window's preparation makes.
         for n in 1..=MAX {
@@ -116,9 +105,7 @@ impl Boots<'_> {
     }
 }
 
-/// Writes to `path` an initramfs of `files` and `texts` (guest path,
-/// text); the debug kernel's has the debug tests in `/tests/` and
-/// kmemleak's scan last.
+/// Writes to `path` an initramfs of `files` and `texts`; debug: debug tests and kmemleak's scan.
 fn write_initramfs(path: &Path, debug: bool, files: &Files, texts: &[(&str, &str)]) -> Result<()> {
     let mut archive = Initramfs::standard()?;
     for (guest, host) in files {
@@ -126,15 +113,15 @@ fn write_initramfs(path: &Path, debug: bool, files: &Files, texts: &[(&str, &str
             Some(name) if debug => format!("/tests{name}"),
             _ => guest.clone(),
         };
-        println!("    + {guest} <- {}", host.display());
         archive.host_file(&guest, host)?;
     }
-    for (guest, text) in texts.iter().chain(debug.then_some(&KMEMLEAK_SCAN)) {
-        println!("    + {guest} (a script)");
+    // kmemleak's scan runs last (in name order), the tests done.
+    let kmemleak = ("/tests/zz-kmemleak", include_str!("zz-kmemleak.sh"));
+    for (guest, text) in texts.iter().chain(debug.then_some(&kmemleak)) {
         archive.file(guest, text.as_bytes().to_vec(), 0o755);
     }
-    let size = archive.write_gz(path)?;
-    println!("    {} ({} KiB)", path.display(), size / 1024);
+    let kib = archive.write_gz(path)? / 1024;
+    println!("    {} ({kib} KiB, its files in {0}.list)", path.display());
     Ok(())
 }
 
@@ -149,8 +136,7 @@ pub fn boot_kernel(
     Boots(cache, Boot, image, programs, opts).run(p);
 }
 
-/// The debug kernel configured, built and booted as the tested one (any
-/// detector's report fails a boot), then the window's faults.
+/// The debug kernel configured, built and booted as the tested one, then the window's faults.
 pub fn debug_kernel(
     p: &mut Pipeline,
     cache: &Cache,
@@ -173,8 +159,7 @@ pub fn script_log(cache: &Cache, name: &str, smp: u32, paging: Paging) -> PathBu
     cache.log(&format!("{name}-smp{smp}-{}", paging.tag()))
 }
 
-/// Boots `extra.kernel` or the built one into `script` (`/tests/<name>`) with
-/// the programs in `/bin`: the log, or why it is not to be trusted.
+/// Boots `extra.kernel` or the built one into `script` (`/tests/<name>`, programs in `/bin`).
 pub fn boot_script(
     cache: &Cache,
     built: &Built,
@@ -188,14 +173,10 @@ pub fn boot_script(
     let bin = |(guest, host): &(String, PathBuf)| (format!("/bin/{}", base(guest)), host.clone());
     let files: Vec<_> = built.programs.iter().map(bin).collect();
     let initrd = cache.root.join(format!("{name}-initramfs.cpio.gz"));
-    write_initramfs(
-        &initrd,
-        false,
-        &files,
-        &[(&format!("/tests/{name}"), script)],
-    )?;
-    let (log, image) = (script_log(cache, name, smp, paging), extra.kernel);
-    let image = image.unwrap_or(&built.kernel);
+    let test = format!("/tests/{name}");
+    write_initramfs(&initrd, false, &files, &[(&test, script)])?;
+    let log = script_log(cache, name, smp, paging);
+    let image = extra.kernel.unwrap_or(&built.kernel);
     qemu::boot(image, &initrd, smp, paging, boot_timeout(), &log, extra)?.result()?;
     let text = read_log(&log)?;
     let problems = super::verdict::script_problems(&text, paging);
