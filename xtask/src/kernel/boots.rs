@@ -52,11 +52,11 @@ impl Boots<'_> {
             let log = cache.log(&format!("{}-{}", k.name(), paging.tag()));
             let boot = || self.boot(&initrd, &log, (opts.smp, paging), "");
             p.run(Stage::Boot(k, paging), boot);
-            let verdict = || verdict_of(&log, paging, &expected).map(drop);
+            let verdict = || verdict_of(&log, paging, &expected);
             p.run(Stage::Verdict(k, paging), verdict);
         }
         for &(_, stage, name, smp, cmdline, program) in ALONE.iter().filter(|a| a.0 == k) {
-            p.run(stage, || self.alone(name, smp, cmdline, program).map(drop));
+            p.run(stage, || self.alone(name, smp, cmdline, program));
         }
     }
 
@@ -159,7 +159,7 @@ pub fn script_log(cache: &Cache, name: &str, smp: u32, paging: Paging) -> PathBu
     cache.log(&format!("{name}-smp{smp}-{}", paging.tag()))
 }
 
-/// Boots `extra.kernel` or the built one into `script` (`/tests/<name>`, programs in `/bin`).
+/// Boots `extra.kernel` or the built one into `script` (`/tests/<name>`, the tools in `/bin`).
 pub fn boot_script(
     cache: &Cache,
     built: &Built,
@@ -169,12 +169,11 @@ pub fn boot_script(
     script: &str,
     extra: Extra<'_>,
 ) -> Result<String> {
-    let base = |guest: &str| guest.rsplit('/').next().unwrap_or_default().to_string();
-    let bin = |(guest, host): &(String, PathBuf)| (format!("/bin/{}", base(guest)), host.clone());
-    let files: Vec<_> = built.programs.iter().map(bin).collect();
+    let tool = |(guest, _): &&(String, PathBuf)| guest.starts_with("/bin/");
+    let tools: Vec<_> = built.programs.iter().filter(tool).cloned().collect();
     let initrd = cache.root.join(format!("{name}-initramfs.cpio.gz"));
     let test = format!("/tests/{name}");
-    write_initramfs(&initrd, false, &files, &[(&test, script)])?;
+    write_initramfs(&initrd, false, &tools, &[(&test, script)])?;
     let log = script_log(cache, name, smp, paging);
     let image = extra.kernel.unwrap_or(&built.kernel);
     qemu::boot(image, &initrd, smp, paging, boot_timeout(), &log, extra)?.result()?;
