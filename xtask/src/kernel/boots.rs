@@ -62,7 +62,8 @@ impl Boots<'_> {
 
     /// Boots `initrd`, `cmdline` added: debug with page poisoning and memory for KASAN, kmemleak.
     fn boot(self, initrd: &Path, log: &Path, at: (u32, Paging), cmdline: &str) -> Result<()> {
-        let debug = self.1 == Debug;
+        let Boots(_, k, image, ..) = self;
+        let debug = k == Debug;
         let cmdline = format!("{}{cmdline}", if debug { "page_poison=1 " } else { "" });
         let extra = Extra {
             qemu: if debug { &["-m", "2G"] } else { &[] },
@@ -70,7 +71,7 @@ impl Boots<'_> {
             kernel: None,
             one_thread: true,
         };
-        let image = self.2.expect("built before booting");
+        let image = image.expect("built before booting");
         qemu::boot(image, initrd, at.0, at.1, boot_timeout(), log, extra)?.result()
     }
 
