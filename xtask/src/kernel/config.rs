@@ -1,26 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Kernel configurations: a fragment in `kernel-patch/configs/<name>.config`
-//! expanded with `make KCONFIG_ALLCONFIG=<fragment> allnoconfig` into
-//! `<cache>/build/<name>/.config`, then checked: Kconfig silently drops any
-//! symbol whose dependencies are unmet, so every line of the fragment must
-//! be found in .config with its value.
-//!
-//! A configuration may be layered ([`layers`]): `debug` is the `boot`
-//! fragment with `debug.config` on top, joined into one file in its build
-//! directory, a later line for a symbol replacing an earlier one.
+//! Kernel configurations: the fragments `kernel-patch/configs/<name>.config`
+//! of a configuration (`debug` is `boot` with `debug.config` on top) merged
+//! by the tree's `scripts/kconfig/merge_config.sh`, then expanded with
+//! `make KCONFIG_ALLCONFIG=<merged> allnoconfig`. Kconfig silently drops a
+//! symbol whose dependencies are unmet, so every line of the merged
+//! fragment must then be found in .config with its value.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::Cache;
-use super::run::{Ended, logged, output, tail};
-use anyhow::{Context as _, Result, anyhow, bail};
+use super::run::{logged, output};
+use anyhow::{Context as _, Result, bail};
 
-/// The fragment for configuration `name`: `kernel-patch/configs/<name>.config`,
-/// or the file `--boot-config`, `--debug-config` or `--nomitig-config`
-/// names.
-pub fn fragment(name: &str) -> PathBuf {
+/// The fragment of layer `name`: `kernel-patch/configs/<name>.config`, or
+/// the file `--boot-config`, `--debug-config` or `--nomitig-config` names.
+fn fragment(name: &str) -> PathBuf {
     let s = crate::settings();
     let chosen = match name {
         "boot" => &s.boot_config,
@@ -29,53 +26,53 @@ pub fn fragment(name: &str) -> PathBuf {
         _ => &None,
     };
     match chosen {
-        Some(path) => {
-            println!("    {name} fragment: {}", path.display());
-            path.clone()
-        }
+        Some(path) => path.clone(),
         None => crate::root().join(format!("kernel-patch/configs/{name}.config")),
     }
 }
 
-/// The fragments configuration `name` is made of, in order: the `debug`
-/// kernel is the `boot` kernel with the detectors on top.
-pub fn layers(name: &str) -> Vec<&str> {
+/// The layers of configuration `name`, in order.
+fn layers(name: &str) -> Vec<&str> {
     match name {
         "debug" => vec!["boot", "debug"],
         _ => vec![name],
     }
 }
 
-/// The fragment of configuration `name` as one text, with the file
-/// `allnoconfig` should read it from: the fragment itself, or for a layered
-/// configuration the layers joined into `<out>/fragment.config`.
-fn joined_fragment(name: &str, out: &Path) -> Result<(PathBuf, String)> {
-    let mut text = String::new();
-    let mut files = Vec::new();
-    for layer in layers(name) {
-        let frag = fragment(layer);
-        let part = fs::read_to_string(&frag).with_context(|| format!("read {}", frag.display()))?;
-        text.push_str(&part);
-        if !text.ends_with('\n') {
-            text.push('\n');
-        }
-        files.push(frag);
+/// `merge_config.sh -m <frags>` into `<out>/fragment.config` (a later value
+/// for a symbol replacing an earlier one); the merged text.
+fn merge(tree: &Path, frags: &[PathBuf], out: &Path) -> Result<String> {
+    let mut merge = Command::new("sh");
+    merge
+        .arg(tree.join("scripts/kconfig/merge_config.sh"))
+        .arg("-m");
+    for frag in frags {
+        // The script would create a missing base file, empty.
+        let frag = fs::canonicalize(frag).with_context(|| format!("read {}", frag.display()))?;
+        merge.arg(frag);
     }
-    if let [only] = &files[..] {
-        return Ok((only.clone(), text));
+    let merged = out.join("fragment.config");
+    let said = output(merge.current_dir(out).env("KCONFIG_CONFIG", &merged))?;
+    for line in said
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        println!("    | {line}");
     }
-    let joined = out.join("fragment.config");
-    fs::write(&joined, &text).with_context(|| format!("write {}", joined.display()))?;
-    Ok((joined, text))
+    fs::read_to_string(&merged).with_context(|| format!("read {}", merged.display()))
 }
 
-/// Configures `<cache>/build/<name>` from its fragment (or layers) and
-/// checks the result; returns the build directory.
+/// Configures `<cache>/build/<name>` from its layers and checks the result;
+/// returns the build directory.
 pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf> {
     let out = cache.build(name);
     fs::create_dir_all(&out)?;
-    let (frag, text) = joined_fragment(name, &out)?;
-    let wanted = last_wins(parse_fragment(&text));
+    let text = merge(
+        tree,
+        &layers(name).into_iter().map(fragment).collect::<Vec<_>>(),
+        &out,
+    )?;
+    let frag = out.join("fragment.config");
     // Same fragment on the same tree: .config would come out the same, and
     // rewriting it costs a relink.
     let head = output(
@@ -83,25 +80,27 @@ pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf> {
             .current_dir(tree)
             .args(["rev-parse", "HEAD"]),
     )?;
-    let stamp_path = out.join(".gmem-kmap-fragment");
-    let stamp = format!("{head}{text}");
-    let dot_config = out.join(".config");
-    if dot_config.exists() && fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
+    let (stamp_path, stamp) = (out.join(".gmem-kmap-fragment"), format!("{head}{text}"));
+    let config = if fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp)
+        && let Ok(config) = fs::read_to_string(out.join(".config"))
+    {
         println!(
-            "    unchanged: {} from this fragment on this tree",
-            dot_config.display()
+            "    unchanged: {}/.config from this fragment on this tree",
+            out.display()
         );
+        config
     } else {
         let _ = fs::remove_file(&stamp_path);
-        allnoconfig(cache, tree, name, &frag, &out, &[])?;
+        let config = allnoconfig(cache, tree, name, &frag, &[])?;
         fs::write(&stamp_path, stamp)?;
-    }
-    let config = fs::read_to_string(out.join(".config"))?;
+        config
+    };
+    let wanted = parse_fragment(&text);
     let missing = missing(&wanted, &config);
+    for m in &missing {
+        println!("    not in .config as asked: {m}");
+    }
     if !missing.is_empty() {
-        for m in &missing {
-            println!("    not in .config as asked: {m}");
-        }
         bail!(
             "{} option(s) of {} did not take (unmet dependencies or unknown symbols): {}",
             missing.len(),
@@ -117,8 +116,8 @@ pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf> {
 }
 
 /// The `.config` fragment `fragment_name` gives in build directory
-/// `build_name` with `make` given `extra` too (e.g. another `RUSTC=`),
-/// made afresh and not checked against the fragment.
+/// `build_name` with `extra` make arguments (e.g. `RUSTC=`), made afresh
+/// and not checked.
 pub fn configure_with(
     cache: &Cache,
     tree: &Path,
@@ -126,30 +125,20 @@ pub fn configure_with(
     build_name: &str,
     extra: &[String],
 ) -> Result<String> {
-    let out = cache.build(build_name);
-    fs::create_dir_all(&out)?;
-    allnoconfig(
-        cache,
-        tree,
-        build_name,
-        &fragment(fragment_name),
-        &out,
-        extra,
-    )?;
-    let config = out.join(".config");
-    fs::read_to_string(&config).with_context(|| format!("read {}", config.display()))
+    fs::create_dir_all(cache.build(build_name))?;
+    allnoconfig(cache, tree, build_name, &fragment(fragment_name), extra)
 }
 
-/// `make O=<out> KCONFIG_ALLCONFIG=<frag> <extra> allnoconfig`, logged.
+/// `make O=<build dir> KCONFIG_ALLCONFIG=<frag> <extra> allnoconfig`,
+/// logged; the `.config` made.
 fn allnoconfig(
     cache: &Cache,
     tree: &Path,
     name: &str,
     frag: &Path,
-    out: &Path,
     extra: &[String],
-) -> Result<()> {
-    let log = cache.log(&format!("{name}-config"));
+) -> Result<String> {
+    let (out, log) = (cache.build(name), cache.log(&format!("{name}-config")));
     println!("    {} -> {}/.config", frag.display(), out.display());
     let mut make = Command::new("make");
     make.current_dir(tree)
@@ -157,67 +146,42 @@ fn allnoconfig(
         .arg(format!("KCONFIG_ALLCONFIG={}", frag.display()))
         .args(extra)
         .arg("allnoconfig");
-    match logged(&mut make, &log, None, |_| true)? {
-        Ended::Exited(s) if s.success() => Ok(()),
-        _ => {
-            for line in tail(&log, 40) {
-                println!("    | {line}");
-            }
-            Err(anyhow!("make allnoconfig failed; log: {}", log.display()))
-        }
-    }
+    logged(&mut make, &log, None)?.result()?;
+    let config = out.join(".config");
+    fs::read_to_string(&config).with_context(|| format!("read {}", config.display()))
 }
 
 /// `(CONFIG_X, Some(value))` for `CONFIG_X=value`, `(CONFIG_X, None)` for
-/// `# CONFIG_X is not set`; comments and blank lines skipped.
-pub fn parse_fragment(text: &str) -> Vec<(String, Option<String>)> {
-    text.lines()
-        .map(str::trim)
-        .filter_map(|l| {
-            if let Some(sym) = l
-                .strip_prefix("# ")
-                .and_then(|r| r.strip_suffix(" is not set"))
-            {
-                return sym.starts_with("CONFIG_").then(|| (sym.to_string(), None));
-            }
-            let (k, v) = l.split_once('=')?;
-            k.starts_with("CONFIG_")
-                .then(|| (k.to_string(), Some(v.to_string())))
-        })
-        .collect()
-}
-
-/// One wish per symbol, the last one: a later layer overrides an earlier.
-pub fn last_wins(wanted: Vec<(String, Option<String>)>) -> Vec<(String, Option<String>)> {
-    let mut out: Vec<(String, Option<String>)> = Vec::new();
-    for (k, v) in wanted {
-        out.retain(|(h, _)| *h != k);
-        out.push((k, v));
+/// `# CONFIG_X is not set`; other lines skipped.
+fn parse_fragment(text: &str) -> Vec<(&str, Option<&str>)> {
+    fn parse(l: &str) -> Option<(&str, Option<&str>)> {
+        let unset = l
+            .strip_prefix("# ")
+            .and_then(|r| r.strip_suffix(" is not set"));
+        unset
+            .map(|k| (k, None))
+            .or_else(|| l.split_once('=').map(|(k, v)| (k, Some(v))))
     }
-    out
+    let lines = text.lines().map(str::trim).filter_map(parse);
+    lines.filter(|(k, _)| k.starts_with("CONFIG_")).collect()
 }
 
-/// The fragment's lines that .config does not carry, as `CONFIG_X=v (got
-/// ...)`. An `n`/unset wish is met by `# ... is not set` or by absence.
-pub fn missing(wanted: &[(String, Option<String>)], config: &str) -> Vec<String> {
-    let have = parse_fragment(config);
-    let value = |k: &str| {
-        have.iter()
-            .find(|(h, _)| h == k)
-            .and_then(|(_, v)| v.clone())
-    };
-    wanted
-        .iter()
-        .filter_map(|(k, want)| {
-            let want = want.clone().filter(|v| v != "n");
-            let got = value(k).filter(|v| v != "n");
-            (want != got).then(|| {
-                format!(
-                    "{k}={} (got {})",
-                    want.as_deref().unwrap_or("n"),
-                    got.as_deref().unwrap_or("unset")
-                )
-            })
+/// The wishes .config does not meet, as `CONFIG_X=v (got ...)`; an
+/// `n`/unset wish is met by `# ... is not set` or by absence.
+fn missing(wanted: &[(&str, Option<&str>)], config: &str) -> Vec<String> {
+    let have: HashMap<_, _> = parse_fragment(config).into_iter().collect();
+    let wanted = wanted.iter().map(|&(k, want)| {
+        let got = have.get(k).copied().flatten().filter(|v| *v != "n");
+        (k, want.filter(|v| *v != "n"), got)
+    });
+    let differ = wanted.filter(|(_, want, got)| want != got);
+    differ
+        .map(|(k, want, got)| {
+            format!(
+                "{k}={} (got {})",
+                want.unwrap_or("n"),
+                got.unwrap_or("unset")
+            )
         })
         .collect()
 }
@@ -230,32 +194,40 @@ mod tests {
     fn finds_dropped_options() {
         let frag = "# comment\nCONFIG_A=y\nCONFIG_NR=8192\n# CONFIG_B is not set\nCONFIG_C=n\n\nCONFIG_D=y\n";
         let wanted = parse_fragment(frag);
-        assert_eq!(wanted.len(), 5);
-        assert_eq!(wanted[2], ("CONFIG_B".into(), None));
+        assert_eq!((wanted.len(), wanted[2]), (5, ("CONFIG_B", None)));
         let config = "CONFIG_A=y\nCONFIG_NR=512\n# CONFIG_C is not set\nCONFIG_B=y\n";
-        assert_eq!(
-            missing(&wanted, config),
-            [
-                "CONFIG_NR=8192 (got 512)",
-                "CONFIG_B=n (got y)",
-                "CONFIG_D=y (got unset)"
-            ]
-        );
+        let want = [
+            "CONFIG_NR=8192 (got 512)",
+            "CONFIG_B=n (got y)",
+            "CONFIG_D=y (got unset)",
+        ];
+        assert_eq!(missing(&wanted, config), want);
     }
 
+    /// The tree's merge_config.sh, as `cargo xtask boot-test` prepared it.
     #[test]
     fn a_later_layer_overrides_an_earlier_one() {
-        let joined = "CONFIG_A=y\nCONFIG_B=y\n# CONFIG_A is not set\nCONFIG_B=m\n";
-        let wanted = last_wins(parse_fragment(joined));
-        assert_eq!(
-            wanted,
-            [
-                ("CONFIG_A".into(), None),
-                ("CONFIG_B".into(), Some("m".into()))
-            ]
+        let tree = Cache::from_env().linux();
+        assert!(
+            tree.join("scripts/kconfig").exists(),
+            "needs the kernel tree {}",
+            tree.display()
         );
-        assert!(missing(&wanted, "CONFIG_B=m\n").is_empty());
+        let dir = std::env::temp_dir().join(format!("xtask-merge-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a.config"), dir.join("b.config"));
+        fs::write(&a, "CONFIG_A=y\nCONFIG_B=y\n").unwrap();
+        fs::write(&b, "# CONFIG_A is not set\nCONFIG_C=m").unwrap();
+        let text = merge(&tree, &[a.clone(), b], &dir).unwrap();
+        let want = [
+            ("CONFIG_B", Some("y")),
+            ("CONFIG_A", None),
+            ("CONFIG_C", Some("m")),
+        ];
+        assert_eq!(parse_fragment(&text), want);
+        let gone = merge(&tree, &[a, dir.join("gone.config")], &dir).unwrap_err();
+        assert!(format!("{gone:#}").contains("gone.config"), "{gone:#}");
         assert_eq!(layers("debug"), ["boot", "debug"]);
-        assert_eq!(layers("boot"), ["boot"]);
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
