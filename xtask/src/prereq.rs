@@ -1,55 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! What a fresh Debian 12 machine lacks, installed or named exactly.
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result, ensure};
 use std::process::Command;
-
-/// Debian packages for commands the checks run.
-const APT: &[(&str, &str)] = &[("cc", "gcc"), ("nm", "binutils"), ("readelf", "binutils")];
 
 /// Installs what is missing, or says exactly how to.
 pub fn ensure() -> Result<()> {
-    ensure_rustup(
-        &["target", "list", "--installed"],
-        "x86_64-unknown-none",
-        &["target", "add"],
-    )?;
-    for component in ["rustfmt", "clippy"] {
-        ensure_rustup(
-            &["component", "list", "--installed"],
-            component,
-            &["component", "add"],
-        )?;
-    }
-    ensure_apt()
-}
-
-fn ensure_rustup(list: &[&str], item: &str, add: &[&str]) -> Result<()> {
-    let installed = Command::new("rustup")
-        .args(list)
-        .output()
-        .context("rustup not found; install Rust with rustup first")?;
-    if String::from_utf8_lossy(&installed.stdout)
-        .lines()
-        .any(|l| l.starts_with(item))
-    {
-        return Ok(());
-    }
-    println!("    installing {item}: rustup {} {item}", add.join(" "));
-    let status = Command::new("rustup").args(add).arg(item).status()?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(anyhow!("`rustup {} {item}` failed", add.join(" ")))
-    }
-}
-
-fn ensure_apt() -> Result<()> {
-    let mut missing: Vec<&str> = APT
-        .iter()
-        .filter(|(cmd, _)| !has_command(cmd))
-        .map(|(_, pkg)| *pkg)
-        .collect();
+    rustup("target", "x86_64-unknown-none")?;
+    rustup("component", "rustfmt")?;
+    rustup("component", "clippy")?;
+    // The Debian packages of the commands the checks run.
+    let apt = [("cc", "gcc"), ("nm", "binutils"), ("readelf", "binutils")];
+    let missing = apt.iter().filter(|(c, _)| !has_command(c));
+    let mut missing: Vec<&str> = missing.map(|(_, pkg)| *pkg).collect();
     missing.dedup();
     if missing.is_empty() {
         return Ok(());
@@ -57,42 +20,44 @@ fn ensure_apt() -> Result<()> {
     apt_install(&missing)
 }
 
+/// `rustup <kind> add <item>` unless `rustup <kind> list --installed` has it.
+fn rustup(kind: &str, item: &str) -> Result<()> {
+    let listed = Command::new("rustup")
+        .args([kind, "list", "--installed"])
+        .output();
+    let listed = listed.context("rustup not found; install Rust with rustup first")?;
+    let text = String::from_utf8_lossy(&listed.stdout);
+    if text.lines().any(|l| l.starts_with(item)) {
+        return Ok(());
+    }
+    println!("    installing {item}: rustup {kind} add {item}");
+    let added = Command::new("rustup").args([kind, "add", item]).status();
+    ensure!(
+        added.is_ok_and(|s| s.success()),
+        "`rustup {kind} add {item}` failed"
+    );
+    Ok(())
+}
+
 /// Installs `packages` with apt (`--no-install-recommends`) when running as
 /// root, or fails naming the exact command to run.
 pub fn apt_install(packages: &[&str]) -> Result<()> {
-    let install = format!(
-        "apt-get install -y --no-install-recommends {}",
-        packages.join(" ")
-    );
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if !is_root || !has_command("apt-get") {
-        return Err(anyhow!(
-            "missing {}; run: sudo apt-get update && sudo {install}",
-            packages.join(" ")
-        ));
-    }
-    println!("    installing {}: {install}", packages.join(" "));
-    let ok = Command::new("sh")
-        .args([
-            "-c",
-            &format!("apt-get update -qq && DEBIAN_FRONTEND=noninteractive {install}"),
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        Ok(())
-    } else {
-        Err(anyhow!("`{install}` failed"))
-    }
+    let list = packages.join(" ");
+    let install = format!("apt-get install -y --no-install-recommends {list}");
+    let uid = Command::new("id").arg("-u").output();
+    let root = uid.is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let how = format!("missing {list}; run: sudo apt-get update && sudo {install}");
+    ensure!(root && has_command("apt-get"), how);
+    println!("    installing {list}: {install}");
+    let script = format!("apt-get update -qq && DEBIAN_FRONTEND=noninteractive {install}");
+    let ran = Command::new("sh").args(["-c", &script]).status();
+    ensure!(ran.is_ok_and(|s| s.success()), "`{install}` failed");
+    Ok(())
 }
 
 /// Whether `cmd` is on the PATH.
 pub fn has_command(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd} >/dev/null")])
-        .status()
-        .is_ok_and(|s| s.success())
+    let script = format!("command -v {cmd} >/dev/null");
+    let found = Command::new("sh").args(["-c", &script]).status();
+    found.is_ok_and(|s| s.success())
 }

@@ -13,7 +13,8 @@ use std::process::Command;
 
 use super::Cache;
 use super::run::{logged, output};
-use anyhow::{Context as _, Result, bail};
+use super::source::git;
+use anyhow::{Context as _, Result, ensure};
 
 /// The fragment of layer `name`: `kernel-patch/configs/<name>.config`, or
 /// the file `--boot-config`, `--debug-config` or `--nomitig-config` names.
@@ -31,21 +32,13 @@ fn fragment(name: &str) -> PathBuf {
     }
 }
 
-/// The layers of configuration `name`, in order.
-fn layers(name: &str) -> Vec<&str> {
-    match name {
-        "debug" => vec!["boot", "debug"],
-        _ => vec![name],
-    }
-}
-
 /// `merge_config.sh -m <frags>` into `<out>/fragment.config` (a later value
 /// for a symbol replacing an earlier one); the merged text.
 fn merge(tree: &Path, frags: &[PathBuf], out: &Path) -> Result<String> {
+    fs::create_dir_all(out)?;
     let mut merge = Command::new("sh");
-    merge
-        .arg(tree.join("scripts/kconfig/merge_config.sh"))
-        .arg("-m");
+    merge.arg(tree.join("scripts/kconfig/merge_config.sh"));
+    merge.arg("-m");
     for frag in frags {
         // The script would create a missing base file, empty.
         let frag = fs::canonicalize(frag).with_context(|| format!("read {}", frag.display()))?;
@@ -53,45 +46,30 @@ fn merge(tree: &Path, frags: &[PathBuf], out: &Path) -> Result<String> {
     }
     let merged = out.join("fragment.config");
     let said = output(merge.current_dir(out).env("KCONFIG_CONFIG", &merged))?;
-    for line in said
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-    {
-        println!("    | {line}");
-    }
+    said.lines().for_each(|l| println!("    | {l}"));
     fs::read_to_string(&merged).with_context(|| format!("read {}", merged.display()))
 }
 
-/// Configures `<cache>/build/<name>` from its layers and checks the result;
-/// returns the build directory.
+/// Configures `<cache>/build/<name>` from its layers (`debug` is `boot`
+/// with `debug.config` on top) and checks the result; returns the build
+/// directory.
 pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf> {
+    let base = (name == "debug").then(|| fragment("boot"));
+    let frags: Vec<_> = base.into_iter().chain([fragment(name)]).collect();
     let out = cache.build(name);
-    fs::create_dir_all(&out)?;
-    let text = merge(
-        tree,
-        &layers(name).into_iter().map(fragment).collect::<Vec<_>>(),
-        &out,
-    )?;
-    let frag = out.join("fragment.config");
+    let text = merge(tree, &frags, &out)?;
     // Same fragment on the same tree: .config would come out the same, and
     // rewriting it costs a relink.
-    let head = output(
-        Command::new("git")
-            .current_dir(tree)
-            .args(["rev-parse", "HEAD"]),
-    )?;
+    let head = output(git(tree).args(["rev-parse", "HEAD"]))?;
     let (stamp_path, stamp) = (out.join(".gmem-kmap-fragment"), format!("{head}{text}"));
     let config = if fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp)
         && let Ok(config) = fs::read_to_string(out.join(".config"))
     {
-        println!(
-            "    unchanged: {}/.config from this fragment on this tree",
-            out.display()
-        );
+        println!("    unchanged: .config from this fragment on this tree");
         config
     } else {
         let _ = fs::remove_file(&stamp_path);
-        let config = allnoconfig(cache, tree, name, &frag, &[])?;
+        let config = allnoconfig(cache, tree, name, &[])?;
         fs::write(&stamp_path, stamp)?;
         config
     };
@@ -100,18 +78,16 @@ pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf> {
     for m in &missing {
         println!("    not in .config as asked: {m}");
     }
-    if !missing.is_empty() {
-        bail!(
-            "{} option(s) of {} did not take (unmet dependencies or unknown symbols): {}",
-            missing.len(),
-            frag.display(),
-            missing.join(", ")
-        );
-    }
-    println!(
-        "    all {} options of the fragment are set as asked",
-        wanted.len()
+    let (n, frag) = (missing.len(), out.join("fragment.config"));
+    let why = "unmet dependencies or unknown symbols";
+    let list = missing.join(", ");
+    ensure!(
+        n == 0,
+        "{n} option(s) of {} did not take ({why}): {list}",
+        frag.display()
     );
+    let n = wanted.len();
+    println!("    all {n} options of the fragment are set as asked");
     Ok(out)
 }
 
@@ -125,65 +101,48 @@ pub fn configure_with(
     build_name: &str,
     extra: &[String],
 ) -> Result<String> {
-    fs::create_dir_all(cache.build(build_name))?;
-    allnoconfig(cache, tree, build_name, &fragment(fragment_name), extra)
+    merge(tree, &[fragment(fragment_name)], &cache.build(build_name))?;
+    allnoconfig(cache, tree, build_name, extra)
 }
 
-/// `make O=<build dir> KCONFIG_ALLCONFIG=<frag> <extra> allnoconfig`,
+/// `make O=<out> KCONFIG_ALLCONFIG=<out>/fragment.config <extra> allnoconfig`,
 /// logged; the `.config` made.
-fn allnoconfig(
-    cache: &Cache,
-    tree: &Path,
-    name: &str,
-    frag: &Path,
-    extra: &[String],
-) -> Result<String> {
+fn allnoconfig(cache: &Cache, tree: &Path, name: &str, extra: &[String]) -> Result<String> {
     let (out, log) = (cache.build(name), cache.log(&format!("{name}-config")));
+    let frag = out.join("fragment.config");
     println!("    {} -> {}/.config", frag.display(), out.display());
     let mut make = Command::new("make");
-    make.current_dir(tree)
-        .arg(format!("O={}", out.display()))
-        .arg(format!("KCONFIG_ALLCONFIG={}", frag.display()))
-        .args(extra)
-        .arg("allnoconfig");
-    logged(&mut make, &log, None)?.result()?;
+    make.current_dir(tree).arg(format!("O={}", out.display()));
+    make.arg(format!("KCONFIG_ALLCONFIG={}", frag.display()));
+    logged(make.args(extra).arg("allnoconfig"), &log, None)?.result()?;
     let config = out.join(".config");
     fs::read_to_string(&config).with_context(|| format!("read {}", config.display()))
 }
 
-/// `(CONFIG_X, Some(value))` for `CONFIG_X=value`, `(CONFIG_X, None)` for
+/// `(CONFIG_X, value)` for `CONFIG_X=value`, `(CONFIG_X, "n")` for
 /// `# CONFIG_X is not set`; other lines skipped.
-fn parse_fragment(text: &str) -> Vec<(&str, Option<&str>)> {
-    fn parse(l: &str) -> Option<(&str, Option<&str>)> {
-        let unset = l
-            .strip_prefix("# ")
-            .and_then(|r| r.strip_suffix(" is not set"));
-        unset
-            .map(|k| (k, None))
-            .or_else(|| l.split_once('=').map(|(k, v)| (k, Some(v))))
+fn parse_fragment(text: &str) -> Vec<(&str, &str)> {
+    fn parse(l: &str) -> Option<(&str, &str)> {
+        let unset = || Some((l.strip_prefix("# ")?.strip_suffix(" is not set")?, "n"));
+        let line = l.split_once('=').or_else(unset);
+        line.filter(|(k, _)| k.starts_with("CONFIG_"))
     }
-    let lines = text.lines().map(str::trim).filter_map(parse);
-    lines.filter(|(k, _)| k.starts_with("CONFIG_")).collect()
+    text.lines().map(str::trim).filter_map(parse).collect()
 }
 
-/// The wishes .config does not meet, as `CONFIG_X=v (got ...)`; an
-/// `n`/unset wish is met by `# ... is not set` or by absence.
-fn missing(wanted: &[(&str, Option<&str>)], config: &str) -> Vec<String> {
+/// The wishes .config does not meet, as `CONFIG_X=v (got ...)`; an `n`
+/// wish is met by `# ... is not set` or by absence.
+fn missing(wanted: &[(&str, &str)], config: &str) -> Vec<String> {
     let have: HashMap<_, _> = parse_fragment(config).into_iter().collect();
-    let wanted = wanted.iter().map(|&(k, want)| {
-        let got = have.get(k).copied().flatten().filter(|v| *v != "n");
-        (k, want.filter(|v| *v != "n"), got)
-    });
-    let differ = wanted.filter(|(_, want, got)| want != got);
-    differ
-        .map(|(k, want, got)| {
-            format!(
-                "{k}={} (got {})",
-                want.unwrap_or("n"),
-                got.unwrap_or("unset")
-            )
-        })
-        .collect()
+    let mut missing = Vec::new();
+    for &(k, want) in wanted {
+        let got = have.get(k).copied().unwrap_or("n");
+        if want != got {
+            let got = if got == "n" { "unset" } else { got };
+            missing.push(format!("{k}={want} (got {got})"));
+        }
+    }
+    missing
 }
 
 #[cfg(test)]
@@ -194,7 +153,7 @@ mod tests {
     fn finds_dropped_options() {
         let frag = "# comment\nCONFIG_A=y\nCONFIG_NR=8192\n# CONFIG_B is not set\nCONFIG_C=n\n\nCONFIG_D=y\n";
         let wanted = parse_fragment(frag);
-        assert_eq!((wanted.len(), wanted[2]), (5, ("CONFIG_B", None)));
+        assert_eq!((wanted.len(), wanted[2]), (5, ("CONFIG_B", "n")));
         let config = "CONFIG_A=y\nCONFIG_NR=512\n# CONFIG_C is not set\nCONFIG_B=y\n";
         let want = [
             "CONFIG_NR=8192 (got 512)",
@@ -208,26 +167,16 @@ mod tests {
     #[test]
     fn a_later_layer_overrides_an_earlier_one() {
         let tree = Cache::from_env().linux();
-        assert!(
-            tree.join("scripts/kconfig").exists(),
-            "needs the kernel tree {}",
-            tree.display()
-        );
         let dir = std::env::temp_dir().join(format!("xtask-merge-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let (a, b) = (dir.join("a.config"), dir.join("b.config"));
         fs::write(&a, "CONFIG_A=y\nCONFIG_B=y\n").unwrap();
         fs::write(&b, "# CONFIG_A is not set\nCONFIG_C=m").unwrap();
         let text = merge(&tree, &[a.clone(), b], &dir).unwrap();
-        let want = [
-            ("CONFIG_B", Some("y")),
-            ("CONFIG_A", None),
-            ("CONFIG_C", Some("m")),
-        ];
+        let want = [("CONFIG_B", "y"), ("CONFIG_A", "n"), ("CONFIG_C", "m")];
         assert_eq!(parse_fragment(&text), want);
         let gone = merge(&tree, &[a, dir.join("gone.config")], &dir).unwrap_err();
         assert!(format!("{gone:#}").contains("gone.config"), "{gone:#}");
-        assert_eq!(layers("debug"), ["boot", "debug"]);
         fs::remove_dir_all(&dir).unwrap();
     }
 }
