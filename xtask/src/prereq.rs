@@ -3,21 +3,15 @@
 
 use anyhow::{Context as _, Result, ensure};
 use std::process::Command;
+use std::time::Instant;
 
 /// Installs what is missing, or says exactly how to.
 pub fn ensure() -> Result<()> {
     rustup("target", "x86_64-unknown-none")?;
     rustup("component", "rustfmt")?;
     rustup("component", "clippy")?;
-    // The Debian packages of the commands the checks run.
-    let apt = [("cc", "gcc"), ("nm", "binutils"), ("readelf", "binutils")];
-    let missing = apt.iter().filter(|(c, _)| !has_command(c));
-    let mut missing: Vec<&str> = missing.map(|(_, pkg)| *pkg).collect();
-    missing.dedup();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    apt_install(&missing)
+    // The packages of the commands the checks run: cc, nm and readelf.
+    apt_ensure(&["gcc", "binutils"])
 }
 
 /// `rustup <kind> add <item>` unless `rustup <kind> list --installed` has it.
@@ -36,6 +30,36 @@ fn rustup(kind: &str, item: &str) -> Result<()> {
         added.is_ok_and(|s| s.success()),
         "`rustup {kind} add {item}` failed"
     );
+    Ok(())
+}
+
+/// True when dpkg says `pkg` is installed.
+pub fn installed(pkg: &str) -> bool {
+    let query = Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output();
+    query.is_ok_and(|o| o.status.success() && o.stdout.ends_with(b" installed"))
+}
+
+/// Installs those of `packages` dpkg lacks, printing what and how long it
+/// took.
+pub fn apt_ensure(packages: &[&str]) -> Result<()> {
+    let missing = || packages.iter().copied().filter(|p| !installed(p));
+    let wanted: Vec<&str> = missing().collect();
+    if wanted.is_empty() {
+        println!("    all {} packages installed", packages.len());
+        return Ok(());
+    }
+    let start = Instant::now();
+    let done = apt_install(&wanted);
+    let still: Vec<&str> = missing().collect();
+    done.with_context(|| format!("still missing: {still:?}"))?;
+    ensure!(
+        still.is_empty(),
+        "apt-get succeeded but still missing: {still:?}"
+    );
+    let took = start.elapsed().as_secs();
+    println!("    installed {} in {took}s", wanted.join(" "));
     Ok(())
 }
 

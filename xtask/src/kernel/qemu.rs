@@ -24,18 +24,15 @@ pub const APPEND: &str =
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Paging {
     /// `no5lvl`: 4-level paging although the CPU has LA57.
-    Four,
+    Four = 4,
     /// LA57, from `-cpu max`.
-    Five,
+    Five = 5,
 }
 
 impl Paging {
     /// The number of levels, as the kernel reports it (`# paging: 5-level`).
     pub fn levels(self) -> u8 {
-        match self {
-            Paging::Four => 4,
-            Paging::Five => 5,
-        }
+        self as u8
     }
 
     /// `5level`, for log file names.
@@ -73,12 +70,9 @@ const UPSTREAM_RETRIES: u32 = 2;
 
 /// The kernel command line of a boot at `paging` depth with `extra` words.
 fn append(paging: Paging, extra: &str) -> String {
-    let depth = if paging == Paging::Four {
-        " no5lvl"
-    } else {
-        ""
-    };
-    format!("{APPEND}{depth} {extra}").trim_end().to_string()
+    let depth = (paging == Paging::Four).then_some(" no5lvl");
+    let line = format!("{APPEND}{} {extra}", depth.unwrap_or(""));
+    line.trim_end().to_string()
 }
 
 /// Boots `kernel` with `initrd` on `smp` CPUs at `paging` depth, console
@@ -94,28 +88,14 @@ pub fn boot(
     log: &Path,
     extra: Extra<'_>,
 ) -> Result<Ended> {
-    let accel = if extra.one_thread {
-        "tcg,thread=single"
-    } else {
-        "tcg"
-    };
+    let threads = extra.one_thread.then_some(",thread=single");
+    let accel = format!("tcg{}", threads.unwrap_or(""));
     let mut qemu = Command::new("qemu-system-x86_64");
-    (qemu.args([
-        "-accel",
-        accel,
-        "-cpu",
-        "max",
-        "-smp",
-        &smp.to_string(),
-        "-m",
-        "1G",
-    ]))
-    .args(["-nographic", "-no-reboot", "-nic", "none", "-kernel"])
-    .arg(kernel)
-    .arg("-initrd")
-    .arg(initrd)
-    .args(["-append", &append(paging, extra.cmdline)])
-    .args(extra.qemu);
+    qemu.args(["-accel", &accel, "-cpu", "max", "-m", "1G"]);
+    qemu.args(["-smp", &smp.to_string(), "-nographic", "-no-reboot"]);
+    qemu.args(["-nic", "none"]).arg("-kernel").arg(kernel);
+    qemu.arg("-initrd").arg(initrd).arg("-append");
+    qemu.arg(append(paging, extra.cmdline)).args(extra.qemu);
     println!("    {qemu:?}");
     println!("    log: {} (timeout {})", log.display(), clock(timeout));
     for attempt in 1..=UPSTREAM_RETRIES {
@@ -136,25 +116,12 @@ mod tests {
 
     #[test]
     fn the_depth_and_extra_words_go_on_the_command_line() {
-        for (paging, extra, want) in [
-            (Paging::Five, "", APPEND.to_string()),
-            (Paging::Four, "", format!("{APPEND} no5lvl")),
-            (
-                Paging::Four,
-                "page_poison=1",
-                format!("{APPEND} no5lvl page_poison=1"),
-            ),
-        ] {
-            assert_eq!(append(paging, extra), want);
-        }
-        assert!(
-            APPEND
-                .split(' ')
-                .any(|w| w == "kvm.force_emulation_prefix=1")
-        );
-        assert_eq!(
-            (Paging::Four.to_string(), Paging::Five.tag()),
-            ("4-level".into(), "5level".into())
-        );
+        let four = format!("{APPEND} no5lvl");
+        assert_eq!(append(Paging::Five, ""), APPEND);
+        assert_eq!(append(Paging::Four, ""), four);
+        assert_eq!(append(Paging::Four, "a=1"), format!("{four} a=1"));
+        assert!(APPEND.contains(" kvm.force_emulation_prefix=1"));
+        let (four, five) = (Paging::Four, Paging::Five);
+        assert_eq!(format!("{four} {}", five.tag()), "4-level 5level");
     }
 }
