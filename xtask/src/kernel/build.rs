@@ -9,6 +9,7 @@ use std::process::Command;
 
 use super::Cache;
 use super::run::{logged, output};
+use super::verdict::read_log;
 use anyhow::{Result, bail};
 
 /// Builds `targets` in `<cache>/build/<name>` and scans the log: `make
@@ -28,9 +29,8 @@ pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut make = Command::new("make");
     make.current_dir(tree).arg(format!("O={}", out.display()));
-    make.arg(format!("-j{jobs}"));
-    make.args(["CC=ccache gcc", "HOSTCC=ccache gcc"])
-        .args(targets);
+    make.args(["CC=ccache gcc", "HOSTCC=ccache gcc"]);
+    make.arg(format!("-j{jobs}")).args(targets);
     let shown = format!("make O={} -j{jobs} {}", out.display(), targets.join(" "));
     println!("    {shown}\n    log: {}", log.display());
     let ended = logged(make.envs(ccache.clone()), &log, None)?;
@@ -43,8 +43,7 @@ pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<
             Err(e) => println!("    | {e:#}"),
         }
     }
-    let text = String::from_utf8_lossy(&fs::read(&log)?).into_owned();
-    let scan = scan(&text, &tree.display().to_string());
+    let scan = scan(&read_log(&log)?, &tree.display().to_string());
     for obj in &scan.stale {
         // Rebuilt next time, so its warnings are printed again.
         let _ = fs::remove_file(out.join(obj));
@@ -52,9 +51,9 @@ pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<
     if scan.objtool.is_empty() {
         println!("    objtool: no output");
     }
-    scan.objtool
-        .iter()
-        .for_each(|l| println!("    objtool | {l}"));
+    for l in &scan.objtool {
+        println!("    objtool | {l}");
+    }
     ended.result()?;
     if !scan.fatal.is_empty() {
         println!("    warnings that fail the build stage:");
@@ -129,29 +128,13 @@ mod tests {
 
     #[test]
     fn scan_finds_series_objtool_linker_and_rustc_warnings() {
-        let log = "\
-  CC      mm/memory.o
-/t/linux/mm/memory.c:12:5: warning: unused variable 'x' [-Wunused-variable]
-/t/linux/arch/x86/mm/gmem_kmap.c:40:3: warning: unused variable 'y' [-Wunused-variable]
-In file included from /t/linux/mm/gmem.c:3:
-/t/linux/include/linux/gmem_kmap.h:7:1: warning: no previous prototype [-Wmissing-prototypes]
-vmlinux.o: warning: objtool: gmem_kmap_map+0x12: 'naked' return found in MITIGATION_RETHUNK build
-arch/x86/mm/gmem_kmap_core.o: warning: objtool: .text+0x40: data relocation to !ENDBR: foo+0x0
-ld: warning: arch/x86/boot/compressed/vmlinux has a LOAD segment with RWX permissions
-warning: unused variable: `z`
-  --> src/ffi.rs:10:9
-  OBJTOOL vmlinux.o
-";
-        let s = scan(log, "/t/linux");
+        let s = scan(include_str!("build-warnings.log"), "/t/linux");
         assert_eq!(s.objtool.len(), 2);
         assert_eq!(s.fatal.len(), 6, "{:?}", s.fatal);
         assert!(s.fatal[0].contains("gmem_kmap.c"));
         assert!(s.fatal[4].starts_with("ld: warning"));
         assert!(s.fatal[5].starts_with("warning: unused variable"));
-        let objects = ["arch/x86/mm/gmem_kmap.o", "mm/gmem.o", "vmlinux.o"];
-        assert_eq!(
-            s.stale,
-            [&objects[..], &["arch/x86/mm/gmem_kmap_core.o"]].concat()
-        );
+        let objects = "arch/x86/mm/gmem_kmap.o mm/gmem.o vmlinux.o arch/x86/mm/gmem_kmap_core.o";
+        assert_eq!(s.stale.join(" "), objects);
     }
 }

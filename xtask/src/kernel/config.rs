@@ -26,10 +26,8 @@ fn fragment(name: &str) -> PathBuf {
         "nomitig" => &s.nomitig_config,
         _ => &None,
     };
-    match chosen {
-        Some(path) => path.clone(),
-        None => crate::root().join(format!("kernel-patch/configs/{name}.config")),
-    }
+    let default = || crate::root().join(format!("kernel-patch/configs/{name}.config"));
+    chosen.clone().unwrap_or_else(default)
 }
 
 /// `merge_config.sh -m <frags>` into `<out>/fragment.config` (a later value
@@ -37,8 +35,9 @@ fn fragment(name: &str) -> PathBuf {
 fn merge(tree: &Path, frags: &[PathBuf], out: &Path) -> Result<String> {
     fs::create_dir_all(out)?;
     let mut merge = Command::new("sh");
-    merge.arg(tree.join("scripts/kconfig/merge_config.sh"));
-    merge.arg("-m");
+    merge
+        .arg(tree.join("scripts/kconfig/merge_config.sh"))
+        .arg("-m");
     for frag in frags {
         // The script would create a missing base file, empty.
         let frag = fs::canonicalize(frag).with_context(|| format!("read {}", frag.display()))?;
@@ -79,13 +78,9 @@ pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf> {
         println!("    not in .config as asked: {m}");
     }
     let (n, frag) = (missing.len(), out.join("fragment.config"));
-    let why = "unmet dependencies or unknown symbols";
-    let list = missing.join(", ");
-    ensure!(
-        n == 0,
-        "{n} option(s) of {} did not take ({why}): {list}",
-        frag.display()
-    );
+    let why = "did not take (unmet dependencies or unknown symbols)";
+    let why = format!("{why}: {}", missing.join(", "));
+    ensure!(n == 0, "{n} option(s) of {} {why}", frag.display());
     let n = wanted.len();
     println!("    all {n} options of the fragment are set as asked");
     Ok(out)

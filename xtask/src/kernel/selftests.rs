@@ -11,44 +11,25 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// What a program is for, which decides where the initramfs puts it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Run by `/init` at every boot: `/tests/<name>`.
-    Test,
-    /// Run only when asked for: `/bin/<name>`.
-    Tool,
-    /// Needs fault injection: `/debug-tests/<name>`, which the debug
-    /// kernel's initramfs puts under `/tests/`.
-    DebugTest,
-}
-
-/// The programs (`x86_64/<name>.c`); one the series does not carry is left
-/// out with a note.
-pub const PROGRAMS: &[(&str, Role)] = &[
-    ("guest_memfd_no_direct_map_test", Role::Test),
-    ("guest_memfd_no_direct_map_input_test", Role::Test),
-    ("guest_memfd_no_direct_map_stress_test", Role::Test),
-    ("guest_memfd_no_direct_map_fault_test", Role::DebugTest),
-    ("guest_memfd_no_direct_map_bench", Role::Tool),
-    ("guest_memfd_populate_bench", Role::Tool),
+/// The programs (`x86_64/<name>.c`) and where the initramfs puts them:
+/// `/tests/`, run by `/init` at every boot; `/bin/`, run only when asked
+/// for; [`DEBUG_TESTS`] for a test that needs fault injection. One the
+/// series does not carry is left out with a note.
+pub const PROGRAMS: &[(&str, &str)] = &[
+    ("guest_memfd_no_direct_map_test", "/tests"),
+    ("guest_memfd_no_direct_map_input_test", "/tests"),
+    ("guest_memfd_no_direct_map_stress_test", "/tests"),
+    ("guest_memfd_no_direct_map_fault_test", DEBUG_TESTS),
+    ("guest_memfd_no_direct_map_bench", "/bin"),
+    ("guest_memfd_populate_bench", "/bin"),
 ];
 
-/// Where a [`Role::DebugTest`] program is in the list of built programs.
+/// Where the debug kernel's own tests are in the list of built programs:
+/// its initramfs puts them under `/tests/`.
 pub const DEBUG_TESTS: &str = "/debug-tests";
 
 /// The selftests' directory whose Makefile builds the programs.
 const KVM_SELFTESTS: &str = "tools/testing/selftests/kvm";
-
-/// Where `role` puts program `name` in the guest.
-fn guest_path(role: Role, name: &str) -> String {
-    let dir = match role {
-        Role::Test => "/tests",
-        Role::Tool => "/bin",
-        Role::DebugTest => DEBUG_TESTS,
-    };
-    format!("{dir}/{name}")
-}
 
 /// `make` of the programs `names` into `out` with the headers of `include`:
 /// static, and any compiler warning an error, as in the kernel build.
@@ -72,23 +53,22 @@ fn warnings(text: &str) -> Vec<&str> {
 /// `<build>/usr/include` from `make headers`; returns (guest path, binary).
 pub fn build(tree: &Path, build: &Path) -> Result<Vec<(String, PathBuf)>> {
     let include = build.join("usr/include");
-    let headers = include.join("linux/kvm.h").exists();
+    let (headers, dir) = (include.join("linux/kvm.h").exists(), build.display());
     ensure!(
         headers,
-        "{}: no uapi headers: `make headers` did not run",
-        build.display()
+        "{dir}: no uapi headers: `make headers` did not run"
     );
     let out = build.join("selftests");
     fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
     let (mut names, mut built) = (Vec::new(), Vec::new());
-    for &(name, role) in PROGRAMS {
+    for &(name, dir) in PROGRAMS {
         let src = format!("{KVM_SELFTESTS}/x86_64/{name}.c");
         if !tree.join(&src).exists() {
             println!("    {src}: not in the series, left out");
             continue;
         }
         names.push(name);
-        built.push((guest_path(role, name), out.join("x86_64").join(name)));
+        built.push((format!("{dir}/{name}"), out.join("x86_64").join(name)));
     }
     if names.is_empty() {
         return Ok(built);
@@ -102,11 +82,8 @@ pub fn build(tree: &Path, build: &Path) -> Result<Vec<(String, PathBuf)>> {
     // Warnings fail the stage, as they fail the kernel build.
     let found = warnings(&text);
     found.iter().for_each(|l| println!("    | {l}"));
-    ensure!(
-        found.is_empty(),
-        "{} warning(s) building the selftests",
-        found.len()
-    );
+    let n = found.len();
+    ensure!(n == 0, "{n} warning(s) building the selftests");
     for (guest, bin) in &built {
         ensure!(bin.exists(), "make did not build {}", bin.display());
         println!("    {} ({guest})", bin.display());
@@ -119,13 +96,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tests_are_expected_suites_under_tests_and_tools_are_not() {
-        for &(name, role) in PROGRAMS {
+    fn every_test_and_only_tests_are_expected_suites() {
+        for &(name, dir) in PROGRAMS {
             let suite = format!("selftest {name}");
             let expected = super::super::EXPECTED_SUITES.contains(&suite.as_str());
-            assert_eq!(expected, role == Role::Test, "{name}");
-            let under_tests = guest_path(role, name).starts_with("/tests/");
-            assert_eq!(under_tests, role == Role::Test, "{name}");
+            assert_eq!(expected, dir == "/tests", "{name}");
         }
     }
 

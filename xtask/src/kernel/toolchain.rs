@@ -30,13 +30,10 @@ pub fn check_rejects_panics(cache: &Cache, tree: &Path) -> Result<()> {
     let code = "#![no_std]\n#[unsafe(no_mangle)]\npub extern \"C\" fn gmem_kmap_init(x: &[u8; 4], i: usize) -> u8 {\n    x[i]\n}\n";
     fs::write(&src, code)?;
     let mut rustc = Command::new("rustc");
-    rustc.args([
-        "--edition=2024",
-        "--crate-type=lib",
-        "--target=x86_64-unknown-none",
-    ]);
-    rustc.args(["-O", "-Cpanic=abort", "-Crelocation-model=static"]);
-    output(rustc.arg(format!("--emit=obj={}", obj.display())).arg(&src))?;
+    rustc.args(["--edition=2024", "-O", "-Cpanic=abort"]);
+    rustc.args(["--crate-type=lib", "--target=x86_64-unknown-none"]);
+    rustc.arg("-Crelocation-model=static").arg(&src);
+    output(rustc.arg(format!("--emit=obj={}", obj.display())))?;
     let mut check = Command::new("sh");
     check.arg(tree.join(CHECK_SCRIPT)).args(["nm", "readelf"]);
     let ran = check.arg(&obj).arg(tree.join(ALLOWED_UNDEFINED)).output();
@@ -57,14 +54,9 @@ pub fn check_rejects_panics(cache: &Cache, tree: &Path) -> Result<()> {
 /// must leave `GMEM_KMAP` unset, and with it everything that depends on it.
 pub fn hidden_without_target(cache: &Cache, tree: &Path) -> Result<()> {
     let print = |what| output(Command::new("rustc").args(["--print", what]));
-    let (real, host) = (
-        PathBuf::from(print("sysroot")?.trim()),
-        print("host-tuple")?,
-    );
-    let (dir, host_lib) = (
-        cache.root.join("notarget"),
-        format!("lib/rustlib/{}", host.trim()),
-    );
+    let real = PathBuf::from(print("sysroot")?.trim());
+    let host_lib = format!("lib/rustlib/{}", print("host-tuple")?.trim());
+    let dir = cache.root.join("notarget");
     let sysroot = dir.join("sysroot");
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(sysroot.join("lib/rustlib"))?;
@@ -76,21 +68,17 @@ pub fn hidden_without_target(cache: &Cache, tree: &Path) -> Result<()> {
         }
     }
     symlink(&real.join(&host_lib), &sysroot.join(&host_lib))?;
-    let wrapper = dir.join("rustc");
-    let script = format!(
-        "#!/bin/sh\nexec rustc --sysroot={} \"$@\"\n",
-        sysroot.display()
-    );
-    fs::write(&wrapper, script)?;
+    let (wrapper, s) = (dir.join("rustc"), sysroot.display());
+    fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nexec rustc --sysroot={s} \"$@\"\n"),
+    )?;
     fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755))?;
     let probe = ["--target=x86_64-unknown-none", "--print", "target-libdir"];
     let libdir = output(Command::new(&wrapper).args(probe))?;
     let libdir = libdir.trim();
     let has_target = fs::read_dir(libdir).is_ok_and(|mut d| d.next().is_some());
-    ensure!(
-        !has_target,
-        "the wrapper's sysroot still has the target at {libdir}"
-    );
+    ensure!(!has_target, "sysroot still has the target: {libdir}");
     let rustc = format!("RUSTC={}", wrapper.display());
     let config = config::configure_with(cache, tree, "boot", "notarget", &[rustc])?;
     let set = |sym: &str| config.lines().any(|l| l == format!("CONFIG_{sym}=y"));
@@ -99,10 +87,7 @@ pub fn hidden_without_target(cache: &Cache, tree: &Path) -> Result<()> {
     let states = syms.map(state).join(", ");
     println!("    rustc without x86_64-unknown-none: {states}");
     let offered = set("GMEM_KMAP_TOOLCHAIN") || set("GMEM_KMAP");
-    ensure!(
-        !offered,
-        "Kconfig offered GMEM_KMAP without the Rust target"
-    );
+    ensure!(!offered, "GMEM_KMAP offered without the Rust target");
     Ok(())
 }
 
