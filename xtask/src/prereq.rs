@@ -2,7 +2,7 @@
 //! What a fresh Debian 12 machine lacks, installed or named exactly.
 
 use anyhow::{Context as _, Result, ensure};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Instant;
 
 /// Installs what is missing, or says exactly how to.
@@ -14,30 +14,31 @@ pub fn ensure() -> Result<()> {
     apt_ensure(&["gcc", "binutils"])
 }
 
+/// `program args`, its output captured.
+fn run(program: &str, args: &[&str]) -> std::io::Result<Output> {
+    Command::new(program).args(args).output()
+}
+
 /// `rustup <kind> add <item>` unless `rustup <kind> list --installed` has it.
 fn rustup(kind: &str, item: &str) -> Result<()> {
-    let listed = Command::new("rustup")
-        .args([kind, "list", "--installed"])
-        .output();
+    let listed = run("rustup", &[kind, "list", "--installed"]);
     let listed = listed.context("rustup not found; install Rust with rustup first")?;
-    let text = String::from_utf8_lossy(&listed.stdout);
-    if text.lines().any(|l| l.starts_with(item)) {
+    if String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .any(|l| l.starts_with(item))
+    {
         return Ok(());
     }
     println!("    installing {item}: rustup {kind} add {item}");
     let added = Command::new("rustup").args([kind, "add", item]).status();
-    ensure!(
-        added.is_ok_and(|s| s.success()),
-        "`rustup {kind} add {item}` failed"
-    );
+    let ok = added.is_ok_and(|s| s.success());
+    ensure!(ok, "`rustup {kind} add {item}` failed");
     Ok(())
 }
 
 /// True when dpkg says `pkg` is installed.
 pub fn installed(pkg: &str) -> bool {
-    let query = Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", pkg])
-        .output();
+    let query = run("dpkg-query", &["-W", "-f=${Status}", pkg]);
     query.is_ok_and(|o| o.status.success() && o.stdout.ends_with(b" installed"))
 }
 
@@ -54,10 +55,7 @@ pub fn apt_ensure(packages: &[&str]) -> Result<()> {
     let done = apt_install(&wanted);
     let still: Vec<&str> = missing().collect();
     done.with_context(|| format!("still missing: {still:?}"))?;
-    ensure!(
-        still.is_empty(),
-        "apt-get succeeded but still missing: {still:?}"
-    );
+    ensure!(still.is_empty(), "installed, but still missing: {still:?}");
     let took = start.elapsed().as_secs();
     println!("    installed {} in {took}s", wanted.join(" "));
     Ok(())
@@ -68,8 +66,7 @@ pub fn apt_ensure(packages: &[&str]) -> Result<()> {
 pub fn apt_install(packages: &[&str]) -> Result<()> {
     let list = packages.join(" ");
     let install = format!("apt-get install -y --no-install-recommends {list}");
-    let uid = Command::new("id").arg("-u").output();
-    let root = uid.is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let root = run("id", &["-u"]).is_ok_and(|o| o.stdout.starts_with(b"0\n"));
     let how = format!("missing {list}; run: sudo apt-get update && sudo {install}");
     ensure!(root && has_command("apt-get"), how);
     println!("    installing {list}: {install}");
@@ -81,7 +78,6 @@ pub fn apt_install(packages: &[&str]) -> Result<()> {
 
 /// Whether `cmd` is on the PATH.
 pub fn has_command(cmd: &str) -> bool {
-    let script = format!("command -v {cmd} >/dev/null");
-    let found = Command::new("sh").args(["-c", &script]).status();
-    found.is_ok_and(|s| s.success())
+    let found = run("sh", &["-c", &format!("command -v {cmd}")]);
+    found.is_ok_and(|o| o.status.success())
 }

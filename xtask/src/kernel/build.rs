@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! `make` in a configured build directory through ccache, logged to
-//! `<cache>/logs/<name>-build.log`, which is then scanned for warnings the
-//! series must not cause.
+//! `make` in a build directory through ccache, its log scanned for warnings
+//! the series must not cause.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,9 +11,7 @@ use super::run::{logged, output};
 use super::verdict::read_log;
 use anyhow::{Result, bail};
 
-/// Builds `targets` in `<cache>/build/<name>` and scans the log: `make
-/// O=<dir> -j<nproc> CC="ccache gcc" HOSTCC="ccache gcc" <targets>` in the
-/// tree (which carries the Rust core and its dependencies).
+/// Builds `targets` in `<cache>/build/<name>` and scans the log.
 pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<PathBuf> {
     let (out, log) = (cache.build(name), cache.log(&format!("{name}-build")));
     // This build's own ccache statistics, so that other builds sharing the
@@ -65,10 +62,8 @@ pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<
     Ok(out)
 }
 
-/// What the scan of a build log found: every objtool line (printed either
-/// way); the lines that fail the stage (warnings naming gmem_kmap, objtool's,
-/// the linker's, rustc's); the objects (under O=) whose build gave one,
-/// removed so that the next make says it again instead of passing.
+/// A build log's objtool lines, the lines that fail the stage, and the
+/// objects that gave them (removed, so that the next make says it again).
 #[derive(Debug, Default)]
 struct Scan {
     objtool: Vec<String>,
@@ -76,8 +71,7 @@ struct Scan {
     stale: Vec<String>,
 }
 
-/// The object of `<tree>/dir/file.c:8:13: warning:` or of `In file
-/// included from <tree>/dir/file.c:3:`.
+/// The object of `<tree>/d/f.c:8:13: warning:`, `In file included from <tree>/d/f.c:3:`.
 fn object(line: &str, tree: &str) -> Option<String> {
     let path = line.trim_start_matches("In file included from ").split(':');
     let rel = path
@@ -89,8 +83,7 @@ fn object(line: &str, tree: &str) -> Option<String> {
     Some(format!("{stem}.o"))
 }
 
-/// Scans a build log; `tree` is the source tree's path as the compiler
-/// prints it.
+/// Scans a build log for warnings naming gmem_kmap, objtool's, ld's, rustc's.
 fn scan(log: &str, tree: &str) -> Scan {
     let mut scan = Scan::default();
     let lines: Vec<&str> = log.lines().collect();

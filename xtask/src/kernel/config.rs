@@ -1,10 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Kernel configurations: the fragments `kernel-patch/configs/<name>.config`
-//! of a configuration (`debug` is `boot` with `debug.config` on top) merged
-//! by the tree's `scripts/kconfig/merge_config.sh`, then expanded with
-//! `make KCONFIG_ALLCONFIG=<merged> allnoconfig`. Kconfig silently drops a
-//! symbol whose dependencies are unmet, so every line of the merged
-//! fragment must then be found in .config with its value.
+//! Kernel configurations: `kernel-patch/configs/*.config` merged by the
+//! tree's `merge_config.sh`, expanded by `make allnoconfig`, then checked:
+//! Kconfig silently drops a symbol whose dependencies are unmet.
 
 use std::collections::HashMap;
 use std::fs;
@@ -16,8 +13,7 @@ use super::run::{logged, output};
 use super::source::git;
 use anyhow::{Context as _, Result, ensure};
 
-/// The fragment of layer `name`: `kernel-patch/configs/<name>.config`, or
-/// the file `--boot-config`, `--debug-config` or `--nomitig-config` names.
+/// `kernel-patch/configs/<name>.config`, or the `--<name>-config` file.
 fn fragment(name: &str) -> PathBuf {
     let s = crate::settings();
     let chosen = match name {
@@ -30,8 +26,7 @@ fn fragment(name: &str) -> PathBuf {
     chosen.clone().unwrap_or_else(default)
 }
 
-/// `merge_config.sh -m <frags>` into `<out>/fragment.config` (a later value
-/// for a symbol replacing an earlier one); the merged text.
+/// `merge_config.sh -m <frags>` (later values win) into `<out>/fragment.config`.
 fn merge(tree: &Path, frags: &[PathBuf], out: &Path) -> Result<String> {
     fs::create_dir_all(out)?;
     let mut merge = Command::new("sh");
@@ -49,9 +44,7 @@ fn merge(tree: &Path, frags: &[PathBuf], out: &Path) -> Result<String> {
     fs::read_to_string(&merged).with_context(|| format!("read {}", merged.display()))
 }
 
-/// Configures `<cache>/build/<name>` from its layers (`debug` is `boot`
-/// with `debug.config` on top) and checks the result; returns the build
-/// directory.
+/// Configures and checks `<cache>/build/<name>` (`debug`: `boot` + `debug`).
 pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf> {
     let base = (name == "debug").then(|| fragment("boot"));
     let frags: Vec<_> = base.into_iter().chain([fragment(name)]).collect();
@@ -86,9 +79,8 @@ pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The `.config` fragment `fragment_name` gives in build directory
-/// `build_name` with `extra` make arguments (e.g. `RUSTC=`), made afresh
-/// and not checked.
+/// The unchecked `.config` of `fragment_name` in `build_name`, with `extra`
+/// make arguments (e.g. `RUSTC=`).
 pub fn configure_with(
     cache: &Cache,
     tree: &Path,
@@ -100,8 +92,7 @@ pub fn configure_with(
     allnoconfig(cache, tree, build_name, extra)
 }
 
-/// `make O=<out> KCONFIG_ALLCONFIG=<out>/fragment.config <extra> allnoconfig`,
-/// logged; the `.config` made.
+/// `make KCONFIG_ALLCONFIG=<out>/fragment.config allnoconfig`: the `.config`.
 fn allnoconfig(cache: &Cache, tree: &Path, name: &str, extra: &[String]) -> Result<String> {
     let (out, log) = (cache.build(name), cache.log(&format!("{name}-config")));
     let frag = out.join("fragment.config");
@@ -114,8 +105,7 @@ fn allnoconfig(cache: &Cache, tree: &Path, name: &str, extra: &[String]) -> Resu
     fs::read_to_string(&config).with_context(|| format!("read {}", config.display()))
 }
 
-/// `(CONFIG_X, value)` for `CONFIG_X=value`, `(CONFIG_X, "n")` for
-/// `# CONFIG_X is not set`; other lines skipped.
+/// `(CONFIG_X, v)` for `CONFIG_X=v`, `(CONFIG_X, "n")` for `# ... is not set`.
 fn parse_fragment(text: &str) -> Vec<(&str, &str)> {
     fn parse(l: &str) -> Option<(&str, &str)> {
         let unset = || Some((l.strip_prefix("# ")?.strip_suffix(" is not set")?, "n"));
@@ -125,8 +115,7 @@ fn parse_fragment(text: &str) -> Vec<(&str, &str)> {
     text.lines().map(str::trim).filter_map(parse).collect()
 }
 
-/// The wishes .config does not meet, as `CONFIG_X=v (got ...)`; an `n`
-/// wish is met by `# ... is not set` or by absence.
+/// The wishes .config does not meet (`n` is met by absence too).
 fn missing(wanted: &[(&str, &str)], config: &str) -> Vec<String> {
     let have: HashMap<_, _> = parse_fragment(config).into_iter().collect();
     let mut missing = Vec::new();

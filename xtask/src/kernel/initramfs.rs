@@ -1,10 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! The initramfs the test kernel boots into: busybox (static) and an `/init`
-//! that mounts proc, sysfs, devtmpfs and debugfs, runs every executable in
-//! `/tests/` (a non-zero exit fails the boot test, see [`TEST_EXIT`]),
-//! prints [`DONE`] and powers off. Listed for the tested tree's own
-//! `usr/gen_init_cpio` (any mode, owner or device node without root), which
-//! writes the archive, then gzipped.
+//! The initramfs: busybox and an `/init` that runs every executable in
+//! `/tests/` and powers off, archived by the tested tree's `usr/gen_init_cpio`
+//! (any mode, owner or device node without root) from a list, then gzipped.
 
 use super::Cache;
 use super::run::output;
@@ -47,8 +44,7 @@ echo "gmem-kmap: init done"
 poweroff -f
 "#;
 
-/// An archive being assembled, by path without the leading `/`: sorted, so
-/// a directory comes before everything in it, as the kernel's unpacker needs.
+/// An archive being assembled, by path: sorted, a directory before its contents.
 #[derive(Default)]
 pub struct Initramfs {
     entries: BTreeMap<String, Entry>,
@@ -108,9 +104,8 @@ impl Initramfs {
         self
     }
 
-    /// Writes the gzipped archive to `path` (`<name>.gz`), its list to
-    /// `<path>.list` (for a reviewer) and the in-memory files under
-    /// `<path>.d/`; returns the archive's size.
+    /// Writes the archive to `path` (`*.gz`), with `<path>.list` and `<path>.d/`
+    /// beside it; its size.
     pub fn write_gz(&self, path: &Path) -> Result<u64> {
         self.archive(&gen_init_cpio()?, path)
     }
@@ -155,8 +150,7 @@ impl Initramfs {
     }
 }
 
-/// `s`, if it is one word of the list: gen_init_cpio splits lines at
-/// whitespace and expands `${VAR}` in file locations.
+/// `s`, if gen_init_cpio (which splits at whitespace, expands `${}`) takes it.
 fn word(s: &str) -> Result<&str> {
     let one = !s.contains(char::is_whitespace) && !s.contains("${");
     let why = "gen_init_cpio cannot take whitespace or ${ in a name";
@@ -164,9 +158,7 @@ fn word(s: &str) -> Result<&str> {
     Ok(s)
 }
 
-/// The tested tree's `usr/gen_init_cpio`, made by the boot kernel's build,
-/// which every initramfs follows: its absence means the stages ran out of
-/// order.
+/// The tested tree's `usr/gen_init_cpio`, which the boot kernel's build made.
 fn gen_init_cpio() -> Result<PathBuf> {
     let tool = Cache::from_env().build("boot").join("usr/gen_init_cpio");
     let why = "the boot kernel's build makes it, and must come first";
@@ -178,8 +170,7 @@ fn gen_init_cpio() -> Result<PathBuf> {
 mod tests {
     use super::*;
 
-    /// The archive of the kernel tree's gen_init_cpio, compiled (it needs
-    /// only libc): the tree exists once `cargo xtask boot-test` prepared it.
+    /// With the gen_init_cpio of the tree `cargo xtask boot-test` prepared.
     #[test]
     fn gen_init_cpio_makes_the_archive() {
         let dir = std::env::temp_dir().join(format!("xtask-initramfs-{}", std::process::id()));

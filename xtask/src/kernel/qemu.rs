@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! Booting the test kernel under QEMU (TCG: the host's /dev/kvm cannot boot
-//! an ordinary kernel), serial console into a log, with a hard timeout, at
-//! the [`Paging`] depth asked for.
+//! an ordinary kernel), console into a log, at a [`Paging`] depth.
 
 use std::fmt;
 use std::path::Path;
@@ -12,15 +11,12 @@ use super::ktap;
 use super::run::{Ended, clock, logged};
 use anyhow::{Context as _, Result};
 
-/// The kernel command line. `kunit.enable=1`: allnoconfig leaves
-/// KUNIT_DEFAULT_ENABLED off; `oops=panic panic=-1` with `-no-reboot` end
-/// the VM on the first oops; `kvm.force_emulation_prefix=1` lets the
-/// selftest have KVM emulate an instruction (`KVM_FEP`), skipped without.
+/// The kernel command line: KUnit on (allnoconfig leaves it off), the VM
+/// ended by the first oops, `KVM_FEP` for the selftest (skipped without).
 pub const APPEND: &str =
     "console=ttyS0 panic=-1 kunit.enable=1 panic_on_warn=0 oops=panic kvm.force_emulation_prefix=1";
 
-/// The page-table depth of a boot: the kernel has `CONFIG_X86_5LEVEL=y` and
-/// `-cpu max` offers LA57 under TCG; the series walks both, so both boot.
+/// The page-table depth of a boot (`-cpu max` offers LA57): both are booted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Paging {
     /// `no5lvl`: 4-level paging although the CPU has LA57.
@@ -30,7 +26,7 @@ pub enum Paging {
 }
 
 impl Paging {
-    /// The number of levels, as the kernel reports it (`# paging: 5-level`).
+    /// The number of levels, as the kernel reports them.
     pub fn levels(self) -> u8 {
         self as u8
     }
@@ -52,20 +48,18 @@ impl fmt::Display for Paging {
 pub struct Extra<'a> {
     /// QEMU options (such as `-icount`).
     pub qemu: &'a [&'a str],
-    /// Kernel command-line words, after (and overriding) the standard ones.
+    /// Kernel command-line words, after (overriding) the standard ones.
     pub cmdline: &'a str,
     /// Another kernel image than the build's (for [`super::boot_script`]).
     pub kernel: Option<&'a Path>,
-    /// All vCPUs on one host thread (`-accel tcg,thread=single`): QEMU 7.2's
-    /// SVM emulation is not safe across vCPU threads (a nested guest resumed
-    /// at the host's `VMRUN` return, then crashed or wrote over host memory:
-    /// 5 of 13 stress runs on the boot kernel; none of 80 on one thread).
+    /// All vCPUs on one host thread: QEMU 7.2's SVM emulation is not safe
+    /// across threads (nested guests crashed the host in 5 of 13 stress runs,
+    /// in none of 80 on one thread).
     pub one_thread: bool,
 }
 
-/// How many more times a boot is made when its log shows upstream's known
-/// false positive ([`ktap::upstream_false_positive`]; about one debug boot
-/// in ten): three in a row would say it is no longer the known one.
+/// Boots again after upstream's known false positive (about one debug boot
+/// in ten, [`ktap::upstream_false_positive`]); three in a row would not be.
 const UPSTREAM_RETRIES: u32 = 2;
 
 /// The kernel command line of a boot at `paging` depth with `extra` words.
@@ -76,9 +70,8 @@ fn append(paging: Paging, extra: &str) -> String {
 }
 
 /// Boots `kernel` with `initrd` on `smp` CPUs at `paging` depth, console
-/// into `log`. A boot whose log shows upstream's known false positive is
-/// made again, up to [`UPSTREAM_RETRIES`] times, its log kept as
-/// `<log>.<attempt>`; the last one is judged whatever it shows.
+/// into `log`; again after upstream's false positive, that log kept as
+/// `<log>.<attempt>`, up to [`UPSTREAM_RETRIES`] times.
 pub fn boot(
     kernel: &Path,
     initrd: &Path,

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Running commands: the long ones (make, QEMU) into a log file, with a
-//! progress line every 20 s and an optional hard timeout; short ones with
-//! their output captured.
+//! Running commands: long ones (make, QEMU) into a log with a progress line
+//! every 20 s and an optional timeout; short ones with output captured.
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use std::fs::File;
@@ -22,8 +21,7 @@ pub struct Ended {
 }
 
 impl Ended {
-    /// Ok after a successful exit; otherwise prints the log's last 40 lines
-    /// and says what happened.
+    /// Ok after a successful exit; else prints the log's tail and says why.
     pub fn result(self) -> Result<()> {
         let what = match self.status {
             Some(s) if s.success() => return Ok(()),
@@ -38,9 +36,8 @@ impl Ended {
     }
 }
 
-/// Runs `cmd` with stdout and stderr into `log` (truncated first), printing
-/// the elapsed time and the log's last line every 20 s; kills it (SIGKILL,
-/// the one process started here) when `timeout` passes.
+/// Runs `cmd`, output into `log`, killing it (SIGKILL, only the process
+/// started here) when `timeout` passes.
 pub fn logged(cmd: &mut Command, log: &Path, timeout: Option<Duration>) -> Result<Ended> {
     let file = File::create(log).with_context(|| format!("create {}", log.display()))?;
     cmd.stdin(Stdio::null())
@@ -77,8 +74,7 @@ pub fn logged(cmd: &mut Command, log: &Path, timeout: Option<Duration>) -> Resul
     })
 }
 
-/// The last `n` lines of `path` (`tail -n`), without control characters
-/// (serial output carries `\r`s and terminal escapes).
+/// The last `n` lines of `path`, control characters (serial `\r`s) removed.
 pub fn tail(path: &Path, n: usize) -> Vec<String> {
     let text = output(Command::new("tail").arg(format!("-n{n}")).arg(path)).unwrap_or_default();
     let text_only = |l: &str| l.replace(|c: char| c.is_control() && c != '\t', "");
@@ -90,7 +86,7 @@ pub fn clock(d: Duration) -> String {
     format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
 }
 
-/// Runs a short command; its stdout, or an error with its output.
+/// Runs a short command: its stdout, or an error with its output.
 pub fn output(cmd: &mut Command) -> Result<String> {
     let ran = cmd.output();
     let out = ran.with_context(|| format!("cannot run {cmd:?}"))?;

@@ -1,9 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! The series' programs in `tools/testing/selftests/kvm/x86_64/`, built with
-//! the selftests' own Makefile, static, against the build's uapi headers
-//! (`make headers`). `/init` runs a test as `/tests/<name>`, its kselftest
-//! TAP judged as the suite `selftest <name>` ([`super::ktap`]); a tool goes
-//! to `/bin/<name>`, run only by a script that asks ([`super::boot_script`]).
+//! The series' KVM selftests, built static with the selftests' own Makefile
+//! against the build's uapi headers; a test's TAP is the suite `selftest <name>`.
 
 use super::run::logged;
 use anyhow::{Context as _, Result, ensure};
@@ -11,10 +8,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The programs (`x86_64/<name>.c`) and where the initramfs puts them:
-/// `/tests/`, run by `/init` at every boot; `/bin/`, run only when asked
-/// for; [`DEBUG_TESTS`] for a test that needs fault injection. One the
-/// series does not carry is left out with a note.
+/// The programs (`x86_64/<name>.c`) and their guest directory: `/init` runs
+/// `/tests/*` at every boot, scripts `/bin/*` when they ask.
 pub const PROGRAMS: &[(&str, &str)] = &[
     ("guest_memfd_no_direct_map_test", "/tests"),
     ("guest_memfd_no_direct_map_input_test", "/tests"),
@@ -24,15 +19,13 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("guest_memfd_populate_bench", "/bin"),
 ];
 
-/// Where the debug kernel's own tests are in the list of built programs:
-/// its initramfs puts them under `/tests/`.
+/// The debug kernel's own tests, which its initramfs puts under `/tests/`.
 pub const DEBUG_TESTS: &str = "/debug-tests";
 
 /// The selftests' directory whose Makefile builds the programs.
 const KVM_SELFTESTS: &str = "tools/testing/selftests/kvm";
 
-/// `make` of the programs `names` into `out` with the headers of `include`:
-/// static, and any compiler warning an error, as in the kernel build.
+/// `make` of `names` into `out`: static, against `include`, `-Werror`.
 fn make_command(tree: &Path, out: &Path, include: &Path, names: &[&str]) -> Command {
     let mut make = Command::new("make");
     make.current_dir(tree).args(["-C", KVM_SELFTESTS]);
@@ -43,14 +36,12 @@ fn make_command(tree: &Path, out: &Path, include: &Path, names: &[&str]) -> Comm
     make
 }
 
-/// The warnings in a build's output (the linker's, which `-Werror` does not
-/// reach, among them).
+/// The warnings in a build's output (the linker's too).
 fn warnings(text: &str) -> Vec<&str> {
     text.lines().filter(|l| l.contains("warning:")).collect()
 }
 
-/// Builds every program present in `tree` into `<build>/selftests/`, with
-/// `<build>/usr/include` from `make headers`; returns (guest path, binary).
+/// Builds the programs present into `<build>/selftests/`: (guest path, binary).
 pub fn build(tree: &Path, build: &Path) -> Result<Vec<(String, PathBuf)>> {
     let include = build.join("usr/include");
     let (headers, dir) = (include.join("linux/kvm.h").exists(), build.display());

@@ -1,10 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Two checks of how the patched tree builds the Rust core, each shown to
-//! fail where it must: the tree's object check (which Kbuild runs on the
-//! core's object) rejects an object with a panic path; Kconfig hides
-//! `GMEM_KMAP` when rustc lacks the `x86_64-unknown-none` target
-//! (`GMEM_KMAP_TOOLCHAIN`), so that allyesconfig cannot ask for a build
-//! that fails.
+//! Two checks of the tree's Rust build rules, each shown to fail where it
+//! must: its object check rejects a panic path; Kconfig hides `GMEM_KMAP`
+//! when rustc lacks the `x86_64-unknown-none` target.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -20,9 +17,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 const CHECK_SCRIPT: &str = "arch/x86/mm/gmem_kmap_check.sh";
 const ALLOWED_UNDEFINED: &str = "arch/x86/mm/gmem_kmap/src/ffi/undefined-symbols";
 
-/// Builds an object whose only function can panic (an index the compiler
-/// cannot prove in bounds) and runs the tree's check on it: it must fail,
-/// naming the panic path.
+/// The tree's check must reject an object with an unprovable index.
 pub fn check_rejects_panics(cache: &Cache, tree: &Path) -> Result<()> {
     let dir = cache.root.join("probe");
     fs::create_dir_all(&dir)?;
@@ -49,9 +44,8 @@ pub fn check_rejects_panics(cache: &Cache, tree: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Configures the boot fragment with a rustc whose sysroot lacks the
-/// `x86_64-unknown-none` target (a wrapper passing `--sysroot`): Kconfig
-/// must leave `GMEM_KMAP` unset, and with it everything that depends on it.
+/// With a rustc whose `--sysroot` lacks the target, Kconfig must leave
+/// `GMEM_KMAP` unset.
 pub fn hidden_without_target(cache: &Cache, tree: &Path) -> Result<()> {
     let print = |what| output(Command::new("rustc").args(["--print", what]));
     let real = PathBuf::from(print("sysroot")?.trim());
