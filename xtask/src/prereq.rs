@@ -10,8 +10,15 @@ pub fn ensure() -> Result<()> {
     rustup("target", "x86_64-unknown-none")?;
     rustup("component", "rustfmt")?;
     rustup("component", "clippy")?;
-    // The packages of the commands the checks run: cc, nm and readelf.
-    apt_ensure(&["gcc", "binutils"])
+    // The Debian packages of the commands the checks run.
+    let apt = [("cc", "gcc"), ("nm", "binutils"), ("readelf", "binutils")];
+    let missing = apt.iter().filter(|c| !has_command(c.0));
+    let mut missing: Vec<&str> = missing.map(|c| c.1).collect();
+    missing.dedup();
+    match missing.is_empty() {
+        true => Ok(()),
+        false => apt_install(&missing),
+    }
 }
 
 /// `program args`, its output captured.

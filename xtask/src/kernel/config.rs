@@ -29,10 +29,8 @@ fn fragment(name: &str) -> PathBuf {
 /// `merge_config.sh -m <frags>` (later values win) into `<out>/fragment.config`.
 fn merge(tree: &Path, frags: &[PathBuf], out: &Path) -> Result<String> {
     fs::create_dir_all(out)?;
-    let mut merge = Command::new("sh");
-    merge
-        .arg(tree.join("scripts/kconfig/merge_config.sh"))
-        .arg("-m");
+    let (mut merge, script) = (Command::new("sh"), "scripts/kconfig/merge_config.sh");
+    merge.arg(tree.join(script)).arg("-m");
     for frag in frags {
         // The script would create a missing base file, empty.
         let frag = fs::canonicalize(frag).with_context(|| format!("read {}", frag.display()))?;

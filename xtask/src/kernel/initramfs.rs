@@ -137,14 +137,9 @@ impl Initramfs {
         // -t 0: every mtime 0, so that the same inputs make the same archive.
         let mut make = Command::new(tool);
         make.args(["-t", "0"]).arg(&list_path).stdout(out);
-        let made = make
-            .status()
-            .with_context(|| format!("cannot run {}", tool.display()))?;
-        ensure!(
-            made.success(),
-            "gen_init_cpio failed on {}",
-            list_path.display()
-        );
+        let made = make.status().context("cannot run gen_init_cpio")?;
+        let shown = list_path.display();
+        ensure!(made.success(), "gen_init_cpio failed on {shown}");
         output(Command::new("gzip").args(["-9", "-n", "-f"]).arg(&cpio))?;
         Ok(fs::metadata(path)?.len())
     }
