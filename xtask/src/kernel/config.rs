@@ -77,17 +77,11 @@ pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The unchecked `.config` of `fragment_name` in `build_name`, with `extra`
-/// make arguments (e.g. `RUSTC=`).
-pub fn configure_with(
-    cache: &Cache,
-    tree: &Path,
-    fragment_name: &str,
-    build_name: &str,
-    extra: &[String],
-) -> Result<String> {
-    merge(tree, &[fragment(fragment_name)], &cache.build(build_name))?;
-    allnoconfig(cache, tree, build_name, extra)
+/// The unchecked `.config` of the boot fragment in build directory `name`,
+/// with `extra` make arguments (e.g. `RUSTC=`).
+pub fn configure_with(cache: &Cache, tree: &Path, name: &str, extra: &[String]) -> Result<String> {
+    merge(tree, &[fragment("boot")], &cache.build(name))?;
+    allnoconfig(cache, tree, name, extra)
 }
 
 /// `make KCONFIG_ALLCONFIG=<out>/fragment.config allnoconfig`: the `.config`.

@@ -25,14 +25,13 @@ pub const DEBUG_TESTS: &str = "/debug-tests";
 /// The selftests' directory whose Makefile builds the programs.
 const KVM_SELFTESTS: &str = "tools/testing/selftests/kvm";
 
-/// `make` of `names` into `out`: static, against `include`, `-Werror`.
-fn make_command(tree: &Path, out: &Path, include: &Path, names: &[&str]) -> Command {
+/// `make` into `out`: static, against `include`, `-Werror`.
+fn make_command(tree: &Path, out: &Path, include: &Path) -> Command {
     let mut make = Command::new("make");
     make.current_dir(tree).args(["-C", KVM_SELFTESTS]);
     make.arg(format!("OUTPUT={}", out.display()));
     make.arg(format!("KHDR_INCLUDES=-isystem {}", include.display()));
     make.args(["LDFLAGS=-static", "EXTRA_CFLAGS=-Werror"]);
-    make.args(names.iter().map(|n| out.join("x86_64").join(n)));
     make
 }
 
@@ -44,27 +43,23 @@ fn warnings(text: &str) -> Vec<&str> {
 /// Builds the programs present into `<build>/selftests/`: (guest path, binary).
 pub fn build(tree: &Path, build: &Path) -> Result<Vec<(String, PathBuf)>> {
     let include = build.join("usr/include");
-    let (headers, dir) = (include.join("linux/kvm.h").exists(), build.display());
-    ensure!(
-        headers,
-        "{dir}: no uapi headers: `make headers` did not run"
-    );
+    let (kvm_h, dir) = (include.join("linux/kvm.h"), build.display());
+    ensure!(kvm_h.exists(), "{dir}: no uapi headers from `make headers`");
     let out = build.join("selftests");
     fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
-    let (mut names, mut built) = (Vec::new(), Vec::new());
+    let mut built = Vec::new();
     for &(name, dir) in PROGRAMS {
         let src = format!("{KVM_SELFTESTS}/x86_64/{name}.c");
-        if !tree.join(&src).exists() {
-            println!("    {src}: not in the series, left out");
-            continue;
+        match tree.join(&src).exists() {
+            true => built.push((format!("{dir}/{name}"), out.join("x86_64").join(name))),
+            false => println!("    {src}: not in the series, left out"),
         }
-        names.push(name);
-        built.push((format!("{dir}/{name}"), out.join("x86_64").join(name)));
     }
-    if names.is_empty() {
+    if built.is_empty() {
         return Ok(built);
     }
-    let mut make = make_command(tree, &out, &include, &names);
+    let mut make = make_command(tree, &out, &include);
+    make.args(built.iter().map(|(_, bin)| bin));
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let log = super::Cache::from_env().log("selftests-build");
     println!("    {make:?}\n    log: {}", log.display());
@@ -96,13 +91,12 @@ mod tests {
     }
 
     #[test]
-    fn the_make_command_is_static_werror_and_names_the_binaries() {
+    fn the_make_command_is_static_with_werror_and_warnings_are_found() {
         let (tree, out) = (Path::new("/linux"), Path::new("/b/selftests"));
-        let make = make_command(tree, out, Path::new("/b/usr/include"), &["t"]);
+        let make = make_command(tree, out, Path::new("/b/usr/include"));
         let args: Vec<_> = make.get_args().map(|a| a.to_str().unwrap()).collect();
         let want = "-C tools/testing/selftests/kvm OUTPUT=/b/selftests \
-            KHDR_INCLUDES=-isystem /b/usr/include LDFLAGS=-static EXTRA_CFLAGS=-Werror \
-            /b/selftests/x86_64/t";
+            KHDR_INCLUDES=-isystem /b/usr/include LDFLAGS=-static EXTRA_CFLAGS=-Werror";
         assert_eq!(
             (args.join(" "), make.get_current_dir()),
             (want.into(), Some(tree))

@@ -74,7 +74,7 @@ pub fn hidden_without_target(cache: &Cache, tree: &Path) -> Result<()> {
     let has_target = fs::read_dir(libdir).is_ok_and(|mut d| d.next().is_some());
     ensure!(!has_target, "sysroot still has the target: {libdir}");
     let rustc = format!("RUSTC={}", wrapper.display());
-    let config = config::configure_with(cache, tree, "boot", "notarget", &[rustc])?;
+    let config = config::configure_with(cache, tree, "notarget", &[rustc])?;
     let set = |sym: &str| config.lines().any(|l| l == format!("CONFIG_{sym}=y"));
     let state = |sym| format!("CONFIG_{sym} {}", if set(sym) { "=y" } else { "unset" });
     let syms = ["GMEM_KMAP_TOOLCHAIN", "GMEM_KMAP", "KVM_GMEM_NO_DIRECT_MAP"];
