@@ -23,12 +23,11 @@ pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<
         ("CCACHE_MAXSIZE", "5G".into()),
         ("CCACHE_STATSLOG", stats),
     ];
-    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut make = Command::new("make");
-    make.current_dir(tree).arg(format!("O={}", out.display()));
-    make.args(["CC=ccache gcc", "HOSTCC=ccache gcc"]);
-    make.arg(format!("-j{jobs}")).args(targets);
-    let shown = format!("make O={} -j{jobs} {}", out.display(), targets.join(" "));
+    let mut make = super::run::make(tree);
+    make.arg(format!("O={}", out.display()));
+    make.args(["CC=ccache gcc", "HOSTCC=ccache gcc"])
+        .args(targets);
+    let shown = format!("make O={} {}", out.display(), targets.join(" "));
     println!("    {shown}\n    log: {}", log.display());
     let ended = logged(make.envs(ccache.clone()), &log, None)?;
     println!("    ccache, this build:");

@@ -89,8 +89,8 @@ fn allnoconfig(cache: &Cache, tree: &Path, name: &str, extra: &[String]) -> Resu
     let (out, log) = (cache.build(name), cache.log(&format!("{name}-config")));
     let frag = out.join("fragment.config");
     println!("    {} -> {}/.config", frag.display(), out.display());
-    let mut make = Command::new("make");
-    make.current_dir(tree).arg(format!("O={}", out.display()));
+    let mut make = super::run::make(tree);
+    make.arg(format!("O={}", out.display()));
     make.arg(format!("KCONFIG_ALLCONFIG={}", frag.display()));
     logged(make.args(extra).arg("allnoconfig"), &log, None)?.result()?;
     let config = out.join(".config");

@@ -56,10 +56,8 @@ pub fn logged(cmd: &mut Command, log: &Path, timeout: Option<Duration>) -> Resul
             break None;
         }
         if start.elapsed() >= next {
-            let lines = tail(log, 50);
-            let last = lines.iter().rev().find(|l| !l.trim().is_empty());
-            let last = last.map_or("", |l| l.trim());
-            println!("    [{}] {last}", clock(start.elapsed()));
+            let last = tail(log, 1).concat();
+            println!("    [{}] {}", clock(start.elapsed()), last.trim());
             next += PROGRESS_EVERY;
         }
         std::thread::sleep(Duration::from_millis(250));
@@ -79,6 +77,14 @@ pub fn tail(path: &Path, n: usize) -> Vec<String> {
     let text = output(Command::new("tail").arg(format!("-n{n}")).arg(path)).unwrap_or_default();
     let text_only = |l: &str| l.replace(|c: char| c.is_control() && c != '\t', "");
     text.lines().map(text_only).collect()
+}
+
+/// `make` in `dir` with one job per CPU.
+pub fn make(dir: &Path) -> Command {
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut make = Command::new("make");
+    make.current_dir(dir).arg(format!("-j{jobs}"));
+    make
 }
 
 /// `1m05s` style.

@@ -27,8 +27,8 @@ const KVM_SELFTESTS: &str = "tools/testing/selftests/kvm";
 
 /// `make` into `out`: static, against `include`, `-Werror`.
 fn make_command(tree: &Path, out: &Path, include: &Path) -> Command {
-    let mut make = Command::new("make");
-    make.current_dir(tree).args(["-C", KVM_SELFTESTS]);
+    let mut make = super::run::make(tree);
+    make.args(["-C", KVM_SELFTESTS]);
     make.arg(format!("OUTPUT={}", out.display()));
     make.arg(format!("KHDR_INCLUDES=-isystem {}", include.display()));
     make.args(["LDFLAGS=-static", "EXTRA_CFLAGS=-Werror"]);
@@ -60,10 +60,9 @@ pub fn build(tree: &Path, build: &Path) -> Result<Vec<(String, PathBuf)>> {
     }
     let mut make = make_command(tree, &out, &include);
     make.args(built.iter().map(|(_, bin)| bin));
-    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let log = super::Cache::from_env().log("selftests-build");
     println!("    {make:?}\n    log: {}", log.display());
-    logged(make.arg(format!("-j{jobs}")), &log, None)?.result()?;
+    logged(&mut make, &log, None)?.result()?;
     let text = fs::read_to_string(&log).with_context(|| format!("read {}", log.display()))?;
     // Warnings fail the stage, as they fail the kernel build.
     let found = warnings(&text);
@@ -95,10 +94,11 @@ mod tests {
         let (tree, out) = (Path::new("/linux"), Path::new("/b/selftests"));
         let make = make_command(tree, out, Path::new("/b/usr/include"));
         let args: Vec<_> = make.get_args().map(|a| a.to_str().unwrap()).collect();
+        assert!(args[0].starts_with("-j"), "{args:?}");
         let want = "-C tools/testing/selftests/kvm OUTPUT=/b/selftests \
             KHDR_INCLUDES=-isystem /b/usr/include LDFLAGS=-static EXTRA_CFLAGS=-Werror";
         assert_eq!(
-            (args.join(" "), make.get_current_dir()),
+            (args[1..].join(" "), make.get_current_dir()),
             (want.into(), Some(tree))
         );
         let text = "gcc -c x.c\nx.c:1:2: warning: unused variable 'a'\n\
