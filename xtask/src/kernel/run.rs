@@ -5,34 +5,26 @@
 use anyhow::{Context as _, Result, anyhow, bail};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How often a progress line is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(20);
 
-/// How a logged command ended.
-pub struct Ended {
-    program: String,
-    log: PathBuf,
-    /// `None` when it was killed at its timeout.
-    status: Option<ExitStatus>,
-    after: Duration,
-}
+/// How a logged command ended: why it failed, if it did, and its log.
+pub struct Ended(Option<String>, PathBuf);
 
 impl Ended {
     /// Ok after a successful exit; else prints the log's tail and says why.
     pub fn result(self) -> Result<()> {
-        let what = match self.status {
-            Some(s) if s.success() => return Ok(()),
-            Some(s) => format!("exited with {s}"),
-            None => format!("timed out after {} and was killed", clock(self.after)),
+        let Ended(Some(failure), log) = self else {
+            return Ok(());
         };
-        println!("    last 40 lines of {}:", self.log.display());
-        for line in tail(&self.log, 40) {
+        println!("    last 40 lines of {}:", log.display());
+        for line in tail(&log, 40) {
             println!("    | {line}");
         }
-        bail!("{} {what}; log: {}", self.program, self.log.display())
+        bail!("{failure}; log: {}", log.display())
     }
 }
 
@@ -40,20 +32,22 @@ impl Ended {
 /// started here) when `timeout` passes.
 pub fn logged(cmd: &mut Command, log: &Path, timeout: Option<Duration>) -> Result<Ended> {
     let file = File::create(log).with_context(|| format!("create {}", log.display()))?;
-    cmd.stdin(Stdio::null())
-        .stdout(file.try_clone()?)
-        .stderr(file);
-    let mut child = cmd.spawn().with_context(|| format!("cannot run {cmd:?}"))?;
-    let start = Instant::now();
-    let mut next = PROGRESS_EVERY;
-    let status = loop {
+    cmd.stdin(Stdio::null()).stdout(file.try_clone()?);
+    let mut child = cmd
+        .stderr(file)
+        .spawn()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let (start, mut next) = (Instant::now(), PROGRESS_EVERY);
+    let failure = loop {
         if let Some(status) = child.try_wait()? {
-            break Some(status);
+            break (!status.success()).then(|| format!("{program} exited with {status}"));
         }
         if timeout.is_some_and(|t| start.elapsed() >= t) {
             let _ = child.kill();
             let _ = child.wait();
-            break None;
+            let after = clock(start.elapsed());
+            break Some(format!("{program} timed out after {after} and was killed"));
         }
         if start.elapsed() >= next {
             let last = tail(log, 1).concat();
@@ -62,14 +56,7 @@ pub fn logged(cmd: &mut Command, log: &Path, timeout: Option<Duration>) -> Resul
         }
         std::thread::sleep(Duration::from_millis(250));
     };
-    let program = cmd.get_program().to_string_lossy().into_owned();
-    let (log, after) = (log.to_path_buf(), start.elapsed());
-    Ok(Ended {
-        program,
-        log,
-        status,
-        after,
-    })
+    Ok(Ended(failure, log.to_path_buf()))
 }
 
 /// The last `n` lines of `path`, control characters (serial `\r`s) removed.
