@@ -54,19 +54,12 @@ pub fn hidden_without_target(cache: &Cache, tree: &Path) -> Result<()> {
     let sysroot = dir.join("sysroot");
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(sysroot.join("lib/rustlib"))?;
-    // The host's libraries and the compiler's own, not the bare-metal target.
-    for entry in fs::read_dir(real.join("lib"))? {
-        let lib = Path::new("lib").join(entry?.file_name());
-        if lib != Path::new("lib/rustlib") {
-            symlink(&real.join(&lib), &sysroot.join(&lib))?;
-        }
-    }
+    // The host's libraries, not the bare-metal target's (rustc finds its own
+    // through its RUNPATH).
     symlink(&real.join(&host_lib), &sysroot.join(&host_lib))?;
     let (wrapper, s) = (dir.join("rustc"), sysroot.display());
-    fs::write(
-        &wrapper,
-        format!("#!/bin/sh\nexec rustc --sysroot={s} \"$@\"\n"),
-    )?;
+    let script = format!("#!/bin/sh\nexec rustc --sysroot={s} \"$@\"\n");
+    fs::write(&wrapper, script)?;
     fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755))?;
     let probe = ["--target=x86_64-unknown-none", "--print", "target-libdir"];
     let libdir = output(Command::new(&wrapper).args(probe))?;
