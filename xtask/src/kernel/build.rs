@@ -24,9 +24,8 @@ pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<
         ("CCACHE_STATSLOG", stats),
     ];
     let mut make = super::run::make(tree);
-    make.arg(format!("O={}", out.display()));
-    make.args(["CC=ccache gcc", "HOSTCC=ccache gcc"])
-        .args(targets);
+    make.arg(format!("O={}", out.display())).args(targets);
+    make.args(["CC=ccache gcc", "HOSTCC=ccache gcc"]);
     let shown = format!("make O={} {}", out.display(), targets.join(" "));
     println!("    {shown}\n    log: {}", log.display());
     let ended = logged(make.envs(ccache.clone()), &log, None)?;
@@ -44,12 +43,9 @@ pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<
         // Rebuilt next time, so its warnings are printed again.
         let _ = fs::remove_file(out.join(obj));
     }
-    if scan.objtool.is_empty() {
-        println!("    objtool: no output");
-    }
-    for l in &scan.objtool {
-        println!("    objtool | {l}");
-    }
+    let said = scan.objtool.is_empty().then_some(" no output");
+    println!("    objtool:{}", said.unwrap_or(""));
+    scan.objtool.iter().for_each(|l| println!("    | {l}"));
     ended.result()?;
     if !scan.fatal.is_empty() {
         println!("    warnings that fail the build stage:");
@@ -72,12 +68,9 @@ struct Scan {
 
 /// The object of `<tree>/d/f.c:8:13: warning:`, `In file included from <tree>/d/f.c:3:`.
 fn object(line: &str, tree: &str) -> Option<String> {
-    let path = line.trim_start_matches("In file included from ").split(':');
-    let rel = path
-        .into_iter()
-        .next()?
-        .strip_prefix(tree)?
-        .trim_start_matches('/');
+    let line = line.trim_start_matches("In file included from ");
+    let path = line.split(':').next()?.strip_prefix(tree)?;
+    let rel = path.trim_start_matches('/');
     let stem = rel.strip_suffix(".c").or_else(|| rel.strip_suffix(".S"))?;
     Some(format!("{stem}.o"))
 }
