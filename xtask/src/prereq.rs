@@ -1,98 +1,108 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! What a fresh Debian 12 machine lacks, installed or named exactly.
 
-use anyhow::{Context as _, Result, anyhow};
-use std::process::Command;
-
-/// Debian packages for commands the checks run.
-const APT: &[(&str, &str)] = &[("cc", "gcc"), ("nm", "binutils"), ("readelf", "binutils")];
+use anyhow::{Context as _, Result, ensure};
+use std::process::{Command, Output};
+use std::time::Instant;
 
 /// Installs what is missing, or says exactly how to.
 pub fn ensure() -> Result<()> {
-    ensure_rustup(
-        &["target", "list", "--installed"],
-        "x86_64-unknown-none",
-        &["target", "add"],
-    )?;
-    for component in ["rustfmt", "clippy"] {
-        ensure_rustup(
-            &["component", "list", "--installed"],
-            component,
-            &["component", "add"],
-        )?;
+    rustup("target", "x86_64-unknown-none")?;
+    rustup("component", "rustfmt")?;
+    rustup("component", "clippy")?;
+    // The Debian packages of the commands the checks run.
+    let apt = [("cc", "gcc"), ("nm", "binutils"), ("readelf", "binutils")];
+    let missing = apt.iter().filter(|c| !has_command(c.0));
+    let mut missing: Vec<&str> = missing.map(|c| c.1).collect();
+    missing.dedup();
+    match missing.is_empty() {
+        true => Ok(()),
+        false => apt_install(&missing),
     }
-    ensure_apt()
 }
 
-fn ensure_rustup(list: &[&str], item: &str, add: &[&str]) -> Result<()> {
-    let installed = Command::new("rustup")
-        .args(list)
-        .output()
-        .context("rustup not found; install Rust with rustup first")?;
-    if String::from_utf8_lossy(&installed.stdout)
+/// `program args`, its output captured.
+fn run(program: &str, args: &[&str]) -> std::io::Result<Output> {
+    Command::new(program).args(args).output()
+}
+
+/// `rustup <kind> add <item>` unless `rustup <kind> list --installed` has it.
+fn rustup(kind: &str, item: &str) -> Result<()> {
+    let listed = run("rustup", &[kind, "list", "--installed"]);
+    let listed = listed.context("rustup not found; install Rust with rustup first")?;
+    if String::from_utf8_lossy(&listed.stdout)
         .lines()
         .any(|l| l.starts_with(item))
     {
         return Ok(());
     }
-    println!("    installing {item}: rustup {} {item}", add.join(" "));
-    let status = Command::new("rustup").args(add).arg(item).status()?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(anyhow!("`rustup {} {item}` failed", add.join(" ")))
-    }
+    println!("    installing {item}: rustup {kind} add {item}");
+    let added = Command::new("rustup").args([kind, "add", item]).status();
+    let ok = added.is_ok_and(|s| s.success());
+    ensure!(ok, "`rustup {kind} add {item}` failed");
+    Ok(())
 }
 
-fn ensure_apt() -> Result<()> {
-    let mut missing: Vec<&str> = APT
-        .iter()
-        .filter(|(cmd, _)| !has_command(cmd))
-        .map(|(_, pkg)| *pkg)
-        .collect();
-    missing.dedup();
-    if missing.is_empty() {
+/// True when dpkg says `pkg` (`name` or `name=version`) is installed.
+pub fn installed(pkg: &str) -> bool {
+    let (name, wanted) = pkg.split_once('=').unwrap_or((pkg, ""));
+    let Ok(query) = run("dpkg-query", &["-W", "-f=${Status} ${Version}", name]) else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&query.stdout);
+    let version = text.split_once(" installed ").map(|(_, v)| v);
+    query.status.success() && version.is_some_and(|v| wanted.is_empty() || v == wanted)
+}
+
+/// Installs those of `packages` dpkg lacks, printing what and how long it
+/// took.
+pub fn apt_ensure(packages: &[&str]) -> Result<()> {
+    let missing = || packages.iter().copied().filter(|p| !installed(p));
+    let wanted: Vec<&str> = missing().collect();
+    if wanted.is_empty() {
+        println!("    all {} packages installed", packages.len());
         return Ok(());
     }
-    apt_install(&missing)
+    let start = Instant::now();
+    let done = apt_install(&wanted);
+    let still: Vec<&str> = missing().collect();
+    done.with_context(|| format!("still missing: {still:?}"))?;
+    ensure!(still.is_empty(), "installed, but still missing: {still:?}");
+    let took = start.elapsed().as_secs();
+    println!("    installed {} in {took}s", wanted.join(" "));
+    Ok(())
 }
 
-/// Installs `packages` with apt (`--no-install-recommends`) when running as
+/// Installs `packages` with apt (`--no-install-recommends`; a `name=version`
+/// may be a downgrade) when running as
 /// root, or fails naming the exact command to run.
 pub fn apt_install(packages: &[&str]) -> Result<()> {
-    let install = format!(
-        "apt-get install -y --allow-downgrades --no-install-recommends {}",
-        packages.join(" ")
-    );
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if !is_root || !has_command("apt-get") {
-        return Err(anyhow!(
-            "missing {}; run: sudo apt-get update && sudo {install}",
-            packages.join(" ")
-        ));
-    }
-    println!("    installing {}: {install}", packages.join(" "));
-    let ok = Command::new("sh")
-        .args([
-            "-c",
-            &format!("apt-get update -qq && DEBIAN_FRONTEND=noninteractive {install}"),
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        Ok(())
-    } else {
-        Err(anyhow!("`{install}` failed"))
-    }
+    let list = packages.join(" ");
+    let install = format!("apt-get install -y --allow-downgrades --no-install-recommends {list}");
+    let root = run("id", &["-u"]).is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let how = format!("missing {list}; run: sudo apt-get update && sudo {install}");
+    ensure!(root && has_command("apt-get"), how);
+    println!("    installing {list}: {install}");
+    let script = format!("apt-get update -qq && DEBIAN_FRONTEND=noninteractive {install}");
+    let ran = Command::new("sh").args(["-c", &script]).status();
+    ensure!(ran.is_ok_and(|s| s.success()), "`{install}` failed");
+    Ok(())
 }
 
 /// Whether `cmd` is on the PATH.
 pub fn has_command(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd} >/dev/null")])
-        .status()
-        .is_ok_and(|s| s.success())
+    let found = run("sh", &["-c", &format!("command -v {cmd}")]);
+    found.is_ok_and(|o| o.status.success())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_pinned_package_is_installed_only_at_its_version() {
+        let version = super::run("dpkg-query", &["-W", "-f=${Version}", "dpkg"]).unwrap();
+        let version = String::from_utf8(version.stdout).unwrap();
+        assert!(super::installed("dpkg") && super::installed(&format!("dpkg={version}")));
+        assert!(!super::installed("dpkg=0.0-not-this-one"));
+        assert!(!super::installed("no-such-package-gmem-kmap"));
+    }
 }

@@ -1,140 +1,82 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! `make` in a configured build directory through ccache, logged to
-//! `<cache>/logs/<name>-build.log`; afterwards the log is scanned for
-//! warnings the series must not cause.
+//! `make` in a build directory through ccache, its log scanned for warnings
+//! the series must not cause.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::Cache;
-use super::run::{Ended, logged, output, tail};
-use anyhow::{Result, anyhow};
-
-/// ccache's size limit.
-const CCACHE_MAX: &str = "5G";
+use super::run::{logged, output};
+use super::verdict::read_log;
+use anyhow::{Result, bail};
 
 /// Builds `targets` in `<cache>/build/<name>` and scans the log.
-///
-/// The command is `make O=<dir> -j<nproc> CC="ccache gcc" HOSTCC="ccache gcc"
-/// <targets>` run in the source tree, with `CCACHE_DIR=<cache>/ccache`: the
-/// tree carries the Rust core and its dependencies, so nothing outside it
-/// is named.
 pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<PathBuf> {
-    let out = cache.build(name);
-    let log = cache.log(&format!("{name}-build"));
-    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut make = Command::new("make");
-    make.current_dir(tree)
-        .arg(format!("O={}", out.display()))
-        .arg(format!("-j{jobs}"))
-        .arg("CC=ccache gcc")
-        .arg("HOSTCC=ccache gcc")
-        .args(targets);
-    // This build's own ccache statistics go to a log of their own, so
-    // other builds sharing the cache neither skew nor reset them.
+    let (out, log) = (cache.build(name), cache.log(&format!("{name}-build")));
+    // This build's own ccache statistics, so that other builds sharing the
+    // cache neither skew nor reset them.
     let stats = cache.log(&format!("{name}-ccache-stats"));
     let _ = fs::remove_file(&stats);
-    ccache(cache, &mut make).env("CCACHE_STATSLOG", &stats);
-    println!(
-        "    make O={} -j{jobs} {}",
-        out.display(),
-        targets.join(" ")
-    );
-    println!("    log: {}", log.display());
-    let ended = logged(&mut make, &log, None, is_progress)?;
-    print_ccache_stats(cache, &stats);
-    let text = fs::read(&log)?;
-    let text = String::from_utf8_lossy(&text);
-    let scan = scan(&text, &tree.display().to_string());
+    let ccache = [
+        ("CCACHE_DIR", cache.root.join("ccache")),
+        ("CCACHE_MAXSIZE", "5G".into()),
+        ("CCACHE_STATSLOG", stats),
+    ];
+    let mut make = super::run::make(tree);
+    make.arg(format!("O={}", out.display())).args(targets);
+    make.args(["CC=ccache gcc", "HOSTCC=ccache gcc"]);
+    let shown = format!("make O={} {}", out.display(), targets.join(" "));
+    println!("    {shown}\n    log: {}", log.display());
+    let ended = logged(make.envs(ccache.clone()), &log, None)?;
+    println!("    ccache, this build:");
+    for (args, keep) in [("--show-log-stats", ""), ("-s", "Cache size")] {
+        match output(Command::new("ccache").arg(args).envs(ccache.clone())) {
+            Ok(text) => (text.lines())
+                .filter(|l| !l.trim().is_empty() && l.contains(keep))
+                .for_each(|l| println!("    | {l}")),
+            Err(e) => println!("    | {e:#}"),
+        }
+    }
+    let scan = scan(&read_log(&log)?, &tree.display().to_string());
     for obj in &scan.stale {
         // Rebuilt next time, so its warnings are printed again.
         let _ = fs::remove_file(out.join(obj));
     }
-    if !scan.objtool.is_empty() {
-        println!("    objtool said:");
-        for l in &scan.objtool {
-            println!("    | {l}");
-        }
-    } else {
-        println!("    objtool: no output");
-    }
-    match ended {
-        Ended::Exited(s) if s.success() => {}
-        _ => {
-            println!("    last 40 lines of {}:", log.display());
-            for line in tail(&log, 40) {
-                println!("    | {line}");
-            }
-            return Err(anyhow!("make failed; log: {}", log.display()));
-        }
-    }
+    let said = scan.objtool.is_empty().then_some(" no output");
+    println!("    objtool:{}", said.unwrap_or(""));
+    scan.objtool.iter().for_each(|l| println!("    | {l}"));
+    ended.result()?;
     if !scan.fatal.is_empty() {
         println!("    warnings that fail the build stage:");
-        for l in &scan.fatal {
-            println!("    | {l}");
-        }
-        return Err(anyhow!(
-            "{} warning(s) from gmem_kmap, objtool or the linker; log: {}",
-            scan.fatal.len(),
-            log.display()
-        ));
+        scan.fatal.iter().for_each(|l| println!("    | {l}"));
+        let n = scan.fatal.len();
+        let from = "from gmem_kmap, objtool or the linker";
+        bail!("{n} warning(s) {from}; log: {}", log.display());
     }
     Ok(out)
 }
 
-/// Puts ccache's directory and size limit into `cmd`'s environment.
-fn ccache<'a>(cache: &Cache, cmd: &'a mut Command) -> &'a mut Command {
-    cmd.env("CCACHE_DIR", cache.root.join("ccache"))
-        .env("CCACHE_MAXSIZE", CCACHE_MAX)
+/// A build log's objtool lines, the lines that fail the stage, and the
+/// objects that gave them (removed, so that the next make says it again).
+#[derive(Debug, Default)]
+struct Scan {
+    objtool: Vec<String>,
+    fatal: Vec<String>,
+    stale: Vec<String>,
 }
 
-/// Prints this build's ccache statistics (from its stats log) and the
-/// cache's size.
-fn print_ccache_stats(cache: &Cache, stats: &Path) {
-    let mut show = Command::new("ccache");
-    show.arg("--show-log-stats").env("CCACHE_STATSLOG", stats);
-    let mut size = Command::new("ccache");
-    size.arg("-s");
-    println!("    ccache, this build:");
-    for cmd in [&mut show, &mut size] {
-        match output(ccache(cache, cmd)) {
-            Ok(text) => {
-                for l in text.lines().filter(|l| !l.trim().is_empty()) {
-                    if cmd.get_args().any(|a| a == "-s") && !l.contains("Cache size") {
-                        continue;
-                    }
-                    println!("    | {l}");
-                }
-            }
-            Err(e) => println!("    | {e:#}"),
-        }
-    }
+/// The object of `<tree>/d/f.c:8:13: warning:`, `In file included from <tree>/d/f.c:3:`.
+fn object(line: &str, tree: &str) -> Option<String> {
+    let line = line.trim_start_matches("In file included from ");
+    let path = line.split(':').next()?.strip_prefix(tree)?;
+    let rel = path.trim_start_matches('/');
+    let stem = rel.strip_suffix(".c").or_else(|| rel.strip_suffix(".S"))?;
+    Some(format!("{stem}.o"))
 }
 
-/// Kbuild's short progress lines: `  CC      kernel/fork.o`.
-fn is_progress(line: &str) -> bool {
-    line.strip_prefix("  ")
-        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_uppercase()))
-}
-
-/// What the scan of a build log found.
-#[derive(Debug, Default, PartialEq)]
-pub struct Scan {
-    /// Every line objtool printed (quoted in the report either way).
-    pub objtool: Vec<String>,
-    /// Lines that fail the stage: warnings mentioning gmem_kmap, objtool
-    /// warnings, linker warnings, rustc warnings.
-    pub fatal: Vec<String>,
-    /// Objects (relative to the build directory) whose build gave a fatal
-    /// warning: removed, so that the next make rebuilds them and says it
-    /// again rather than passing on an up-to-date tree.
-    pub stale: Vec<String>,
-}
-
-/// Scans a build log; `tree` is the source tree's path as the compiler
-/// prints it.
-pub fn scan(log: &str, tree: &str) -> Scan {
+/// Scans a build log for warnings naming gmem_kmap, objtool's, ld's, rustc's.
+fn scan(log: &str, tree: &str) -> Scan {
     let mut scan = Scan::default();
     let lines: Vec<&str> = log.lines().collect();
     for (i, line) in lines.iter().enumerate() {
@@ -142,45 +84,23 @@ pub fn scan(log: &str, tree: &str) -> Scan {
         if objtool {
             scan.objtool.push(line.to_string());
         }
-        let warning = line.contains("warning:");
         let ours = line.contains("gmem_kmap") || line.contains("gmem-kmap");
         // rustc: `warning: ...` then ` --> src/x.rs:1:2`.
-        let rustc = line.starts_with("warning: ")
-            && lines
-                .get(i + 1)
-                .is_some_and(|n| n.trim_start().starts_with("--> "));
+        let next = lines.get(i + 1).map(|n| n.trim_start());
+        let rustc = line.starts_with("warning: ") && next.is_some_and(|n| n.starts_with("--> "));
         let linker = line.contains("ld: warning");
-        if !((warning && (objtool || ours)) || linker || rustc) {
+        if !((line.contains("warning:") && (objtool || ours)) || linker || rustc) {
             continue;
         }
         scan.fatal.push(line.to_string());
-        let stale = if linker {
-            Some("vmlinux.o".to_string())
-        } else if let Some((obj, _)) = line.split_once(": warning: objtool:") {
-            Some(obj.to_string())
-        } else {
-            // `<tree>/dir/file.c:8:13: warning:`, or a header's warning
-            // after `In file included from <tree>/dir/file.c:3:`.
-            let source = |l: &str| {
-                let path = l
-                    .trim_start_matches("In file included from ")
-                    .split(':')
-                    .next()?;
-                let rel = path.strip_prefix(tree)?.trim_start_matches('/');
-                let stem = rel.strip_suffix(".c").or_else(|| rel.strip_suffix(".S"))?;
-                Some(format!("{stem}.o"))
-            };
-            source(line).or_else(|| {
-                lines[i.saturating_sub(20)..i]
-                    .iter()
-                    .rev()
-                    .find(|l| l.starts_with("In file included from "))
-                    .and_then(|l| source(l))
-            })
+        let earlier = lines[i.saturating_sub(20)..i].iter().rev();
+        let mut included = earlier.filter(|l| l.starts_with("In file included from "));
+        let stale = match line.split_once(": warning: objtool:") {
+            _ if linker => Some("vmlinux.o".to_string()),
+            Some((obj, _)) => Some(obj.to_string()),
+            None => object(line, tree).or_else(|| object(included.next()?, tree)),
         };
-        if let Some(obj) = stale
-            && !scan.stale.contains(&obj)
-        {
+        if let Some(obj) = stale.filter(|o| !scan.stale.contains(o)) {
             scan.stale.push(obj);
         }
     }
@@ -193,35 +113,13 @@ mod tests {
 
     #[test]
     fn scan_finds_series_objtool_linker_and_rustc_warnings() {
-        let log = "\
-  CC      mm/memory.o
-/t/linux/mm/memory.c:12:5: warning: unused variable 'x' [-Wunused-variable]
-/t/linux/arch/x86/mm/gmem_kmap.c:40:3: warning: unused variable 'y' [-Wunused-variable]
-In file included from /t/linux/mm/gmem.c:3:
-/t/linux/include/linux/gmem_kmap.h:7:1: warning: no previous prototype [-Wmissing-prototypes]
-vmlinux.o: warning: objtool: gmem_kmap_map+0x12: 'naked' return found in MITIGATION_RETHUNK build
-arch/x86/mm/gmem_kmap_core.o: warning: objtool: .text+0x40: data relocation to !ENDBR: foo+0x0
-ld: warning: arch/x86/boot/compressed/vmlinux has a LOAD segment with RWX permissions
-warning: unused variable: `z`
-  --> src/ffi.rs:10:9
-  OBJTOOL vmlinux.o
-";
-        let s = scan(log, "/t/linux");
+        let s = scan(include_str!("build-warnings.log"), "/t/linux");
         assert_eq!(s.objtool.len(), 2);
         assert_eq!(s.fatal.len(), 6, "{:?}", s.fatal);
         assert!(s.fatal[0].contains("gmem_kmap.c"));
         assert!(s.fatal[4].starts_with("ld: warning"));
         assert!(s.fatal[5].starts_with("warning: unused variable"));
-        assert_eq!(
-            s.stale,
-            [
-                "arch/x86/mm/gmem_kmap.o",
-                "mm/gmem.o",
-                "vmlinux.o",
-                "arch/x86/mm/gmem_kmap_core.o"
-            ]
-        );
-        assert!(is_progress("  CC      mm/memory.o"));
-        assert!(!is_progress("mm/memory.c:12:5: warning"));
+        let objects = "arch/x86/mm/gmem_kmap.o mm/gmem.o vmlinux.o arch/x86/mm/gmem_kmap_core.o";
+        assert_eq!(s.stale.join(" "), objects);
     }
 }

@@ -1,21 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! The initramfs the test kernel boots into: busybox (static) and an `/init`
-//! that mounts proc, sysfs, devtmpfs and debugfs, runs every executable in
-//! `/tests/`, prints [`DONE`] and powers off. Collected as a list in the
-//! format of the kernel's own `usr/gen_init_cpio` (which sets any mode,
-//! owner or device node without root), archived by the tested tree's
-//! build of it, then gzipped.
-//!
-//! Add files with [`Initramfs::file`] / [`Initramfs::host_file`]; an
-//! executable put under `/tests/` is run by `/init`, and a non-zero exit
-//! fails the boot test (see [`TEST_EXIT`]).
+//! The initramfs: busybox and an `/init` that runs every executable in
+//! `/tests/` and powers off, archived by the tested tree's `usr/gen_init_cpio`
+//! (any mode, owner or device node without root) from a list, then gzipped.
 
 use super::Cache;
+use super::run::output;
 use anyhow::{Context as _, Result, ensure};
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// Where Debian's busybox-static puts its binary.
 const BUSYBOX: &str = "/bin/busybox";
@@ -49,27 +44,21 @@ echo "gmem-kmap: init done"
 poweroff -f
 "#;
 
-/// An archive being assembled.
+/// An archive being assembled, by path: sorted, a directory before its contents.
+#[derive(Default)]
 pub struct Initramfs {
-    /// By path without the leading `/`. Sorted, a directory comes before
-    /// everything in it, as the kernel's unpacker needs.
     entries: BTreeMap<String, Entry>,
 }
 
 enum Entry {
-    Dir,
-    /// Permission bits and where gen_init_cpio reads the contents.
-    File(u32, Contents),
-    /// The link's target.
-    Link(String),
-    /// A character device's major and minor.
-    CharDev(u32, u32),
+    /// A gen_init_cpio type and what follows the name: (`dir`, `0755 0 0`).
+    Line(&'static str, String),
+    /// A file's mode and contents, written beside the archive first.
+    Data(u32, Vec<u8>),
 }
 
-enum Contents {
-    Host(PathBuf),
-    /// Written to the staging directory first: gen_init_cpio reads files.
-    Data(Vec<u8>),
+fn dir() -> Entry {
+    Entry::Line("dir", "0755 0 0".into())
 }
 
 impl Initramfs {
@@ -80,284 +69,140 @@ impl Initramfs {
 
     /// [`Self::standard`] with the busybox binary at `busybox`.
     fn with_busybox(busybox: &Path) -> Result<Self> {
-        let mut a = Initramfs {
-            entries: BTreeMap::new(),
-        };
+        let mut a = Initramfs::default();
         for d in ["bin", "dev", "proc", "sys", "tmp", "root", "tests"] {
-            a.push(d, Entry::Dir);
+            a.push(d, dir());
         }
-        a.push("dev/console", Entry::CharDev(5, 1));
+        a.push("dev/console", Entry::Line("nod", "0600 0 0 c 5 1".into()));
         a.host_file("bin/busybox", busybox)?;
-        a.push("bin/sh", Entry::Link("busybox".into()));
+        a.push("bin/sh", Entry::Line("slink", "busybox 0777 0 0".into()));
         a.file("init", INIT.as_bytes().to_vec(), 0o755);
         Ok(a)
     }
 
     /// Adds a regular file with `mode` (e.g. `0o755`).
     pub fn file(&mut self, path: &str, data: Vec<u8>, mode: u32) -> &mut Self {
-        self.push(path, Entry::File(mode & 0o7777, Contents::Data(data)))
+        self.push(path, Entry::Data(mode & 0o7777, data))
     }
 
     /// Adds a host file, keeping its permission bits; it must exist now.
     pub fn host_file(&mut self, path: &str, host: &Path) -> Result<&mut Self> {
-        use std::os::unix::fs::PermissionsExt;
         let meta = fs::metadata(host).with_context(|| format!("read {}", host.display()))?;
         ensure!(meta.is_file(), "{} is not a regular file", host.display());
         let mode = meta.permissions().mode() & 0o7777;
-        Ok(self.push(path, Entry::File(mode, Contents::Host(host.into()))))
+        let from = word(&host.display().to_string())?.to_string();
+        Ok(self.push(path, Entry::Line("file", format!("{from} {mode:04o} 0 0"))))
     }
 
-    /// Adds or replaces the entry at `path`, and any missing parent
-    /// directories.
+    /// Adds or replaces the entry at `path`, and any missing parents.
     fn push(&mut self, path: &str, entry: Entry) -> &mut Self {
         let path = path.trim_start_matches('/');
         for (i, _) in path.match_indices('/') {
-            self.entries.entry(path[..i].into()).or_insert(Entry::Dir);
+            self.entries.entry(path[..i].into()).or_insert_with(dir);
         }
         self.entries.insert(path.into(), entry);
         self
     }
 
-    /// The gen_init_cpio list (all owned by root); the in-memory files are
-    /// read from `staged/<path>`.
-    fn list(&self, staged: &Path) -> Result<String> {
-        let mut list = String::from("# gmem-kmap test initramfs, for usr/gen_init_cpio\n");
-        for (path, entry) in &self.entries {
-            let name = word(format!("/{path}"))?;
-            let line = match entry {
-                Entry::Dir => format!("dir {name} 0755 0 0"),
-                Entry::File(mode, contents) => {
-                    let from = match contents {
-                        Contents::Host(host) => host.clone(),
-                        Contents::Data(_) => staged.join(path),
-                    };
-                    let from = word(from.display().to_string())?;
-                    format!("file {name} {from} {mode:04o} 0 0")
-                }
-                Entry::Link(target) => format!("slink {name} {} 0777 0 0", word(target)?),
-                Entry::CharDev(major, minor) => format!("nod {name} 0600 0 0 c {major} {minor}"),
-            };
-            list += &line;
-            list.push('\n');
-        }
-        Ok(list)
-    }
-
-    /// Writes the in-memory files under `staged`, emptied first.
-    fn stage(&self, staged: &Path) -> Result<()> {
-        let _ = fs::remove_dir_all(staged);
-        for (path, entry) in &self.entries {
-            if let Entry::File(_, Contents::Data(data)) = entry {
-                let to = staged.join(path);
-                fs::create_dir_all(to.parent().expect("under staged"))?;
-                fs::write(&to, data).with_context(|| format!("write {}", to.display()))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes the gzipped archive to `path`, its list to `<path>.list` (for
-    /// a reviewer) and the in-memory files under `<path>.d/`; returns the
-    /// archive's size.
+    /// Writes the archive to `path` (`*.gz`), with `<path>.list` and `<path>.d/`
+    /// beside it; its size.
     pub fn write_gz(&self, path: &Path) -> Result<u64> {
         self.archive(&gen_init_cpio()?, path)
     }
 
     /// [`Self::write_gz`] with the gen_init_cpio at `tool`.
     fn archive(&self, tool: &Path, path: &Path) -> Result<u64> {
+        let gz = path.extension().is_some_and(|e| e == "gz");
+        ensure!(gz, "{} does not end in .gz", path.display());
         let beside = |suffix: &str| PathBuf::from(format!("{}{suffix}", path.display()));
-        let (list, staged) = (beside(".list"), beside(".d"));
-        self.stage(&staged)?;
-        fs::write(&list, self.list(&staged)?)
-            .with_context(|| format!("write {}", list.display()))?;
-        let out = fs::File::create(path).with_context(|| format!("create {}", path.display()))?;
+        let (list_path, staged) = (beside(".list"), beside(".d"));
+        let _ = fs::remove_dir_all(&staged);
+        let mut list = String::from("# gmem-kmap test initramfs, for usr/gen_init_cpio\n");
+        for (path, entry) in &self.entries {
+            let name = word(path)?;
+            list += &match entry {
+                Entry::Line(kind, rest) => format!("{kind} /{name} {rest}\n"),
+                Entry::Data(mode, data) => {
+                    let to = staged.join(path);
+                    fs::create_dir_all(to.parent().expect("under staged"))?;
+                    fs::write(&to, data).with_context(|| format!("write {}", to.display()))?;
+                    let from = word(&to.display().to_string())?.to_string();
+                    format!("file /{name} {from} {mode:04o} 0 0\n")
+                }
+            };
+        }
+        fs::write(&list_path, list).with_context(|| format!("write {}", list_path.display()))?;
+        let cpio = path.with_extension("");
+        let out = fs::File::create(&cpio).with_context(|| format!("create {}", cpio.display()))?;
         // -t 0: every mtime 0, so that the same inputs make the same archive.
-        let mut cpio = Command::new(tool)
-            .args(["-t", "0"])
-            .arg(&list)
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot run {}", tool.display()))?;
-        let gzip = Command::new("gzip")
-            .args(["-9", "-n"])
-            .stdin(cpio.stdout.take().expect("piped"))
-            .stdout(out)
-            .status()
-            .context("cannot run gzip")?;
-        ensure!(
-            cpio.wait()?.success(),
-            "gen_init_cpio failed on {}",
-            list.display()
-        );
-        ensure!(gzip.success(), "gzip failed");
+        let mut make = Command::new(tool);
+        make.args(["-t", "0"]).arg(&list_path).stdout(out);
+        let made = make.status().context("cannot run gen_init_cpio")?;
+        let shown = list_path.display();
+        ensure!(made.success(), "gen_init_cpio failed on {shown}");
+        output(Command::new("gzip").args(["-9", "-n", "-f"]).arg(&cpio))?;
         Ok(fs::metadata(path)?.len())
     }
 }
 
-/// `s`, if it is one word of the list: gen_init_cpio splits lines at
-/// whitespace and expands `${VAR}` in file locations.
-fn word<S: AsRef<str>>(s: S) -> Result<S> {
-    let w = s.as_ref();
-    ensure!(
-        !w.contains(char::is_whitespace) && !w.contains("${"),
-        "{w:?}: gen_init_cpio cannot take whitespace or ${{ in a name"
-    );
+/// `s`, if gen_init_cpio (which splits at whitespace, expands `${}`) takes it.
+fn word(s: &str) -> Result<&str> {
+    let one = !s.contains(char::is_whitespace) && !s.contains("${");
+    let why = "gen_init_cpio cannot take whitespace or ${ in a name";
+    ensure!(one, "{s:?}: {why}");
     Ok(s)
 }
 
-/// The tested tree's `usr/gen_init_cpio`, made by the boot kernel's build.
-/// Every initramfs is written after that build (the selftests stage needs
-/// it; the bench builds first), so it is not built here: its absence means
-/// the stages ran out of order.
+/// The tested tree's `usr/gen_init_cpio`, which the boot kernel's build made.
 fn gen_init_cpio() -> Result<PathBuf> {
     let tool = Cache::from_env().build("boot").join("usr/gen_init_cpio");
-    ensure!(
-        tool.exists(),
-        "{} missing: the boot kernel's build makes it, and must come first",
-        tool.display()
-    );
+    let why = "the boot kernel's build makes it, and must come first";
+    ensure!(tool.exists(), "{} missing: {why}", tool.display());
     Ok(tool)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
-    fn lines(a: &Initramfs) -> Vec<String> {
-        let list = a.list(Path::new("/s")).unwrap();
-        list.lines().skip(1).map(String::from).collect()
-    }
-
-    fn standard() -> Initramfs {
-        Initramfs::with_busybox(Path::new("/bin/sh")).unwrap()
-    }
-
-    #[test]
-    fn parents_come_first_and_a_path_is_listed_once() {
-        let mut a = standard();
-        a.file("/tests/deep/er/t", b"1".to_vec(), 0o644).file(
-            "tests/deep/er/t",
-            b"2".to_vec(),
-            0o4755,
-        );
-        let names: Vec<String> = lines(&a)
-            .iter()
-            .map(|l| l.split(' ').nth(1).unwrap().into())
-            .collect();
-        let at = |n: &str| names.iter().position(|x| x == n).unwrap();
-        assert!(at("/tests") < at("/tests/deep") && at("/tests/deep") < at("/tests/deep/er"));
-        assert!(at("/tests/deep/er") < at("/tests/deep/er/t"));
-        assert!(lines(&a).contains(&"file /tests/deep/er/t /s/tests/deep/er/t 4755 0 0".into()));
-        assert_eq!(names.len(), 14);
-    }
-
-    #[test]
-    fn host_files_keep_their_path_and_mode_and_must_exist() {
-        let exe = std::env::current_exe().unwrap();
-        let mode = fs::metadata(&exe).unwrap().permissions().mode() & 0o7777;
-        let mut a = standard();
-        a.host_file("/tests/me", &exe).unwrap();
-        let want = format!("file /tests/me {} {mode:04o} 0 0", exe.display());
-        assert!(lines(&a).contains(&want));
-        let missing = a.host_file("/tests/x", Path::new("/nonexistent/x"));
-        assert!(format!("{:#}", missing.err().unwrap()).contains("/nonexistent/x"));
-        assert!(a.host_file("/tests/x", Path::new("/tmp")).is_err());
-    }
-
-    #[test]
-    fn whitespace_in_a_name_is_refused() {
-        let mut a = standard();
-        a.file("tests/a b", Vec::new(), 0o755);
-        assert!(a.list(Path::new("/s")).is_err());
-        assert!(standard().list(Path::new("/a dir")).is_err());
-    }
-
-    /// Runs `cpio` with `args` on the gzipped archive `gz` (kept).
-    fn cpio(gz: &Path, args: &[&str]) -> String {
-        let gunzip = Command::new("gzip").arg("-dkf").arg(gz).status();
-        assert!(gunzip.unwrap().success());
-        let out = Command::new("cpio")
-            .arg("-F")
-            .arg(gz.with_extension(""))
-            .args(args)
-            .env("TZ", "UTC")
-            .output()
-            .expect("cpio (package cpio)");
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// The kernel tree's gen_init_cpio, compiled (it needs only libc) into
-    /// `dir`: the tree exists once `cargo xtask boot-test` prepared it.
-    fn compile_gen_init_cpio(dir: &Path) -> PathBuf {
-        let src = Cache::from_env().linux().join("usr/gen_init_cpio.c");
-        assert!(
-            src.exists(),
-            "{} missing: this test needs the kernel tree `cargo xtask boot-test` prepares",
-            src.display()
-        );
-        let tool = dir.join("gen_init_cpio");
-        let cc = Command::new("cc")
-            .arg("-O2")
-            .arg("-o")
-            .arg(&tool)
-            .arg(&src)
-            .status();
-        assert!(cc.expect("cc (package gcc)").success());
-        tool
-    }
-
+    /// With the gen_init_cpio of the tree `cargo xtask boot-test` prepared.
     #[test]
     fn gen_init_cpio_makes_the_archive() {
         let dir = std::env::temp_dir().join(format!("xtask-initramfs-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        let tool = compile_gen_init_cpio(&dir);
+        let (tool, src) = (dir.join("gen_init_cpio"), Cache::from_env().linux());
+        let src = src.join("usr/gen_init_cpio.c");
+        output(Command::new("cc").arg("-o").arg(&tool).arg(&src)).unwrap();
         let host = dir.join("host");
         fs::write(&host, "host").unwrap();
         fs::set_permissions(&host, fs::Permissions::from_mode(0o640)).unwrap();
         let mut a = Initramfs::with_busybox(&host).unwrap();
         a.host_file("/tests/host", &host).unwrap();
-        a.file("tests/sub/t", b"abc".to_vec(), 0o755);
+        a.file("/tests/sub/t", b"old".to_vec(), 0o644);
+        a.file("tests/sub/t", b"abc".to_vec(), 0o4755);
         let gz = dir.join("a.cpio.gz");
+        let size = a.archive(&tool, &gz).unwrap();
+        assert_eq!(size, fs::metadata(&gz).unwrap().len());
+        output(Command::new("gzip").arg("-dkf").arg(&gz)).unwrap();
+        let mut cpio = Command::new("cpio");
+        cpio.arg("-itvnF").arg(dir.join("a.cpio")).env("TZ", "UTC");
+        let words = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+        let listed: Vec<String> = output(&mut cpio).unwrap().lines().map(words).collect();
+        // In order: a directory before its contents, a path replaced once.
         assert_eq!(
-            a.archive(&tool, &gz).unwrap(),
-            fs::metadata(&gz).unwrap().len()
+            listed.join("\n"),
+            include_str!("initramfs.listing").trim_end()
         );
-        let listed = cpio(&gz, &["-itvn"]);
-        let listed: Vec<String> = listed
-            .lines()
-            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-            .collect();
-        for want in [
-            "drwxr-xr-x 2 0 0 0 Jan 1 1970 tests",
-            "drwxr-xr-x 2 0 0 0 Jan 1 1970 tests/sub",
-            "-rwxr-xr-x 1 0 0 3 Jan 1 1970 tests/sub/t",
-            "-rw-r----- 1 0 0 4 Jan 1 1970 tests/host",
-            "-rw-r----- 1 0 0 4 Jan 1 1970 bin/busybox",
-            "lrwxrwxrwx 1 0 0 8 Jan 1 1970 bin/sh -> busybox",
-            "crw------- 1 0 0 5, 1 Jan 1 1970 dev/console",
-            "-rwxr-xr-x 1 0 0 469 Jan 1 1970 init",
-        ] {
-            assert!(
-                listed.iter().any(|x| x == want),
-                "{want:?} not in {listed:#?}"
-            );
+        // Names gen_init_cpio would misread, and host files missing, are refused.
+        for bad in ["/nonexistent/x", "/tmp"] {
+            assert!(a.host_file("/tests/x", Path::new(bad)).is_err(), "{bad}");
         }
-        assert_eq!(listed.len(), 14, "{listed:#?}");
-        assert_eq!(cpio(&gz, &["-i", "--to-stdout", "init"]), INIT);
-        assert!(
-            fs::read_to_string(dir.join("a.cpio.gz.list"))
-                .unwrap()
-                .contains("nod /dev/console")
-        );
-        // A host file gone by archive time fails gen_init_cpio, hence the run.
         fs::remove_file(&host).unwrap();
-        let gone = a.archive(&tool, &gz).unwrap_err();
-        assert!(
-            gone.to_string().contains("gen_init_cpio failed"),
-            "{gone:#}"
-        );
+        let gone = a.archive(&tool, &gz).unwrap_err().to_string();
+        assert!(gone.contains("gen_init_cpio failed"), "{gone}");
+        a.file("tests/a b", Vec::new(), 0o755);
+        let spaced = a.archive(&tool, &gz).unwrap_err().to_string();
+        assert!(spaced.contains("cannot take whitespace"), "{spaced}");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -258,7 +258,7 @@ pub fn build_variant(
     disable: &[&str],
 ) -> Result<PathBuf> {
     let tree = &built.tree.dir;
-    config::configure_with(cache, tree, "boot", name, &[])?;
+    config::configure_with(cache, tree, name, &[])?;
     let dot_config = cache.build(name).join(".config");
     let mut edit = std::process::Command::new(tree.join("scripts/config"));
     edit.arg("--file").arg(&dot_config);

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! Booting the test kernel under QEMU (TCG: the host's /dev/kvm cannot boot
-//! an ordinary kernel), serial console into a log under `<cache>/logs/`,
-//! with a hard timeout, at the [`Paging`] depth asked for.
+//! an ordinary kernel), console into a log, at a [`Paging`] depth.
 
 use std::fmt;
 use std::path::Path;
@@ -10,48 +9,31 @@ use std::time::Duration;
 
 use super::ktap;
 use super::run::{Ended, clock, logged};
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result};
 
-/// The kernel command line. `kunit.enable=1` because allnoconfig leaves
-/// KUNIT_DEFAULT_ENABLED off; `oops=panic` and `panic=-1` with
-/// `-no-reboot` end the VM on the first oops; `kvm.force_emulation_prefix=1`
-/// lets the selftest make KVM emulate an instruction of its choosing
-/// (`KVM_FEP`), which it skips without.
+/// The kernel command line: KUnit on (allnoconfig leaves it off), the VM
+/// ended by the first oops, `KVM_FEP` for the selftest (skipped without).
 pub const APPEND: &str =
     "console=ttyS0 panic=-1 kunit.enable=1 panic_on_warn=0 oops=panic kvm.force_emulation_prefix=1";
 
-/// The depth of the page tables a boot runs with. The kernel is built with
-/// `CONFIG_X86_5LEVEL=y` and `-cpu max` offers LA57 under TCG, so it boots
-/// with 5 levels unless its command line says `no5lvl`; the series' code
-/// walks both, so both are booted.
+/// The page-table depth of a boot (`-cpu max` offers LA57): both are booted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Paging {
     /// `no5lvl`: 4-level paging although the CPU has LA57.
-    Four,
+    Four = 4,
     /// LA57, from `-cpu max`.
-    Five,
+    Five = 5,
 }
 
 impl Paging {
-    /// The number of levels, as the kernel reports it (`# paging: 5-level`).
+    /// The number of levels, as the kernel reports them.
     pub fn levels(self) -> u8 {
-        match self {
-            Paging::Four => 4,
-            Paging::Five => 5,
-        }
+        self as u8
     }
 
-    /// `5level`: for log file names, which should not need quoting.
+    /// `5level`, for log file names.
     pub fn tag(self) -> String {
         format!("{}level", self.levels())
-    }
-
-    /// The kernel command line booting at this depth.
-    fn append(self) -> String {
-        match self {
-            Paging::Four => format!("{APPEND} no5lvl"),
-            Paging::Five => APPEND.to_string(),
-        }
     }
 }
 
@@ -61,61 +43,35 @@ impl fmt::Display for Paging {
     }
 }
 
-/// How a boot ended.
-pub enum Boot {
-    /// QEMU exited successfully (the guest powered off, or panicked and
-    /// `-no-reboot` turned the reboot into an exit).
-    Exited,
-    /// QEMU exited with an error.
-    Failed(String),
-    /// Killed after the timeout.
-    TimedOut(Duration),
-}
-
-impl Boot {
-    /// Ok when QEMU exited by itself and successfully.
-    pub fn result(self) -> Result<()> {
-        match self {
-            Boot::Exited => Ok(()),
-            Boot::Failed(s) => Err(anyhow!("QEMU exited with {s}")),
-            Boot::TimedOut(t) => Err(anyhow!("timed out after {}; QEMU killed", clock(t))),
-        }
-    }
-}
-
 /// What a boot adds to the standard command lines.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Extra<'a> {
     /// QEMU options (such as `-icount`).
     pub qemu: &'a [&'a str],
-    /// Kernel command-line words, after the standard ones (which they
-    /// override).
+    /// Kernel command-line words, after (overriding) the standard ones.
     pub cmdline: &'a str,
     /// Another kernel image than the build's (for [`super::boot_script`]).
     pub kernel: Option<&'a Path>,
-    /// One host thread for every vCPU (`-accel tcg,thread=single`) instead
-    /// of one each. QEMU 7.2's SVM emulation is not safe across its vCPU
-    /// threads: a nested guest sometimes resumes at the host's `VMRUN`
-    /// return address (`__svm_vcpu_run`) and then shuts down, loops
-    /// delivering `#PF`, or writes over host kernel memory (oopses in
-    /// `rb_erase` and the tracing code followed). It does so with or
-    /// without the series' flag and with any of the stress program's
-    /// racers: in 5 of 13 stress runs on the boot kernel (3 of 137 on the
-    /// slower debug kernel), and in none of 80 on one thread.
+    /// All vCPUs on one host thread: QEMU 7.2's SVM emulation is not safe
+    /// across threads (nested guests crashed the host in 5 of 13 stress runs,
+    /// in none of 80 on one thread).
     pub one_thread: bool,
 }
 
-/// How many more times a boot is made when its log shows upstream's known
-/// false positive ([`ktap::upstream_false_positive`]) instead of being
-/// judged on it. One in about ten debug boots shows it, so three boots in
-/// a row with it would say it is no longer the known one.
+/// Boots again after upstream's known false positive (about one debug boot
+/// in ten, [`ktap::upstream_false_positive`]); three in a row would not be.
 const UPSTREAM_RETRIES: u32 = 2;
 
+/// The kernel command line of a boot at `paging` depth with `extra` words.
+fn append(paging: Paging, extra: &str) -> String {
+    let depth = (paging == Paging::Four).then_some(" no5lvl");
+    let line = format!("{APPEND}{} {extra}", depth.unwrap_or(""));
+    line.trim_end().to_string()
+}
+
 /// Boots `kernel` with `initrd` on `smp` CPUs at `paging` depth, console
-/// into `log`, with `extra` options. A boot whose log shows upstream's
-/// known false positive is made again, up to [`UPSTREAM_RETRIES`] times,
-/// its log kept as `<log>.<attempt>`; the last one is judged whatever it
-/// shows.
+/// into `log`; again after upstream's false positive, that log kept as
+/// `<log>.<attempt>`, up to [`UPSTREAM_RETRIES`] times.
 pub fn boot(
     kernel: &Path,
     initrd: &Path,
@@ -124,72 +80,27 @@ pub fn boot(
     timeout: Duration,
     log: &Path,
     extra: Extra<'_>,
-) -> Result<Boot> {
-    let mut qemu = command(kernel, initrd, smp, paging, extra);
+) -> Result<Ended> {
+    let threads = extra.one_thread.then_some(",thread=single");
+    let accel = format!("tcg{}", threads.unwrap_or(""));
+    let mut qemu = Command::new("qemu-system-x86_64");
+    qemu.args(["-accel", &accel, "-cpu", "max", "-m", "1G"]);
+    qemu.args(["-smp", &smp.to_string(), "-nographic", "-no-reboot"]);
+    qemu.args(["-nic", "none"]).arg("-kernel").arg(kernel);
+    qemu.arg("-initrd").arg(initrd).arg("-append");
+    qemu.arg(append(paging, extra.cmdline)).args(extra.qemu);
+    println!("    {qemu:?}");
+    println!("    log: {} (timeout {})", log.display(), clock(timeout));
     for attempt in 1..=UPSTREAM_RETRIES {
-        let boot = run(&mut qemu, log, timeout)?;
+        let ended = logged(&mut qemu, log, Some(timeout))?;
         let Some(what) = ktap::upstream_false_positive(&super::verdict::read_log(log)?) else {
-            return Ok(boot);
+            return Ok(ended);
         };
         let kept = log.with_extension(format!("log.{attempt}"));
         std::fs::rename(log, &kept).with_context(|| format!("rename {}", log.display()))?;
         println!("    {what}: booting again; that log is {}", kept.display());
     }
-    run(&mut qemu, log, timeout)
-}
-
-/// The QEMU command of a [`boot`].
-fn command(kernel: &Path, initrd: &Path, smp: u32, paging: Paging, extra: Extra<'_>) -> Command {
-    let mut append = paging.append();
-    if !extra.cmdline.is_empty() {
-        append = format!("{append} {}", extra.cmdline);
-    }
-    let mut qemu = Command::new("qemu-system-x86_64");
-    let accel = if extra.one_thread {
-        "tcg,thread=single"
-    } else {
-        "tcg"
-    };
-    qemu.args(["-accel", accel, "-cpu", "max"])
-        .args(["-smp", &smp.to_string(), "-m", "1G"])
-        .args(["-nographic", "-no-reboot", "-nic", "none"])
-        .arg("-kernel")
-        .arg(kernel)
-        .arg("-initrd")
-        .arg(initrd)
-        .args(["-append", &append])
-        .args(extra.qemu);
-    qemu
-}
-
-/// Runs `qemu` once, console into `log`, killed after `timeout`.
-fn run(qemu: &mut Command, log: &Path, timeout: Duration) -> Result<Boot> {
-    println!("    {}", command_line(qemu));
-    println!("    log: {} (timeout {})", log.display(), clock(timeout));
-    Ok(
-        match logged(qemu, log, Some(timeout), |l| !l.trim().is_empty())? {
-            Ended::Exited(s) if s.success() => Boot::Exited,
-            Ended::Exited(s) => Boot::Failed(s.to_string()),
-            Ended::TimedOut => Boot::TimedOut(timeout),
-        },
-    )
-}
-
-/// `cmd` as a shell would take it, arguments with spaces in double quotes:
-/// printed from the command itself, so it is exactly what runs.
-fn command_line(cmd: &Command) -> String {
-    let quote = |a: &std::ffi::OsStr| {
-        let a = a.to_string_lossy();
-        if a.contains(' ') {
-            format!("\"{a}\"")
-        } else {
-            a.into_owned()
-        }
-    };
-    std::iter::once(quote(cmd.get_program()))
-        .chain(cmd.get_args().map(quote))
-        .collect::<Vec<_>>()
-        .join(" ")
+    logged(&mut qemu, log, Some(timeout))
 }
 
 #[cfg(test)]
@@ -197,27 +108,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn four_level_adds_no5lvl_to_the_command_line() {
-        assert_eq!(Paging::Five.append(), APPEND);
-        assert_eq!(Paging::Four.append(), format!("{APPEND} no5lvl"));
-        for paging in [Paging::Four, Paging::Five] {
-            let append = paging.append();
-            let args: Vec<&str> = append.split_whitespace().collect();
-            assert!(args.contains(&"kvm.force_emulation_prefix=1"), "{append}");
-        }
-        assert_eq!(
-            (Paging::Four.to_string(), Paging::Five.tag()),
-            ("4-level".to_string(), "5level".to_string())
-        );
-    }
-
-    #[test]
-    fn the_printed_command_line_quotes_arguments_with_spaces() {
-        let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args(["-smp", "2", "-append", "console=ttyS0 no5lvl"]);
-        assert_eq!(
-            command_line(&cmd),
-            "qemu-system-x86_64 -smp 2 -append \"console=ttyS0 no5lvl\""
-        );
+    fn the_depth_and_extra_words_go_on_the_command_line() {
+        let four = format!("{APPEND} no5lvl");
+        assert_eq!(append(Paging::Five, ""), APPEND);
+        assert_eq!(append(Paging::Four, ""), four);
+        assert_eq!(append(Paging::Four, "a=1"), format!("{four} a=1"));
+        assert!(APPEND.contains(" kvm.force_emulation_prefix=1"));
+        let (four, five) = (Paging::Four, Paging::Five);
+        assert_eq!(format!("{four} {}", five.tag()), "4-level 5level");
     }
 }

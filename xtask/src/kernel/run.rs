@@ -1,102 +1,117 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Running the long commands (make, QEMU): output into a log file, a
-//! progress line on the console every 20 s, an optional hard timeout.
+//! Running commands: long ones (make, QEMU) into a log with a progress line
+//! every 20 s and an optional timeout; short ones with output captured.
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result, anyhow, bail};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
-use std::thread::sleep;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How often a progress line is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(20);
 
-/// How a logged command ended.
-pub enum Ended {
-    Exited(ExitStatus),
-    /// Killed after the timeout.
-    TimedOut,
+/// How a logged command ended: why it failed, if it did, and its log.
+pub struct Ended(Option<String>, PathBuf);
+
+impl Ended {
+    /// Ok after a successful exit; else prints the log's tail and says why.
+    pub fn result(self) -> Result<()> {
+        let Ended(Some(failure), log) = self else {
+            return Ok(());
+        };
+        println!("    last 40 lines of {}:", log.display());
+        for line in tail(&log, 40) {
+            println!("    | {line}");
+        }
+        bail!("{failure}; log: {}", log.display())
+    }
 }
 
-/// Runs `cmd` with stdout and stderr into `log` (truncated first). Every
-/// 20 s prints the elapsed time and the last log line `progress` accepts;
-/// kills the command when `timeout` passes.
-pub fn logged(
-    cmd: &mut Command,
-    log: &Path,
-    timeout: Option<Duration>,
-    progress: fn(&str) -> bool,
-) -> Result<Ended> {
+/// Runs `cmd`, output into `log`, killing it (SIGKILL, only the process
+/// started here) when `timeout` passes.
+pub fn logged(cmd: &mut Command, log: &Path, timeout: Option<Duration>) -> Result<Ended> {
     let file = File::create(log).with_context(|| format!("create {}", log.display()))?;
-    let err = file.try_clone()?;
+    cmd.stdin(Stdio::null()).stdout(file.try_clone()?);
     let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(file)
-        .stderr(err)
+        .stderr(file)
         .spawn()
         .with_context(|| format!("cannot run {cmd:?}"))?;
-    let start = Instant::now();
-    let mut next = PROGRESS_EVERY;
-    loop {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let (start, mut next) = (Instant::now(), PROGRESS_EVERY);
+    let failure = loop {
         if let Some(status) = child.try_wait()? {
-            return Ok(Ended::Exited(status));
+            break (!status.success()).then(|| format!("{program} exited with {status}"));
         }
-        let elapsed = start.elapsed();
-        if timeout.is_some_and(|t| elapsed >= t) {
-            // SIGKILL to the one process this function started.
+        if timeout.is_some_and(|t| start.elapsed() >= t) {
             let _ = child.kill();
             let _ = child.wait();
-            return Ok(Ended::TimedOut);
+            let after = clock(start.elapsed());
+            break Some(format!("{program} timed out after {after} and was killed"));
         }
-        if elapsed >= next {
-            let last = tail(log, 50)
-                .into_iter()
-                .rev()
-                .find(|l| progress(l))
-                .unwrap_or_default();
-            // Serial output may carry terminal escapes; print text only.
-            let last: String = last.chars().filter(|c| !c.is_control()).collect();
-            println!("    [{}] {}", clock(elapsed), last.trim());
+        if start.elapsed() >= next {
+            let last = tail(log, 1).concat();
+            println!("    [{}] {}", clock(start.elapsed()), last.trim());
             next += PROGRESS_EVERY;
         }
-        sleep(Duration::from_millis(250));
-    }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    Ok(Ended(failure, log.to_path_buf()))
 }
 
-/// The last `n` lines of a file (from its last 64 KiB), `\r` removed.
+/// The last `n` lines of `path`, control characters (serial `\r`s) removed.
 pub fn tail(path: &Path, n: usize) -> Vec<String> {
-    let mut bytes = Vec::new();
-    if let Ok(mut f) = File::open(path) {
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
-        let _ = f.read_to_end(&mut bytes);
-    }
-    let text = String::from_utf8_lossy(&bytes).replace('\r', "");
-    let lines: Vec<String> = text.lines().map(String::from).collect();
-    lines[lines.len().saturating_sub(n)..].to_vec()
+    let text = output(Command::new("tail").arg(format!("-n{n}")).arg(path)).unwrap_or_default();
+    let text_only = |l: &str| l.replace(|c: char| c.is_control() && c != '\t', "");
+    text.lines().map(text_only).collect()
+}
+
+/// `make` in `dir` with one job per CPU.
+pub fn make(dir: &Path) -> Command {
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut make = Command::new("make");
+    make.current_dir(dir).arg(format!("-j{jobs}"));
+    make
 }
 
 /// `1m05s` style.
 pub fn clock(d: Duration) -> String {
-    let s = d.as_secs();
-    format!("{}m{:02}s", s / 60, s % 60)
+    format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
 }
 
-/// Runs a short command; its stdout, or an error with its stderr.
+/// Runs a short command: its stdout, or an error with its output.
 pub fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(anyhow!(
-            "{cmd:?} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
+    let ran = cmd.output();
+    let out = ran.with_context(|| format!("cannot run {cmd:?}"))?;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    if !out.status.success() {
+        let (o, e) = (text(&out.stdout), text(&out.stderr));
+        return Err(anyhow!("{cmd:?} failed ({}): {o}{e}", out.status));
+    }
+    Ok(text(&out.stdout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_logged_command_fails_on_error_or_timeout() {
+        let log = std::env::temp_dir().join(format!("xtask-run-{}.log", std::process::id()));
+        for (script, want, last) in [
+            ("printf 'fi\\rne\\n'", "", "fine"),
+            ("echo bad; exit 3", "sh exited with exit status: 3", "bad"),
+            ("sleep 5", "sh timed out after 0m00s and was killed", ""),
+        ] {
+            let mut sh = Command::new("sh");
+            sh.args(["-c", script]);
+            let ended = logged(&mut sh, &log, Some(Duration::from_millis(300))).unwrap();
+            let got = ended.result().err().map(|e| e.to_string());
+            assert_eq!(got.unwrap_or_default().split(';').next(), Some(want));
+            assert_eq!(tail(&log, 1).concat(), last);
+        }
+        let failed = output(Command::new("sh").args(["-c", "echo oops >&2; false"]));
+        assert!(failed.unwrap_err().to_string().contains("oops"));
+        std::fs::remove_file(&log).unwrap();
     }
 }
