@@ -19,7 +19,8 @@ pub fn describe(how: &str) -> &'static str {
         "shared" => "shared window (the same slot in the page tables every process shares)",
         "kmap" => "the private window's own calls, without KVM's hold on the folio",
         "tempmm" => {
-            "temporary mm (text_poke's way: IRQs off, switch to a per-CPU mm, map, unmap, switch back)"
+            "temporary mm (text_poke's way: IRQs off, switch to a per-CPU mm, map, unmap, \
+             switch back)"
         }
         "reinsert" => "re-insertion (direct map + shootdown)",
         "direct" => "plain direct map (no protection)",
@@ -27,27 +28,19 @@ pub fn describe(how: &str) -> &'static str {
     }
 }
 
-/// A Markdown table: `align` has an `r` per right-aligned column, an `l`
-/// per other.
-pub fn table<S: AsRef<str>>(
-    align: &str,
-    head: &[S],
-    rows: impl IntoIterator<Item = Vec<String>>,
-) -> String {
-    let line = |c: Vec<&str>| format!("| {} |\n", c.join(" | "));
-    let rule: String = align
-        .chars()
-        .map(|a| if a == 'r' { "---:|" } else { "---|" })
-        .collect();
-    let mut t = line(head.iter().map(AsRef::as_ref).collect()) + "|" + &rule + "\n";
-    for r in rows {
-        t += &line(r.iter().map(String::as_str).collect());
-    }
+/// A Markdown table: `spec` is its `|`-separated headers, with a `>` before
+/// each right-aligned one, and each row its `|`-separated cells.
+pub fn table(spec: &str, rows: impl IntoIterator<Item = String>) -> String {
+    let line = |cells: &str| format!("| {} |\n", cells.replace('|', " | "));
+    let align = |c: &str| if c.starts_with('>') { "---:|" } else { "---|" };
+    let rule: String = spec.split('|').map(align).collect();
+    let mut t = line(&spec.replace('>', "")) + "|" + &rule + "\n";
+    t.extend(rows.into_iter().map(|r| line(&r)));
     t
 }
 
-fn met(met: bool) -> String {
-    (if met { "yes" } else { "**no**" }).into()
+fn met(met: bool) -> &'static str {
+    if met { "yes" } else { "**no**" }
 }
 
 /// A row per 4-level boot and strategy, for one touch and CPU set, with
@@ -62,26 +55,11 @@ pub fn micro(f: &Figures, touch: &str, cpus: &str) -> String {
                 continue;
             };
             let (w, d) = (m / base("window"), m / base("direct"));
-            rows.push(vec![
-                smp.to_string(),
-                how.into(),
-                format!("{m:.0}"),
-                format!("{p:.0}"),
-                format!("{w:.2}"),
-                format!("{d:.2}"),
-            ]);
+            rows.push(format!("{smp}|{how}|{m:.0}|{p:.0}|{w:.2}|{d:.2}"));
         }
     }
     table(
-        "rlrrrr",
-        &[
-            "CPUs",
-            "strategy",
-            "median ns",
-            "p99 ns",
-            "× window",
-            "× direct map",
-        ],
+        ">CPUs|strategy|>median ns|>p99 ns|>× window|>× direct map",
         rows,
     )
 }
@@ -93,79 +71,53 @@ fn window_over_reinsert(f: &Figures, paging: Paging, smp: u32) -> Option<f64> {
 
 /// Exits per second of the end-to-end loop, a row per 4-level boot.
 pub fn exits(f: &Figures) -> String {
-    let mut head = vec!["CPUs".to_string()];
-    head.extend(CONFIGS.map(|c| format!("{c} exits/s")));
-    head.extend(
-        [
-            "window ÷ reinsert",
-            "window maps / reinsertions / remote flushes per exit",
-        ]
-        .map(String::from),
-    );
     let rows = f.smps(Four).into_iter().map(|smp| {
         let g = |c, k| {
             f.get(Four, smp, &format!("exits {c}"), k)
                 .unwrap_or(f64::NAN)
         };
+        let counts = ["window_maps", "reinsertions", "remote_flushes"];
         let per = |c| {
-            ["window_maps", "reinsertions", "remote_flushes"]
+            counts
                 .map(|k| format!("{:.2}", g(c, k) / g(c, "stores")))
+                .join("/")
         };
-        let mut r = vec![smp.to_string()];
-        r.extend(CONFIGS.map(|c| format!("{:.0}", g(c, "exits_per_sec"))));
-        r.push(format!(
-            "{:.2}",
-            window_over_reinsert(f, Four, smp).unwrap_or(f64::NAN)
-        ));
-        r.push(format!(
-            "window {}, reinsert {}",
-            per("window").join("/"),
-            per("reinsert").join("/")
-        ));
-        r
+        let rates = CONFIGS
+            .map(|c| format!("{:.0}|", g(c, "exits_per_sec")))
+            .concat();
+        let ratio = window_over_reinsert(f, Four, smp).unwrap_or(f64::NAN);
+        let (w, r) = (per("window"), per("reinsert"));
+        format!("{smp}|{rates}{ratio:.2}|window {w}, reinsert {r}")
     });
-    table(&"r".repeat(CONFIGS.len() + 3), &head, rows)
+    let configs = CONFIGS.map(|c| format!(">{c} exits/s|")).concat();
+    let per = "window maps / reinsertions / remote flushes per exit";
+    table(&format!(">CPUs|{configs}>window ÷ reinsert|>{per}"), rows)
 }
 
 /// `| what | 4-level | 5-level | 5-level ÷ 4-level |`, a row per figure
 /// (name, 4-level, 5-level, decimals) measured at both depths; a sentence
 /// when there is none (the 5-level boot failed).
-fn depth(
-    what: &str,
-    unit: &str,
-    rows: impl Iterator<Item = (String, Option<f64>, Option<f64>, usize)>,
-) -> String {
-    let rows: Vec<_> = (rows.filter_map(|(name, a, b, d)| Some((name, a?, b?, d))))
-        .map(|(name, a, b, d)| {
-            vec![
-                name,
-                format!("{a:.d$}"),
-                format!("{b:.d$}"),
-                format!("{:.2}", b / a),
-            ]
-        })
+type Depth = (String, Option<f64>, Option<f64>, usize);
+fn depth(what: &str, unit: &str, rows: impl Iterator<Item = Depth>) -> String {
+    let rows: Vec<String> = (rows.filter_map(|(name, a, b, d)| Some((name, a?, b?, d))))
+        .map(|(name, a, b, d)| format!("{name}|{a:.d$}|{b:.d$}|{:.2}", b / a))
         .collect();
     if rows.is_empty() {
         return "No figures at both paging depths.\n".into();
     }
-    let head = [
-        what.into(),
-        format!("4-level{unit}"),
-        format!("5-level{unit}"),
-        "5-level ÷ 4-level".into(),
-    ];
-    table("lrrr", &head, rows)
+    table(
+        &format!("{what}|>4-level{unit}|>5-level{unit}|>5-level ÷ 4-level"),
+        rows,
+    )
 }
 
 /// At [`DEPTH_SMP`] CPUs, each strategy's median for one touch and CPU set.
 pub fn micro_depth(f: &Figures, touch: &str, cpus: &str) -> String {
     let ns = |p, how| f.ns(p, DEPTH_SMP, how, touch, cpus);
-    depth(
-        "strategy",
-        " median ns",
-        HOWS.iter()
-            .map(|h| (h.to_string(), ns(Four, h), ns(Five, h), 0)),
-    )
+    let rows = HOWS
+        .iter()
+        .map(|h| (h.to_string(), ns(Four, h), ns(Five, h), 0));
+    depth("strategy", " median ns", rows)
 }
 
 /// At [`DEPTH_SMP`] CPUs, each configuration's exits per second, and window
@@ -176,11 +128,8 @@ pub fn exits_depth(f: &Figures) -> String {
         .iter()
         .map(|c| (format!("{c} exits/s"), rate(Four, c), rate(Five, c), 0));
     let ratio = |p| window_over_reinsert(f, p, DEPTH_SMP);
-    depth(
-        "figure",
-        "",
-        rates.chain([("window ÷ reinsert".into(), ratio(Four), ratio(Five), 2)]),
-    )
+    let ratio = ("window ÷ reinsert".into(), ratio(Four), ratio(Five), 2);
+    depth("figure", "", rates.chain([ratio]))
 }
 
 /// The simulator sweep: counts per access and the model's estimate.
@@ -188,31 +137,18 @@ pub fn sweep(s: &[Sweep]) -> String {
     let mut s: Vec<&Sweep> = s.iter().collect();
     s.sort_by_key(|r| (r.1, r.0 != "window"));
     let rows = s.iter().map(|(strategy, cpus, n)| {
-        let mut r = vec![cpus.to_string(), strategy.clone()];
-        r.extend(n[..5].iter().map(f64::to_string));
-        r.extend(n[5..].iter().map(|x| format!("{x:.0}")));
-        r
+        let counts = n[..5].iter().map(|x| format!("{x}|")).collect::<String>();
+        format!("{cpus}|{strategy}|{counts}{:.0}|{:.0}", n[5], n[6])
     });
-    let head = [
-        "CPUs",
-        "strategy",
-        "slot PTE writes",
-        "direct-map writes",
-        "local flushes",
-        "kernel-wide flushes",
-        "IPIs",
-        "model: initiator ns",
-        "model: CPU time ns, all CPUs",
-    ];
-    table("rlrrrrrrr", &head, rows)
+    let spec = ">CPUs|strategy|>slot PTE writes|>direct-map writes|>local flushes|\
+        >kernel-wide flushes|>IPIs|>model: initiator ns|>model: CPU time ns, all CPUs";
+    table(spec, rows)
 }
 
-/// One of the issue's targets: what was asked, what was measured, met.
-pub type Target = (String, String, bool);
-
-/// The targets, on the read64 figures (the accesses KVM makes are small),
-/// for the window on copy4k too, and on the instruction counts.
+/// The issue's targets, on the read64 figures (the accesses KVM makes are
+/// small), for the window on copy4k too, and on the instruction counts.
 pub fn targets(f: &Figures) -> String {
+    // `a` over `b` (or `a` alone), per 4-level boot.
     let per_boot = |a: &str, b: Option<&str>, touch: &str, cpus: &str| -> Vec<(u32, f64)> {
         let ns = |s, how| f.ns(Four, s, how, touch, cpus);
         let r = |s| Some(ns(s, a)? / b.map_or(Some(1.0), |b| ns(s, b))?);
@@ -222,66 +158,53 @@ pub fn targets(f: &Figures) -> String {
             .collect()
     };
     let worst = |r: &[(u32, f64)]| r.iter().map(|x| x.1).fold(0.0, f64::max);
-    let mut out: Vec<Target> = Vec::new();
+    let mut out = Vec::new();
+    let mut target = |what: String, figure: String, ok: bool| {
+        out.push(format!("{what}|{figure}|{}", met(ok)));
+    };
     for cpus in ["one", "all"] {
         let r = per_boot("window", Some("shared"), "read64", cpus);
         let what = format!("private window ≤ 1.2 × shared window (read64, {cpus}, every boot)");
-        out.push((what, list(&r, "×"), !r.is_empty() && worst(&r) <= 1.2));
+        target(what, list(&r, "×"), !r.is_empty() && worst(&r) <= 1.2);
     }
     for touch in ["read64", "copy4k"] {
         let r = per_boot("window", Some("floor"), touch, "one");
         let what = format!("window ≤ 1.3 × raw floor ({touch}, one CPU looping, every boot)");
-        out.push((what, list(&r, "×"), !r.is_empty() && worst(&r) <= 1.3));
+        target(what, list(&r, "×"), !r.is_empty() && worst(&r) <= 1.3);
     }
     for cpus in ["all", "one"] {
         let gap = per_boot("reinsert", Some("window"), "read64", cpus);
         let at2 = gap.iter().find(|x| x.0 == 2).map(|x| x.1);
         let from2: Vec<f64> = gap.iter().filter(|x| x.0 >= 2).map(|x| x.1).collect();
-        out.push((
-            format!("re-insertion ≥ 10 × window at 2 CPUs (read64, {cpus})"),
-            at2.map_or("no 2-CPU boot".into(), |x| format!("{x:.1}×")),
-            at2.is_some_and(|x| x >= 10.0),
-        ));
-        out.push((
-            format!("that gap grows with the CPU count (read64, {cpus})"),
-            list(&gap, "×"),
-            from2.len() >= 2 && from2.windows(2).all(|w| w[1] > w[0]),
-        ));
+        let what = format!("re-insertion ≥ 10 × window at 2 CPUs (read64, {cpus})");
+        let figure = at2.map_or("no 2-CPU boot".into(), |x| format!("{x:.1}×"));
+        target(what, figure, at2.is_some_and(|x| x >= 10.0));
+        let grows = from2.len() >= 2 && from2.windows(2).all(|w| w[1] > w[0]);
+        let what = format!("that gap grows with the CPU count (read64, {cpus})");
+        target(what, list(&gap, "×"), grows);
     }
     // The emulator's own speed changes from boot to boot; the ratio to the
     // floor measured in the same boot does not carry it.
     let r = per_boot("window", Some("floor"), "read64", "one");
-    out.push((
-        "window ÷ raw floor (same boot) flat within 10 % from 1 to 8 CPUs (read64, one)".into(),
-        format!("{}; max ÷ min = {:.2}", list(&r, "×"), spread(&r)),
-        r.len() >= 2 && spread(&r) <= 1.10,
-    ));
+    let what = "window ÷ raw floor (same boot) flat within 10 % from 1 to 8 CPUs (read64, one)";
+    let figure = format!("{}; max ÷ min = {:.2}", list(&r, "×"), spread(&r));
+    target(what.into(), figure, r.len() >= 2 && spread(&r) <= 1.10);
     for cpus in ["one", "all"] {
         let w = per_boot("window", None, "read64", cpus);
-        out.push((
-            format!("window flat within 10 % from 1 to 8 CPUs (read64, {cpus})"),
-            format!("{} ns; max ÷ min = {:.2}", list(&w, ""), spread(&w)),
-            w.len() >= 2 && spread(&w) <= 1.10,
-        ));
+        let what = format!("window flat within 10 % from 1 to 8 CPUs (read64, {cpus})");
+        let figure = format!("{} ns; max ÷ min = {:.2}", list(&w, ""), spread(&w));
+        target(what, figure, w.len() >= 2 && spread(&w) <= 1.10);
     }
     // Each window within 100 instructions of the floor per map + unmap:
     // through KVM's accessors (`window`, `shared`) and its own calls (`kmap`).
     for how in ["window", "shared", "kmap"] {
-        let over = f
-            .insns(how, "read64")
-            .zip(f.insns("floor", "read64"))
-            .map(|(x, f)| x - f);
-        out.push((
-            format!("{how} ≤ floor + 100 instructions per map + unmap (read64, counted)"),
-            over.map_or("not counted".into(), |o| format!("{o:+.0}")),
-            over.is_some_and(|o| o <= 100.0),
-        ));
+        let floor = f.insns("floor", "read64");
+        let over = f.insns(how, "read64").zip(floor).map(|(x, f)| x - f);
+        let what = format!("{how} ≤ floor + 100 instructions per map + unmap (read64, counted)");
+        let figure = over.map_or("not counted".into(), |o| format!("{o:+.0}"));
+        target(what, figure, over.is_some_and(|o| o <= 100.0));
     }
-    table(
-        "lll",
-        &["target", "measured", "met"],
-        out.into_iter().map(|(w, f, m)| vec![w, f, met(m)]),
-    )
+    table("target|measured|met", out)
 }
 
 /// Largest over smallest of the figures.
@@ -324,101 +247,73 @@ fn model_ns(how: &str, insns: f64, cpus: u32) -> f64 {
 
 /// The counts, each over the floor, and the hardware estimate (read64).
 pub fn instructions(f: &Figures) -> String {
-    let mut head = [
-        "strategy",
-        "read64 instructions",
-        "− floor",
-        "copy4k instructions",
-        "− floor",
-    ]
-    .map(String::from)
-    .to_vec();
-    head.extend(MODEL_CPUS.map(|n| format!("model ns, {n} CPUs")));
     let rows = HOWS.iter().filter_map(|how| {
         let (r, k) = (f.insns(how, "read64")?, f.insns(how, "copy4k")?);
         let over = |x: f64, touch| f.insns("floor", touch).map_or(f64::NAN, |f| x - f);
-        let mut row = vec![
-            how.to_string(),
-            format!("{r:.0}"),
-            format!("{:+.0}", over(r, "read64")),
-        ];
-        row.extend([format!("{k:.0}"), format!("{:+.0}", over(k, "copy4k"))]);
-        row.extend(MODEL_CPUS.map(|n| format!("{:.0}", model_ns(how, r, n))));
-        Some(row)
+        let (or, ok) = (over(r, "read64"), over(k, "copy4k"));
+        let model = MODEL_CPUS
+            .map(|n| format!("|{:.0}", model_ns(how, r, n)))
+            .concat();
+        Some(format!("{how}|{r:.0}|{or:+.0}|{k:.0}|{ok:+.0}{model}"))
     });
-    table(
-        &format!("l{}", "r".repeat(4 + MODEL_CPUS.len())),
-        &head,
-        rows,
-    )
+    let model = MODEL_CPUS.map(|n| format!("|>model ns, {n} CPUs")).concat();
+    let spec = ">read64 instructions|>− floor|>copy4k instructions|>− floor";
+    table(&format!("strategy|{spec}{model}"), rows)
 }
 
 /// The population boots (4-level), as the issue asks.
 pub const POPULATE_SMPS: [u32; 2] = [2, 8];
 
-/// A population figure's field at 4-level.
-fn pop(f: &Figures, smp: u32, w: &str, c: &str, k: &str) -> Option<f64> {
-    f.get(Four, smp, &format!("populate {w} {c}"), k)
+/// A population figure's field, as printed.
+fn pop_text<'a>(f: &'a Figures, smp: u32, w: &str, c: &str, k: &str) -> Option<&'a str> {
+    f.text(Four, smp, &format!("populate {w} {c}"), k)
+}
+
+fn pop(f: &Figures, smp: u32, w: &str, c: &str, k: &str) -> f64 {
+    pop_text(f, smp, w, c, k).map_or(f64::NAN, |v| v.parse().unwrap_or(f64::NAN))
 }
 
 /// The MiB a round of `workload` populates (0 without a figure).
 pub fn mib(f: &Figures, w: &str) -> f64 {
-    POPULATE_SMPS
+    let mib = POPULATE_SMPS
         .iter()
-        .find_map(|&s| pop(f, s, w, "off", "mib"))
-        .unwrap_or(0.0)
+        .find_map(|&s| pop_text(f, s, w, "off", "mib"));
+    mib.map_or(0.0, |m| m.parse().unwrap_or(0.0))
 }
 
-/// Seconds of `c` over seconds of the flag off.
+/// Seconds of `c` over seconds of the flag off, if both were measured.
 pub fn pop_ratio(f: &Figures, smp: u32, w: &str, c: &str) -> Option<f64> {
-    Some(pop(f, smp, w, c, "seconds")? / pop(f, smp, w, "off", "seconds")?)
+    let seconds = |c| pop_text(f, smp, w, c, "seconds")?.parse::<f64>().ok();
+    Some(seconds(c)? / seconds("off")?)
 }
 
 /// The table of one workload: a row per boot and configuration.
 pub fn population(f: &Figures, w: &str) -> String {
     let mut rows = Vec::new();
     for smp in POPULATE_SMPS {
-        for c in POPULATE {
-            if pop(f, smp, w, c, "rounds").is_none() {
-                continue;
-            }
-            let g = |k| pop(f, smp, w, c, k).unwrap_or(f64::NAN);
+        for c in POPULATE
+            .into_iter()
+            .filter(|c| pop_text(f, smp, w, c, "rounds").is_some())
+        {
+            let g = |k| pop(f, smp, w, c, k);
             let dm = |k| {
-                f.text(Four, smp, &format!("populate {w} {c}"), k)
+                pop_text(f, smp, w, c, k)
                     .unwrap_or_default()
                     .replace('/', " / ")
             };
             let ratio = pop_ratio(f, smp, w, c).unwrap_or(f64::NAN);
-            let per_2m = g("flushes") / (g("mib") / 2.0);
-            rows.push(vec![
-                smp.to_string(),
-                c.into(),
-                g("rounds").to_string(),
-                format!("{:.3}", g("seconds")),
-                format!("{ratio:.2}"),
-                format!("{:.0}", g("flushes")),
-                format!("{per_2m:.2}"),
-                format!("{:.0}", g("l2_splits")),
-                format!("{:.0}", g("l3_splits")),
-                dm("dm4k"),
-                dm("dm2m"),
-            ]);
+            let (s, fl, per_2m) = (g("seconds"), g("flushes"), g("flushes") / (g("mib") / 2.0));
+            let splits = format!("{:.0}|{:.0}", g("l2_splits"), g("l3_splits"));
+            let (k4, m2, rounds) = (dm("dm4k"), dm("dm2m"), g("rounds"));
+            rows.push(format!(
+                "{smp}|{c}|{rounds}|{s:.3}|{ratio:.2}|{fl:.0}|{per_2m:.2}|{splits}|{k4}|{m2}"
+            ));
         }
     }
-    let head = [
-        "CPUs",
-        "config",
-        "rounds",
-        "median s",
-        "÷ off",
-        "flushes",
-        "per 2 MiB",
-        "2M splits, all rounds",
-        "1G splits, all rounds",
-        "DirectMap4k kB before / during / after",
-        "DirectMap2M kB before / during / after",
-    ];
-    table("rlrrrrrrrll", &head, rows)
+    let spec = ">CPUs|config|>rounds|>median s|>÷ off|>flushes|>per 2 MiB|>2M splits, all rounds|\
+        >1G splits, all rounds|DirectMap4k kB before / during / after|\
+        DirectMap2M kB before / during / after";
+    table(spec, rows)
 }
 
 /// The issue's targets for the pool, per boot and workload.
@@ -429,11 +324,9 @@ pub fn population_targets(f: &Figures) -> String {
             let Some(ratio) = pop_ratio(f, smp, w, "pool") else {
                 continue;
             };
-            let g = |k| pop(f, smp, w, "pool", k).unwrap_or(f64::NAN);
-            let per_2m = g("flushes") / (g("mib") / 2.0);
-            let m2 = f
-                .text(Four, smp, &format!("populate {w} pool"), "dm2m")
-                .unwrap_or_default();
+            let g = |k| pop(f, smp, w, "pool", k);
+            let (per_2m, l2) = (g("flushes") / (g("mib") / 2.0), g("l2_splits"));
+            let m2 = pop_text(f, smp, w, "pool", "dm2m").unwrap_or_default();
             let m2: Vec<&str> = m2.split('/').collect();
             for (what, figure, ok) in [
                 (
@@ -441,11 +334,7 @@ pub fn population_targets(f: &Figures) -> String {
                     format!("{per_2m:.2}"),
                     per_2m <= 1.0,
                 ),
-                (
-                    "0 splits of a 2M mapping",
-                    format!("{:.0}", g("l2_splits")),
-                    g("l2_splits") == 0.0,
-                ),
+                ("0 splits of a 2M mapping", format!("{l2:.0}"), l2 == 0.0),
                 (
                     "DirectMap2M back after close",
                     format!("{} → {} kB", m2[0], m2[2]),
@@ -457,21 +346,11 @@ pub fn population_targets(f: &Figures) -> String {
                     ratio <= 1.2,
                 ),
             ] {
-                rows.push(vec![
-                    smp.to_string(),
-                    w.into(),
-                    what.into(),
-                    figure,
-                    met(ok),
-                ]);
+                rows.push(format!("{smp}|{w}|{what}|{figure}|{}", met(ok)));
             }
         }
     }
-    table(
-        "rllrl",
-        &["CPUs", "workload", "target", "figure", "met"],
-        rows,
-    )
+    table(">CPUs|workload|target|>figure|met", rows)
 }
 
 #[cfg(test)]
@@ -487,21 +366,15 @@ mod tests {
 
     #[test]
     fn depth_tables_hold_the_figures_measured_at_both_depths() {
-        let t = depth(
-            "x",
-            " ns",
-            [
-                ("a".into(), Some(100.0), Some(125.0), 0),
-                ("b".into(), Some(1.0), None, 0),
-            ]
-            .into_iter(),
-        );
+        let rows = [
+            ("a".into(), Some(100.0), Some(125.0), 0),
+            ("b".into(), Some(1.0), None, 0),
+        ];
+        let t = depth("x", " ns", rows.into_iter());
+        let head = "| x | 4-level ns | 5-level ns | 5-level ÷ 4-level |\n|---|---:|---:|---:|\n";
+        assert_eq!(t, format!("{head}| a | 100 | 125 | 1.25 |\n"));
         assert_eq!(
-            t,
-            "| x | 4-level ns | 5-level ns | 5-level ÷ 4-level |\n|---|---:|---:|---:|\n| a | 100 | 125 | 1.25 |\n"
-        );
-        assert_eq!(
-            depth("x", "", std::iter::empty()),
+            depth("x", "", [].into_iter()),
             "No figures at both paging depths.\n"
         );
     }
