@@ -7,20 +7,9 @@
 use plotters::coord::{ranged1d::DefaultFormatting, ranged1d::KeyPointHint, types::RangedCoordf64};
 use plotters::{element::DashedPathElement, prelude::*, style::text_anchor::*};
 
-/// One line of the chart.
-pub struct Series {
-    pub name: String,
-    /// (x, y) points, x ascending; points not both > 0 are not drawn.
-    pub points: Vec<(f64, f64)>,
-}
-
-/// The chart's texts: the x axis is in powers of two (CPU counts 1, 2, 4, ... 256), ticked at
-/// the data's x values; the y axis in decades 1, 10, 100, ...
-pub struct Chart<'a> {
-    pub title: &'a str,
-    pub x_label: &'a str,
-    pub y_label: &'a str,
-}
+/// One line of the chart: its name and (x, y) points, x ascending; points not both > 0 are not
+/// drawn.
+pub type Series = (String, Vec<(f64, f64)>);
 
 /// Okabe-Ito colours, safe for colour-blind readers; after six, lines are dashed.
 const PALETTE: [u32; 6] = [0x0072B2, 0xD55E00, 0x009E73, 0xCC79A7, 0xE69F00, 0x56B4E9];
@@ -65,20 +54,25 @@ fn bounds(v: impl Iterator<Item = f64>) -> (f64, f64) {
     if l <= h { (l, h) } else { (0.0, 1.0) }
 }
 
-/// The chart as a standalone SVG document.
-pub fn svg(chart: &Chart, series: &[Series]) -> String {
+/// The chart as a standalone SVG document: x is the CPU count, in powers of two ticked at the
+/// data's x values (1, 2, 4, ... 256); y is in decades (1, 10, 100, ...).
+pub fn svg(title: &str, y_label: &str, series: &[Series]) -> String {
     let mut out = String::new();
-    draw(&mut out, chart, series).expect("drawing to a String cannot fail");
+    draw(&mut out, [title, y_label], series).expect("drawing to a String cannot fail");
     out
 }
 
 /// Draws the chart into `out`, plotting log2(x) and log10(y) on linear axes.
-fn draw(out: &mut String, c: &Chart, series: &[Series]) -> Result<(), Box<dyn std::error::Error>> {
+fn draw(
+    out: &mut String,
+    c: [&str; 2],
+    series: &[Series],
+) -> Result<(), Box<dyn std::error::Error>> {
     // Drop points a log axis cannot show, then series left empty.
     let ok = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite();
     let f = |&(x, y): &(f64, f64)| (x.log2(), y.log10());
-    let pts = |s: &Series| s.points.iter().map(f).filter(ok).collect::<Vec<_>>();
-    let lines: Vec<(&str, Vec<(f64, f64)>)> = (series.iter().map(|s| (&*s.name, pts(s))))
+    let pts = |s: &Series| s.1.iter().map(f).filter(ok).collect::<Vec<_>>();
+    let lines: Vec<(&str, Vec<(f64, f64)>)> = (series.iter().map(|s| (&*s.0, pts(s))))
         .filter(|l| !l.1.is_empty())
         .collect();
     let all: Vec<(f64, f64)> = lines.iter().flat_map(|l| l.1.iter().copied()).collect();
@@ -95,14 +89,14 @@ fn draw(out: &mut String, c: &Chart, series: &[Series]) -> Result<(), Box<dyn st
     root.fill(&WHITE)?;
     let (top, legend) = root.split_vertically(H);
     let mut ch = ChartBuilder::on(&top)
-        .caption(c.title, ("sans-serif", 18, FontStyle::Bold))
+        .caption(c[0], ("sans-serif", 18, FontStyle::Bold))
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(80)
         .build_cartesian_2d(x, y)?;
     ch.configure_mesh()
-        .x_desc(c.x_label)
-        .y_desc(c.y_label)
+        .x_desc("CPUs")
+        .y_desc(c[1])
         .x_label_formatter(&|v| num(2f64.powf(*v)))
         .y_label_formatter(&|v| num(10f64.powf(*v)))
         .label_style(("sans-serif", 15))
@@ -139,16 +133,12 @@ mod tests {
 
     /// The chart of `series`, and the text and `y` of each of its `<text>` elements.
     fn plot(series: &[(&str, &[(f64, f64)])]) -> (String, Vec<(String, i32)>) {
-        let s = |&(n, p): &(&str, &[_])| Series {
-            name: n.into(),
-            points: p.to_vec(),
-        };
-        let c = Chart {
-            title: "x < y & z",
-            x_label: "CPUs",
-            y_label: "ns / op",
-        };
-        let out = svg(&c, &series.iter().map(s).collect::<Vec<_>>());
+        let s = |&(n, p): &(&str, &[_])| (n.into(), p.to_vec());
+        let out = svg(
+            "x < y & z",
+            "ns / op",
+            &series.iter().map(s).collect::<Vec<_>>(),
+        );
         let texts = out.split("</text>").filter_map(text).collect();
         (out, texts)
     }
