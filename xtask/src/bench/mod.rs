@@ -80,7 +80,8 @@ pub fn run(from_logs: bool) -> bool {
     report.stage(what, prereq::ensure);
     report.stage("host: simulator sweep, 1 to 256 CPUs (a model)", || {
         sweep = parse::sweep(&bench_core::cargo_bench("sim", "sim_sweep", &["--tsv"])?)?;
-        Ok(println!("    {} rows", sweep.len()))
+        println!("    {} rows", sweep.len());
+        Ok(())
     });
     let built = if from_logs {
         None
@@ -123,10 +124,9 @@ pub fn run(from_logs: bool) -> bool {
         let (stage, log) = boot(stage, smp, paging, BOOT_NAME, script, Extra::default());
         report.stage(&stage, || {
             figures.add(smp, paging, &log()?)?;
-            Ok(println!(
-                "    {} figures",
-                figures.boots.last().unwrap().2.len()
-            ))
+            let rows = &figures.boots.last().unwrap().2;
+            println!("    {} figures", rows.len());
+            Ok(())
         });
     }
     let mut counted = None;
@@ -136,7 +136,8 @@ pub fn run(from_logs: bool) -> bool {
             &format!("kernel: build {COUNT_BUILD} (boot config without {off})"),
             || {
                 let kernel = kernel::build_variant(&cache, built, COUNT_BUILD, &COUNT_DISABLE)?;
-                Ok(counted = Some(kernel))
+                counted = Some(kernel);
+                Ok(())
             },
         );
     }
@@ -156,7 +157,8 @@ pub fn run(from_logs: bool) -> bool {
     report.stage(&stage, || {
         ensure!(from_logs || counted.is_some(), "no counting kernel");
         figures.count = parse::group(&parse::COUNT, &log()?)?;
-        Ok(println!("    {} instruction counts", figures.count.len()))
+        println!("    {} instruction counts", figures.count.len());
+        Ok(())
     });
     report_results(report, &figures, &sweep)
 }
@@ -195,7 +197,8 @@ fn report_results(mut report: Report, figures: &Figures, sweep: &[Sweep]) -> boo
 fn write(path: &str, text: &str) -> Result<()> {
     let path = root().join(path);
     std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
-    Ok(println!("    wrote {}", path.display()))
+    println!("    wrote {}", path.display());
+    Ok(())
 }
 
 /// Where the figures were made, for the page's Machine section.

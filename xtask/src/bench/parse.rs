@@ -126,20 +126,18 @@ pub fn group(g: &Group, log: &str) -> Result<Rows> {
     let row = |name: String| {
         let r = (rounds.get(&name))
             .with_context(|| format!("no `{}` result in the log", &name[g.kind.len() + 1..]))?;
-        let mut row: Row = r[0]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let all = |k: &str| -> Vec<f64> {
-            r.iter()
-                .map(|kv| kv[k].parse().unwrap_or(f64::NAN))
-                .collect()
-        };
-        for k in g.medians {
-            row.insert(k.to_string(), median(all(k)).to_string());
+        let mut row = Row::new();
+        for (k, v) in &r[0] {
+            row.insert(k.to_string(), v.to_string());
         }
-        for k in g.sums {
-            row.insert(k.to_string(), all(k).iter().sum::<f64>().to_string());
+        for k in g.medians.iter().chain(g.sums) {
+            let all = r.iter().map(|kv| kv[k].parse().unwrap_or(f64::NAN));
+            let v = if g.sums.contains(k) {
+                all.sum()
+            } else {
+                median(all.collect())
+            };
+            row.insert(k.to_string(), v.to_string());
         }
         row.insert("rounds".into(), r.len().to_string());
         Ok((name, row))
@@ -229,105 +227,46 @@ pub(super) mod tests {
         std::fs::read_to_string(format!("{dir}/{name}")).unwrap()
     }
 
+    fn fields(row: &Row, keys: &[&str]) -> String {
+        keys.iter().map(|k| &*row[*k]).collect::<Vec<_>>().join(" ")
+    }
+
     #[test]
     fn rows_take_the_median_and_sum_of_their_rounds() {
         let log = fixture("bench-smp2-4level.log");
         let (micro, exits) = (group(&MICRO, &log).unwrap(), group(&EXITS, &log).unwrap());
-        let w = &micro["micro window read64 all"];
-        assert_eq!(
-            (&*w["median_ns"], &*w["p99_ns"], &*w["rounds"]),
-            ("1098", "2945", "3")
-        );
         assert_eq!(micro.len(), HOWS.len() * TOUCHES.len() * CPU_SETS.len());
-        let r = &exits["exits reinsert"];
-        let f = |k: &str| r[k].parse::<f64>().unwrap();
-        assert_eq!(
-            (f("stores"), f("remote_flushes"), f("exits_per_sec")),
-            (15000.0, 15000.0, 5640.9)
-        );
+        let (w, r) = (&micro["micro window read64 all"], &exits["exits reinsert"]);
+        assert_eq!(fields(w, &["median_ns", "p99_ns", "rounds"]), "1098 2945 3");
+        let counts = ["stores", "remote_flushes", "exits_per_sec"];
+        assert_eq!(fields(r, &counts), "15000 15000 5640.9");
         let p = &group(&POPULATION, &log).unwrap()["populate touch page"];
-        assert_eq!(
-            (&*p["l2_splits"], &*p["dm2m"]),
-            ("38", "1040384/974848/974848")
-        );
-        assert_eq!(
-            sweep(&fixture("sweep.tsv")).unwrap()[4],
-            (
-                "window".into(),
-                16,
-                vec![2.0, 0.0, 1.0, 0.0, 0.0, 100.0, 100.0]
-            )
-        );
+        let dm2m = "1040384/974848/974848";
+        assert_eq!(fields(p, &["l2_splits", "dm2m"]), format!("38 {dm2m}"));
+        let (strategy, cpus, n) = &sweep(&fixture("sweep.tsv")).unwrap()[4];
+        assert_eq!((&**strategy, *cpus), ("window", 16));
+        assert_eq!(n, &[2.0, 0.0, 1.0, 0.0, 0.0, 100.0, 100.0]);
+        assert!(sweep("header only\n").is_err());
     }
 
     #[test]
     fn a_bad_log_fails() {
         let cpus = "gmem-bench: cpus=";
-        let error = "gmem-bench: exits round=0 config=window error=\"KVM_RUN: Bad address\"\n";
-        let populate = "gmem-bench: populate workload=touch config=pool error=\"KVM_RUN: x\"\n";
-        let cases: [(&Group, &str, &str, &str, &str); 8] = [
-            (
-                &EXITS,
-                "bench-smp2-4level.log",
-                cpus,
-                &(error.to_owned() + cpus),
-                "KVM_RUN: Bad",
-            ),
-            (
-                &MICRO,
-                "bench-smp2-4level.log",
-                "cpus=all all",
-                "cpus=all x",
-                "floor read64 all",
-            ),
-            (
-                &EXITS,
-                "bench-smp1-4level.log",
-                "exits_per_sec=",
-                "rate=",
-                "exits_per_sec=",
-            ),
-            (
-                &COUNT,
-                "bench-icount-smp1-4level.log",
-                "how=shared",
-                "how=x",
-                "no `shared read64 one`",
-            ),
-            (
-                &COUNT,
-                "bench-icount-smp1-4level.log",
-                "median_ticks=4",
-                "ticks=4",
-                "median_ticks",
-            ),
-            (
-                &POPULATION,
-                "bench-smp8-4level.log",
-                "config=page",
-                "config=x",
-                "fallocate page",
-            ),
-            (
-                &POPULATION,
-                "bench-smp8-4level.log",
-                cpus,
-                &(populate.to_owned() + cpus),
-                "KVM_RUN: x",
-            ),
-            (
-                &POPULATION,
-                "bench-smp8-4level.log",
-                "dm2m=1040384/",
-                "dm2m=1040384+",
-                "dm2m=",
-            ),
-        ];
-        for (g, log, from, to, error) in cases {
-            let log = fixture(log).replace(from, to);
+        let exits = format!("gmem-bench: exits config=window error=\"KVM_RUN: Bad\"\n{cpus}");
+        let populate = format!("gmem-bench: populate config=pool error=\"KVM_RUN: x\"\n{cpus}");
+        for (g, log, from, to, error) in [
+            (&EXITS, "smp2", cpus, &*exits, "said: exits config=window"),
+            (&MICRO, "smp2", "=all all", "=all x", "`floor read64 all`"),
+            (&EXITS, "smp1", "exits_per_sec=", "x=", "exits_per_sec="),
+            (&COUNT, "icount-smp1", "how=shared", "how=x", "`shared"),
+            (&COUNT, "icount-smp1", "median_ticks=4", "x=4", "ticks="),
+            (&POPULATION, "smp8", "config=page", "config=x", "page`"),
+            (&POPULATION, "smp8", cpus, &populate, "KVM_RUN: x"),
+            (&POPULATION, "smp8", "dm2m=1040384/", "dm2m=1+", "dm2m="),
+        ] {
+            let log = fixture(&format!("bench-{log}-4level.log")).replace(from, to);
             let e = group(g, &log).unwrap_err().to_string();
             assert!(e.contains(error), "{e}");
         }
-        assert!(sweep("header only\n").is_err());
     }
 }
