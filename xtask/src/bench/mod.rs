@@ -274,7 +274,10 @@ fn document(f: &Figures, sweep: &[Sweep], machine: &[(&str, String)]) -> Result<
 /// does). A template and its code that disagree are a bug: a placeholder
 /// without a value, a value without a placeholder and a name given twice
 /// are errors.
-fn fill(template: &str, values: &[(impl AsRef<str>, impl AsRef<str>)]) -> Result<String> {
+pub(crate) fn fill(
+    template: &str,
+    values: &[(impl AsRef<str>, impl AsRef<str>)],
+) -> Result<String> {
     let mut out = template.to_string();
     for (i, (name, value)) in values.iter().enumerate() {
         let name = name.as_ref();
