@@ -9,23 +9,14 @@ use super::DEPTH_SMP;
 use super::parse::{CONFIGS, Figures, HOWS, POPULATE, Sweep, WORKLOADS};
 use crate::kernel::Paging::{self, Five, Four};
 
-/// What a strategy is.
+/// What a strategy is: its line in the results page's list of strategies.
 pub fn describe(how: &str) -> &'static str {
-    match how {
-        "floor" => "raw floor (PTE store + invlpg + clear)",
-        "window" => {
-            "private window (per-CPU slot in the VM process's own page tables, local flush)"
-        }
-        "shared" => "shared window (the same slot in the page tables every process shares)",
-        "kmap" => "the private window's own calls, without KVM's hold on the folio",
-        "tempmm" => {
-            "temporary mm (text_poke's way: IRQs off, switch to a per-CPU mm, map, unmap, \
-             switch back)"
-        }
-        "reinsert" => "re-insertion (direct map + shootdown)",
-        "direct" => "plain direct map (no protection)",
-        _ => "?",
-    }
+    let line = |l: &'static str| {
+        l.strip_prefix("- `")?
+            .strip_prefix(how)?
+            .strip_prefix("`: ")
+    };
+    super::TEMPLATE.lines().find_map(line).unwrap_or("?")
 }
 
 /// A Markdown table: `spec` is its `|`-separated headers, with a `>` before
