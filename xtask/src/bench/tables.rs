@@ -11,11 +11,8 @@ use crate::kernel::Paging::{self, Five, Four};
 
 /// What a strategy is: its line in the results page's list of strategies.
 pub fn describe(how: &str) -> &'static str {
-    let line = |l: &'static str| {
-        l.strip_prefix("- `")?
-            .strip_prefix(how)?
-            .strip_prefix("`: ")
-    };
+    let line = |l: &'static str| l.strip_prefix("- `")?.strip_prefix(how);
+    let line = |l| line(l)?.strip_prefix("`: ");
     super::TEMPLATE.lines().find_map(line).unwrap_or("?")
 }
 
@@ -49,10 +46,8 @@ pub fn micro(f: &Figures, touch: &str, cpus: &str) -> String {
             rows.push(format!("{smp}|{how}|{m:.0}|{p:.0}|{w:.2}|{d:.2}"));
         }
     }
-    table(
-        ">CPUs|strategy|>median ns|>p99 ns|>× window|>× direct map",
-        rows,
-    )
+    let spec = ">CPUs|strategy|>median ns|>p99 ns|>× window|>× direct map";
+    table(spec, rows)
 }
 
 fn window_over_reinsert(f: &Figures, paging: Paging, smp: u32) -> Option<f64> {
@@ -63,19 +58,13 @@ fn window_over_reinsert(f: &Figures, paging: Paging, smp: u32) -> Option<f64> {
 /// Exits per second of the end-to-end loop, a row per 4-level boot.
 pub fn exits(f: &Figures) -> String {
     let rows = f.smps(Four).into_iter().map(|smp| {
-        let g = |c, k| {
-            f.get(Four, smp, &format!("exits {c}"), k)
-                .unwrap_or(f64::NAN)
-        };
+        let g = |c, k| f.get(Four, smp, &format!("exits {c}"), k);
+        let g = |c, k| g(c, k).unwrap_or(f64::NAN);
+        let per = |c, k| format!("{:.2}", g(c, k) / g(c, "stores"));
         let counts = ["window_maps", "reinsertions", "remote_flushes"];
-        let per = |c| {
-            counts
-                .map(|k| format!("{:.2}", g(c, k) / g(c, "stores")))
-                .join("/")
-        };
-        let rates = CONFIGS
-            .map(|c| format!("{:.0}|", g(c, "exits_per_sec")))
-            .concat();
+        let per = |c| counts.map(|k| per(c, k)).join("/");
+        let rates = CONFIGS.map(|c| format!("{:.0}|", g(c, "exits_per_sec")));
+        let rates = rates.concat();
         let ratio = window_over_reinsert(f, Four, smp).unwrap_or(f64::NAN);
         let (w, r) = (per("window"), per("reinsert"));
         format!("{smp}|{rates}{ratio:.2}|window {w}, reinsert {r}")
@@ -96,18 +85,15 @@ fn depth(what: &str, unit: &str, rows: impl Iterator<Item = Depth>) -> String {
     if rows.is_empty() {
         return "No figures at both paging depths.\n".into();
     }
-    table(
-        &format!("{what}|>4-level{unit}|>5-level{unit}|>5-level ÷ 4-level"),
-        rows,
-    )
+    let spec = format!("{what}|>4-level{unit}|>5-level{unit}|>5-level ÷ 4-level");
+    table(&spec, rows)
 }
 
 /// At [`DEPTH_SMP`] CPUs, each strategy's median for one touch and CPU set.
 pub fn micro_depth(f: &Figures, touch: &str, cpus: &str) -> String {
     let ns = |p, how| f.ns(p, DEPTH_SMP, how, touch, cpus);
-    let rows = HOWS
-        .iter()
-        .map(|h| (h.to_string(), ns(Four, h), ns(Five, h), 0));
+    let row = |h: &'static str| (h.to_string(), ns(Four, h), ns(Five, h), 0);
+    let rows = HOWS.into_iter().map(row);
     depth("strategy", " median ns", rows)
 }
 
@@ -115,9 +101,8 @@ pub fn micro_depth(f: &Figures, touch: &str, cpus: &str) -> String {
 /// ÷ re-insertion.
 pub fn exits_depth(f: &Figures) -> String {
     let rate = |p, c| f.get(p, DEPTH_SMP, &format!("exits {c}"), "exits_per_sec");
-    let rates = CONFIGS
-        .iter()
-        .map(|c| (format!("{c} exits/s"), rate(Four, c), rate(Five, c), 0));
+    let row = |c| (format!("{c} exits/s"), rate(Four, c), rate(Five, c), 0);
+    let rates = CONFIGS.into_iter().map(row);
     let ratio = |p| window_over_reinsert(f, p, DEPTH_SMP);
     let ratio = ("window ÷ reinsert".into(), ratio(Four), ratio(Five), 2);
     depth("figure", "", rates.chain([ratio]))
@@ -143,10 +128,8 @@ pub fn targets(f: &Figures) -> String {
     let per_boot = |a: &str, b: Option<&str>, touch: &str, cpus: &str| -> Vec<(u32, f64)> {
         let ns = |s, how| f.ns(Four, s, how, touch, cpus);
         let r = |s| Some(ns(s, a)? / b.map_or(Some(1.0), |b| ns(s, b))?);
-        f.smps(Four)
-            .into_iter()
-            .filter_map(|s| Some((s, r(s)?)))
-            .collect()
+        let smps = f.smps(Four).into_iter();
+        smps.filter_map(|s| Some((s, r(s)?))).collect()
     };
     let worst = |r: &[(u32, f64)]| r.iter().map(|x| x.1).fold(0.0, f64::max);
     let mut out = Vec::new();
@@ -242,9 +225,8 @@ pub fn instructions(f: &Figures) -> String {
         let (r, k) = (f.insns(how, "read64")?, f.insns(how, "copy4k")?);
         let over = |x: f64, touch| f.insns("floor", touch).map_or(f64::NAN, |f| x - f);
         let (or, ok) = (over(r, "read64"), over(k, "copy4k"));
-        let model = MODEL_CPUS
-            .map(|n| format!("|{:.0}", model_ns(how, r, n)))
-            .concat();
+        let model = MODEL_CPUS.map(|n| format!("|{:.0}", model_ns(how, r, n)));
+        let model = model.concat();
         Some(format!("{how}|{r:.0}|{or:+.0}|{k:.0}|{ok:+.0}{model}"))
     });
     let model = MODEL_CPUS.map(|n| format!("|>model ns, {n} CPUs")).concat();
@@ -266,10 +248,8 @@ fn pop(f: &Figures, smp: u32, w: &str, c: &str, k: &str) -> f64 {
 
 /// The MiB a round of `workload` populates (0 without a figure).
 pub fn mib(f: &Figures, w: &str) -> f64 {
-    let mib = POPULATE_SMPS
-        .iter()
-        .find_map(|&s| pop_text(f, s, w, "off", "mib"));
-    mib.map_or(0.0, |m| m.parse().unwrap_or(0.0))
+    let mib = POPULATE_SMPS.map(|s| pop(f, s, w, "off", "mib"));
+    mib.into_iter().find(|m| !m.is_nan()).unwrap_or(0.0)
 }
 
 /// Seconds of `c` over seconds of the flag off, if both were measured.
@@ -282,11 +262,11 @@ pub fn pop_ratio(f: &Figures, smp: u32, w: &str, c: &str) -> Option<f64> {
 pub fn population(f: &Figures, w: &str) -> String {
     let mut rows = Vec::new();
     for smp in POPULATE_SMPS {
-        for c in POPULATE
-            .into_iter()
-            .filter(|c| pop_text(f, smp, w, c, "rounds").is_some())
-        {
+        for c in POPULATE {
             let g = |k| pop(f, smp, w, c, k);
+            if g("rounds").is_nan() {
+                continue;
+            }
             let dm = |k| {
                 pop_text(f, smp, w, c, k)
                     .unwrap_or_default()
@@ -294,11 +274,9 @@ pub fn population(f: &Figures, w: &str) -> String {
             };
             let ratio = pop_ratio(f, smp, w, c).unwrap_or(f64::NAN);
             let (s, fl, per_2m) = (g("seconds"), g("flushes"), g("flushes") / (g("mib") / 2.0));
-            let splits = format!("{:.0}|{:.0}", g("l2_splits"), g("l3_splits"));
-            let (k4, m2, rounds) = (dm("dm4k"), dm("dm2m"), g("rounds"));
-            rows.push(format!(
-                "{smp}|{c}|{rounds}|{s:.3}|{ratio:.2}|{fl:.0}|{per_2m:.2}|{splits}|{k4}|{m2}"
-            ));
+            let splits = format!("{:.0}|{:.0}|{}", g("l2_splits"), g("l3_splits"), dm("dm4k"));
+            let row = format!("{smp}|{c}|{}|{s:.3}|{ratio:.2}|{fl:.0}", g("rounds"));
+            rows.push(format!("{row}|{per_2m:.2}|{splits}|{}", dm("dm2m")));
         }
     }
     let spec = ">CPUs|config|>rounds|>median s|>÷ off|>flushes|>per 2 MiB|>2M splits, all rounds|\
@@ -319,26 +297,23 @@ pub fn population_targets(f: &Figures) -> String {
             let (per_2m, l2) = (g("flushes") / (g("mib") / 2.0), g("l2_splits"));
             let m2 = pop_text(f, smp, w, "pool", "dm2m").unwrap_or_default();
             let m2: Vec<&str> = m2.split('/').collect();
-            for (what, figure, ok) in [
-                (
-                    "≤ 1 kernel-wide flush per 2 MiB",
-                    format!("{per_2m:.2}"),
-                    per_2m <= 1.0,
-                ),
-                ("0 splits of a 2M mapping", format!("{l2:.0}"), l2 == 0.0),
-                (
-                    "DirectMap2M back after close",
-                    format!("{} → {} kB", m2[0], m2[2]),
-                    m2[2] == m2[0],
-                ),
-                (
-                    "time ≤ 1.2 × flag off",
-                    format!("{ratio:.2} ×"),
-                    ratio <= 1.2,
-                ),
-            ] {
+            let (before, after) = (m2[0], m2[2]);
+            let mut row = |what, figure: String, ok| {
                 rows.push(format!("{smp}|{w}|{what}|{figure}|{}", met(ok)));
-            }
+            };
+            row(
+                "≤ 1 kernel-wide flush per 2 MiB",
+                format!("{per_2m:.2}"),
+                per_2m <= 1.0,
+            );
+            row("0 splits of a 2M mapping", format!("{l2:.0}"), l2 == 0.0);
+            let back = format!("{before} → {after} kB");
+            row("DirectMap2M back after close", back, after == before);
+            row(
+                "time ≤ 1.2 × flag off",
+                format!("{ratio:.2} ×"),
+                ratio <= 1.2,
+            );
         }
     }
     table(">CPUs|workload|target|>figure|met", rows)
@@ -349,24 +324,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_model_charges_reinsertion_per_cpu() {
-        assert_eq!(model_ns("window", 300.0, 64), 200.0);
-        assert_eq!(model_ns("reinsert", 300.0, 2), 1200.0);
-        assert!(model_ns("reinsert", 300.0, 64) > model_ns("reinsert", 300.0, 8));
-    }
-
-    #[test]
     fn depth_tables_hold_the_figures_measured_at_both_depths() {
-        let rows = [
+        let (a, b) = (
             ("a".into(), Some(100.0), Some(125.0), 0),
-            ("b".into(), Some(1.0), None, 0),
-        ];
-        let t = depth("x", " ns", rows.into_iter());
+            ("b".into(), None, Some(1.0), 0),
+        );
+        let t = depth("x", " ns", [a, b].into_iter());
         let head = "| x | 4-level ns | 5-level ns | 5-level ÷ 4-level |\n|---|---:|---:|---:|\n";
         assert_eq!(t, format!("{head}| a | 100 | 125 | 1.25 |\n"));
-        assert_eq!(
-            depth("x", "", [].into_iter()),
-            "No figures at both paging depths.\n"
-        );
+        let none = depth("x", "", [].into_iter());
+        assert_eq!(none, "No figures at both paging depths.\n");
     }
 }
