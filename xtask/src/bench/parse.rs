@@ -90,15 +90,12 @@ pub fn group(g: &Group, log: &str) -> Result<Rows> {
         let Some((_, line)) = raw.trim_end_matches('\r').split_once("gmem-bench: ") else {
             continue;
         };
-        let (mut kv, mut words) = (BTreeMap::new(), Vec::new());
-        for w in line.split_whitespace() {
-            match w.split_once('=') {
-                Some((k, v)) => {
-                    kv.insert(k, v.trim_matches('"'));
-                }
-                None => words.push(w),
-            }
-        }
+        let pairs = line.split_whitespace().filter_map(|w| w.split_once('='));
+        let kv: BTreeMap<_, _> = pairs.map(|(k, v)| (k, v.trim_matches('"'))).collect();
+        let words: Vec<&str> = line
+            .split_whitespace()
+            .filter(|w| !w.contains('='))
+            .collect();
         ensure!(!kv.contains_key("error"), "the guest said: {}", line.trim());
         let names: Option<Vec<&str>> = g.keys.iter().map(|k| kv.get(k.0).copied()).collect();
         if words.first() != Some(&g.kind) || g.word.is_some_and(|w| !words.contains(&w)) {
@@ -109,9 +106,9 @@ pub fn group(g: &Group, log: &str) -> Result<Rows> {
         };
         let ones = g.medians.iter().chain(g.sums).map(|k| (*k, 1));
         for (k, n) in ones.chain(g.numbers.iter().copied()) {
-            let v = kv.get(k).map(|v| v.split('/').map(str::parse::<f64>));
-            let ok =
-                v.is_some_and(|v| v.collect::<Result<Vec<_>, _>>().is_ok_and(|v| v.len() == n));
+            let parses = |v: &&str| v.split('/').map(|x| x.parse::<f64>().is_ok()).collect();
+            let parses: Option<Vec<bool>> = kv.get(k).map(parses);
+            let ok = parses.is_some_and(|v| v.len() == n && !v.contains(&false));
             ensure!(ok, "no number {k}= in `{line}`");
         }
         let name = format!("{} {}", g.kind, names.join(" "));
@@ -177,12 +174,8 @@ impl Figures {
 
     /// The median ns of `how touch cpus` in that boot.
     pub fn ns(&self, paging: Paging, smp: u32, how: &str, touch: &str, cpus: &str) -> Option<f64> {
-        self.get(
-            paging,
-            smp,
-            &format!("micro {how} {touch} {cpus}"),
-            "median_ns",
-        )
+        let key = format!("micro {how} {touch} {cpus}");
+        self.get(paging, smp, &key, "median_ns")
     }
 
     /// The instructions of one `how` and `touch`, counted.
@@ -193,11 +186,8 @@ impl Figures {
 
     /// The CPU counts of the boots at `paging`.
     pub fn smps(&self, paging: Paging) -> Vec<u32> {
-        self.boots
-            .iter()
-            .filter(|b| b.1 == paging)
-            .map(|b| b.0)
-            .collect()
+        let boots = self.boots.iter().filter(|b| b.1 == paging);
+        boots.map(|b| b.0).collect()
     }
 }
 
