@@ -1,15 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! `cargo xtask bench`: the comparison this project exists for.
 //!
-//! On the host, the simulator sweep (a model) and the core's benchmarks
-//! (`bench-core`); then the patched kernel `cargo xtask test` builds, booted
-//! once per [`BOOTS`] entry to run the series' benchmark program ([`PROGRAM`];
-//! and [`POPULATE_PROGRAM`] at 4-level on [`tables::POPULATE_SMPS`] CPUs),
-//! and once more under QEMU's instruction clock to count instructions. Each
-//! boot's log is kept in the cache (`<cache>/logs/bench-smp<N>-<4|5>level.log`),
-//! which `--from-logs` reads back instead of booting. The report is
-//! docs/results.md (benches/results.md.in with its placeholders filled), its
-//! tables on the terminal, and three plots.
+//! The simulator sweep and the core's benchmarks on the host; then the
+//! kernel `cargo xtask test` builds, booted per [`BOOTS`] entry to run the
+//! series' benchmarks, and under QEMU's instruction clock to count
+//! instructions. `--from-logs` reads the boots' logs back from the cache
+//! (`<cache>/logs/bench-smp<N>-<4|5>level.log`) instead. The report is
+//! docs/results.md (benches/results.md.in filled), its tables on the
+//! terminal, and three plots.
 
 mod parse;
 mod plot;
@@ -83,20 +81,19 @@ pub fn run(from_logs: bool) -> bool {
         println!("    {} rows", sweep.len());
         Ok(())
     });
-    let built = if from_logs {
-        None
-    } else {
+    let mut built = None;
+    if !from_logs {
         report.stage("host: the core's benchmarks (docs/bench-core.md)", || {
             if !prereq::has_command("valgrind") {
                 prereq::apt_install(&["valgrind"])?;
             }
             bench_core::measure().map(drop)
         });
-        match kernel::build(&mut report, &cache, false) {
-            None => return report_results(report, &figures, &sweep),
-            built => built,
+        built = kernel::build(&mut report, &cache, false);
+        if built.is_none() {
+            return report_results(report, &figures, &sweep);
         }
-    };
+    }
     // A stage's name and its boot's log: booted, or with `--from-logs` read
     // back. Each boot is a stage of its own: one failing leaves the others.
     let (built_ref, cache_ref) = (built.as_ref(), &cache);
@@ -132,24 +129,22 @@ pub fn run(from_logs: bool) -> bool {
     let mut counted = None;
     if let Some(built) = &built {
         let off = COUNT_DISABLE.join(", ");
-        report.stage(
-            &format!("kernel: build {COUNT_BUILD} (boot config without {off})"),
-            || {
-                let kernel = kernel::build_variant(&cache, built, COUNT_BUILD, &COUNT_DISABLE)?;
-                counted = Some(kernel);
-                Ok(())
-            },
-        );
+        let stage = format!("kernel: build {COUNT_BUILD} (boot config without {off})");
+        report.stage(&stage, || {
+            let kernel = kernel::build_variant(&cache, built, COUNT_BUILD, &COUNT_DISABLE)?;
+            counted = Some(kernel);
+            Ok(())
+        });
     }
     // The instruction clock; of KUnit only `gmem_kmap`, which reports the
     // paging depth (under this clock's timing `ndm_test_reuse_after_free`
     // does not see the allocator reuse its pages).
-    let qemu = &["-icount", "shift=0,sleep=off"];
+    let (qemu, kernel) = (&["-icount", "shift=0,sleep=off"], counted.as_deref());
     let cmdline = "kunit.filter_glob=gmem_kmap";
     let extra = Extra {
         qemu,
         cmdline,
-        kernel: counted.as_deref(),
+        kernel,
         ..Extra::default()
     };
     let stage = "kernel: instruction-count boot, 1 CPU, 4-level paging, QEMU -icount shift=0";
