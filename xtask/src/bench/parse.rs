@@ -32,7 +32,6 @@ pub type Row = BTreeMap<String, String>;
 pub type Rows = BTreeMap<String, Row>;
 
 /// How one kind's lines become rows.
-#[derive(Clone, Copy)]
 pub struct Group {
     kind: &'static str,
     /// A word (without `=`) each line must have.
@@ -142,14 +141,10 @@ pub fn group(g: &Group, log: &str) -> Result<Rows> {
     names.into_iter().map(row).collect()
 }
 
+/// The median: of an odd count the middle value (its double halved, exactly).
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    (v[(v.len() - 1) / 2] + v[v.len() / 2]) / 2.0
 }
 
 /// Every figure the benchmark boots and the counting boot measured.
@@ -237,6 +232,7 @@ pub(super) mod tests {
         assert_eq!((&**strategy, *cpus), ("window", 16));
         assert_eq!(n, &[2.0, 0.0, 1.0, 0.0, 0.0, 100.0, 100.0]);
         assert!(sweep("header only\n").is_err());
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
     }
 
     #[test]

@@ -1,9 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! The comparison's Markdown tables (the terminal prints them too) and the
-//! verdicts on the targets.
-//!
-//! The tables by CPU count and the targets are the 4-level boots'; the
-//! depth tables set [`DEPTH_SMP`] CPUs' figures at both depths side by side.
+//! The comparison's Markdown tables and the verdicts on the targets:
+//! by CPU count at 4-level, and [`DEPTH_SMP`] CPUs at both depths.
 
 use super::DEPTH_SMP;
 use super::parse::{CONFIGS, Figures, HOWS, POPULATE, Sweep, WORKLOADS};
