@@ -134,11 +134,8 @@ mod tests {
     /// The chart of `series`, and the text and `y` of each of its `<text>` elements.
     fn plot(series: &[(&str, &[(f64, f64)])]) -> (String, Vec<(String, i32)>) {
         let s = |&(n, p): &(&str, &[_])| (n.into(), p.to_vec());
-        let out = svg(
-            "x < y & z",
-            "ns / op",
-            &series.iter().map(s).collect::<Vec<_>>(),
-        );
+        let series: Vec<Series> = series.iter().map(s).collect();
+        let out = svg("x < y & z", "ns / op", &series);
         let texts = out.split("</text>").filter_map(text).collect();
         (out, texts)
     }
