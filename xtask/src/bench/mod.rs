@@ -160,7 +160,7 @@ pub fn run(from_logs: bool) -> bool {
 
 fn report_results(mut report: Report, figures: &Figures, sweep: &[Sweep]) -> bool {
     report.stage("results: table, docs/results.md, plots", || {
-        if figures.smps(Paging::Four).is_empty() || sweep.is_empty() {
+        if figures.boots.is_empty() || sweep.is_empty() {
             bail!("nothing measured to report");
         }
         let doc = document(figures, sweep, &machine())?;
@@ -180,10 +180,8 @@ fn report_results(mut report: Report, figures: &Figures, sweep: &[Sweep]) -> boo
         write("docs/results.md", &doc)?;
         write("docs/results-micro.svg", &micro_plot(figures))?;
         write("docs/results-model.svg", &model_plot(sweep))?;
-        ensure!(
-            tables::mib(figures, "fallocate") > 0.0,
-            "no population figures"
-        );
+        let populated = tables::mib(figures, "fallocate") > 0.0;
+        ensure!(populated, "no population figures");
         write("docs/results-populate.svg", &populate_plot(figures))
     });
     report.finish()
@@ -200,9 +198,8 @@ fn write(path: &str, text: &str) -> Result<()> {
 fn machine() -> [(&'static str, String); 5] {
     let sh = |c: &str| {
         let out = std::process::Command::new("sh").args(["-c", c]).output();
-        out.map_or(String::new(), |o| {
-            String::from_utf8_lossy(&o.stdout).trim().into()
-        })
+        let out = out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        out.unwrap_or_default()
     };
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     [
@@ -230,11 +227,11 @@ fn document(f: &Figures, sweep: &[Sweep], machine: &[(&str, String)]) -> Result<
     }
     for touch in parse::TOUCHES {
         for cpus in parse::CPU_SETS {
-            value(
-                format!("micro_{touch}_{cpus}"),
+            let (micro, depth) = (
                 tables::micro(f, touch, cpus),
+                tables::micro_depth(f, touch, cpus),
             );
-            let depth = tables::micro_depth(f, touch, cpus);
+            value(format!("micro_{touch}_{cpus}"), micro);
             value(format!("micro_{touch}_{cpus}_depth"), depth);
         }
     }
@@ -277,10 +274,8 @@ pub(crate) fn fill(
         let twice = values[..i].iter().any(|v| v.0.as_ref() == name);
         ensure!(!twice, "the value `{name}` is given twice");
         let placeholder = format!("{{{{{name}}}}}");
-        ensure!(
-            out.contains(&placeholder),
-            "the template does not use `{name}`"
-        );
+        let used = out.contains(&placeholder);
+        ensure!(used, "the template does not use `{name}`");
         out = out.replace(&placeholder, value.as_ref().trim_end_matches('\n'));
     }
     if let Some(at) = out.find("{{") {
