@@ -9,16 +9,8 @@ use crate::{cargo, root};
 use anyhow::{Context as _, Result, bail};
 
 pub fn run() -> bool {
-    match measure() {
-        Ok(path) => {
-            println!("wrote {path}");
-            true
-        }
-        Err(e) => {
-            eprintln!("bench-core: {e}");
-            false
-        }
-    }
+    let done = measure().map(|path| println!("wrote {path}"));
+    done.map_err(|e| eprintln!("bench-core: {e}")).is_ok()
 }
 
 /// Runs both benches and writes docs/bench-core.md; returns its path.

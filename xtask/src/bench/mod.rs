@@ -13,23 +13,17 @@ mod parse;
 mod plot;
 mod tables;
 
-use crate::kernel::{self, Cache, Extra, Paging};
+use crate::kernel::{self, Cache, Extra, Paging, Paging::Five, Paging::Four};
 use crate::{bench_core, prereq, report::Report, root};
 use anyhow::{Context as _, Result, bail, ensure};
 use parse::{Figures, HOWS, Sweep};
 use tables::describe;
 
-/// The CPU count booted at both paging depths, to compare them.
-const DEPTH_SMP: u32 = 2;
 /// The boots: each CPU count at 4-level (the depth of every table by CPU
 /// count, target and plot), then [`DEPTH_SMP`] CPUs at 5-level.
-const BOOTS: [(u32, Paging); 5] = [
-    (1, Paging::Four),
-    (2, Paging::Four),
-    (4, Paging::Four),
-    (8, Paging::Four),
-    (DEPTH_SMP, Paging::Five),
-];
+const BOOTS: [(u32, Paging); 5] = [(1, Four), (2, Four), (4, Four), (8, Four), (2, Five)];
+/// The CPU count booted at both paging depths, to compare them.
+const DEPTH_SMP: u32 = BOOTS[4].0;
 /// The boots' name ([`kernel::script_log`]), and the counting boot's.
 const BOOT_NAME: &str = "bench";
 const COUNT_NAME: &str = "bench-icount";
@@ -49,7 +43,7 @@ const COUNT_BUILD: &str = "count";
 const COUNT_DISABLE: [&str; 1] = ["DEBUG_PREEMPT"];
 
 fn runs_populate(smp: u32, paging: Paging) -> bool {
-    paging == Paging::Four && tables::POPULATE_SMPS.contains(&smp)
+    paging == Four && tables::POPULATE_SMPS.contains(&smp)
 }
 
 impl Figures {
@@ -148,7 +142,7 @@ pub fn run(from_logs: bool) -> bool {
         ..Extra::default()
     };
     let stage = "kernel: instruction-count boot, 1 CPU, 4-level paging, QEMU -icount shift=0";
-    let (stage, log) = boot(stage.into(), 1, Paging::Four, COUNT_NAME, run + "\n", extra);
+    let (stage, log) = boot(stage.into(), 1, Four, COUNT_NAME, run + "\n", extra);
     report.stage(&stage, || {
         ensure!(from_logs || counted.is_some(), "no counting kernel");
         figures.count = parse::group(&parse::COUNT, &log()?)?;
@@ -240,8 +234,8 @@ fn document(f: &Figures, sweep: &[Sweep], machine: &[(&str, String)]) -> Result<
         value(format!("populate_{w}"), tables::population(f, w));
     }
     for (k, v) in [
-        ("boots_4level", cpu_counts(Paging::Four)),
-        ("boots_5level", cpu_counts(Paging::Five)),
+        ("boots_4level", cpu_counts(Four)),
+        ("boots_5level", cpu_counts(Five)),
         ("depth_smp", DEPTH_SMP.to_string()),
         ("program", PROGRAM.into()),
         ("operations", OPERATIONS.to_string()),
@@ -289,8 +283,8 @@ pub(crate) fn fill(
 fn micro_plot(f: &Figures) -> String {
     let mut series = Vec::new();
     for how in HOWS {
-        let ns = |s| Some((f64::from(s), f.ns(Paging::Four, s, how, "read64", "all")?));
-        let points = f.smps(Paging::Four).into_iter().filter_map(ns);
+        let ns = |s| Some((f64::from(s), f.ns(Four, s, how, "read64", "all")?));
+        let points = f.smps(Four).into_iter().filter_map(ns);
         series.push((describe(how).into(), points.collect()));
     }
     let title = "map + read 64 bytes + unmap, every CPU at once (QEMU TCG, 4-level paging, median)";
@@ -367,7 +361,7 @@ mod tests {
     fn a_boot_at_another_depth_fails_and_adds_nothing() {
         let mut f = Figures::default();
         let e = f
-            .add(2, Paging::Five, &fixture("bench-smp2-4level.log"))
+            .add(2, Five, &fixture("bench-smp2-4level.log"))
             .unwrap_err();
         assert_eq!(
             e.to_string(),
