@@ -103,6 +103,9 @@ pub fn group(g: &Group, log: &str) -> Result<Rows> {
         let Some(names) = names else {
             continue; // a header line
         };
+        if !g.keys.iter().zip(&names).all(|(k, n)| k.1.contains(n)) {
+            continue; // a figure no table shows
+        }
         let ones = g.medians.iter().chain(g.sums).map(|k| (*k, 1));
         for (k, n) in ones.chain(g.numbers.iter().copied()) {
             let parses = |v: &&str| v.split('/').map(|x| x.parse::<f64>().is_ok()).collect();
