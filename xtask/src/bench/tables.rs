@@ -264,11 +264,8 @@ pub fn population(f: &Figures, w: &str) -> String {
             if g("rounds").is_nan() {
                 continue;
             }
-            let dm = |k| {
-                pop_text(f, smp, w, c, k)
-                    .unwrap_or_default()
-                    .replace('/', " / ")
-            };
+            let dm = |k| pop_text(f, smp, w, c, k).map(|v| v.replace('/', " / "));
+            let dm = |k| dm(k).unwrap_or_default();
             let ratio = pop_ratio(f, smp, w, c).unwrap_or(f64::NAN);
             let (s, fl, per_2m) = (g("seconds"), g("flushes"), g("flushes") / (g("mib") / 2.0));
             let splits = format!("{:.0}|{:.0}|{}", g("l2_splits"), g("l3_splits"), dm("dm4k"));
@@ -298,19 +295,13 @@ pub fn population_targets(f: &Figures) -> String {
             let mut row = |what, figure: String, ok| {
                 rows.push(format!("{smp}|{w}|{what}|{figure}|{}", met(ok)));
             };
-            row(
-                "≤ 1 kernel-wide flush per 2 MiB",
-                format!("{per_2m:.2}"),
-                per_2m <= 1.0,
-            );
+            let flushes = format!("{per_2m:.2}");
+            row("≤ 1 kernel-wide flush per 2 MiB", flushes, per_2m <= 1.0);
             row("0 splits of a 2M mapping", format!("{l2:.0}"), l2 == 0.0);
             let back = format!("{before} → {after} kB");
             row("DirectMap2M back after close", back, after == before);
-            row(
-                "time ≤ 1.2 × flag off",
-                format!("{ratio:.2} ×"),
-                ratio <= 1.2,
-            );
+            let time = format!("{ratio:.2} ×");
+            row("time ≤ 1.2 × flag off", time, ratio <= 1.2);
         }
     }
     table(">CPUs|workload|target|>figure|met", rows)
