@@ -65,7 +65,8 @@ pub fn cargo_bench(feature: &str, name: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn output(cmd: &str, args: &[&str]) -> String {
+/// What `cmd args` printed, trimmed, or that it is unavailable.
+pub fn output(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
         .args(args)
         .output()

@@ -190,18 +190,17 @@ fn write(path: &str, text: &str) -> Result<()> {
 
 /// Where the figures were made, for the page's Machine section.
 fn machine() -> [(&'static str, String); 5] {
-    let sh = |c: &str| {
-        let out = std::process::Command::new("sh").args(["-c", c]).output();
-        let out = out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-        out.unwrap_or_default()
-    };
+    use bench_core::output;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let qemu = output("qemu-system-x86_64", &["--version"]);
+    let qemu = qemu.lines().next().unwrap_or_default().to_string();
+    let written = output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     [
         ("host_cpu", bench_core::cpu_model()),
         ("host_cpus", cores.to_string()),
-        ("host_kernel", sh("uname -sr")),
-        ("qemu_version", sh("qemu-system-x86_64 --version | head -1")),
-        ("written", sh("date -u '+%Y-%m-%d %H:%M UTC'")),
+        ("host_kernel", output("uname", &["-sr"])),
+        ("qemu_version", qemu),
+        ("written", written),
     ]
 }
 
