@@ -1,334 +1,261 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! Reading what the benchmark boots and the simulator sweep printed.
 //!
-//! In a boot, the series' benchmark program, guest_memfd_no_direct_map_bench,
-//! prints `gmem-bench: <kind> k=v ...` lines: `micro` for each run of the
-//! kernel's microbenchmark, per CPU and `all` samples together, and `exits`
-//! for each configuration of the end-to-end loop. A boot's figures are filed
-//! under the paging depth it asked for, so its log must report that depth.
+//! The series' benchmark programs print a `gmem-bench: <kind> k=v ...` line
+//! per round of each figure. One reader files every kind into rows, as its
+//! [`Group`] says: the rounds' median of some fields, the sum of others. A
+//! boot's figures are filed under the paging depth it asked for, so its log
+//! must report that depth.
 
 use std::collections::BTreeMap;
 
-use crate::kernel::{self, Paging};
-use anyhow::{Context as _, Result, anyhow, bail};
-
-/// The microbenchmark's figures for one way, touch and CPU set in one boot,
-/// each the median over the rounds.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Micro {
-    pub smp: u32,
-    pub paging: Paging,
-    pub how: String,
-    pub touch: String,
-    /// `one` (one CPU loops, the others idle) or `all` (every CPU at once).
-    pub cpus: String,
-    pub median_ns: f64,
-    pub p99_ns: f64,
-    pub rounds: usize,
-}
-
-/// One configuration of the end-to-end loop in one boot: exits per second
-/// the median over the rounds, the counts summed over them.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Exits {
-    pub smp: u32,
-    pub paging: Paging,
-    pub config: String,
-    pub stores: u64,
-    pub rounds: usize,
-    pub exits_per_sec: f64,
-    pub window_maps: u64,
-    pub reinsertions: u64,
-    pub remote_flushes: u64,
-}
-
-/// One line of the simulator sweep (`--tsv`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Sweep {
-    pub strategy: String,
-    pub cpus: u32,
-    pub local_flushes: f64,
-    pub global_flushes: f64,
-    pub ipis: f64,
-    pub direct_map_writes: f64,
-    pub slot_pte_writes: f64,
-    pub initiator_ns: f64,
-    pub machine_ns: f64,
-}
+use crate::kernel::Paging;
+use anyhow::{Context as _, Result, ensure};
 
 pub const HOWS: [&str; 7] = [
     "floor", "window", "shared", "kmap", "tempmm", "reinsert", "direct",
 ];
 pub const TOUCHES: [&str; 2] = ["read64", "copy4k"];
 pub const CPU_SETS: [&str; 2] = ["one", "all"];
+/// The end-to-end loop's configurations.
 pub const CONFIGS: [&str; 5] = ["shared", "flag-off", "window", "shared-window", "reinsert"];
+/// The population benchmark's workloads and configurations (without the
+/// flag, with the pool, on the single-page path).
+pub const WORKLOADS: [&str; 2] = ["fallocate", "touch"];
+pub const POPULATE: [&str; 3] = ["off", "pool", "page"];
 
-const PREFIX: &str = "gmem-bench: ";
+/// One figure's fields: its first round's as printed, the aggregated ones
+/// and `rounds` as Rust prints numbers (which parse back exactly).
+pub type Row = BTreeMap<String, String>;
+/// A log's figures: a row per group, named `<kind> <key value>...`, such
+/// as `micro window read64 all`.
+pub type Rows = BTreeMap<String, Row>;
 
-/// One line of the benchmark program: its `k=v` pairs, its words without
-/// `=`, and the text after the prefix.
-pub(super) type BenchLine<'a> = (BTreeMap<&'a str, &'a str>, Vec<&'a str>, &'a str);
-
-/// The benchmark program's lines of a log; an error line the guest printed
-/// stops the reading with it.
-pub(super) fn bench_lines(log: &str) -> impl Iterator<Item = Result<BenchLine<'_>>> {
-    log.lines().filter_map(|raw| {
-        let (_, rest) = raw.trim_end_matches('\r').split_once(PREFIX)?;
-        let (kv, words) = fields(rest);
-        Some(if kv.contains_key("error") {
-            Err(anyhow!("the guest said: {}", rest.trim()))
-        } else {
-            Ok((kv, words, rest))
-        })
-    })
+/// How one kind's lines become rows.
+pub struct Group {
+    kind: &'static str,
+    /// A word (without `=`) each line must have.
+    word: Option<&'static str>,
+    /// The fields naming a row, each with the values it must take.
+    keys: &'static [(&'static str, &'static [&'static str])],
+    /// The fields taken as the median over the rounds, and as their sum.
+    medians: &'static [&'static str],
+    sums: &'static [&'static str],
+    /// Other fields each round must have: so many `/`-separated numbers.
+    numbers: &'static [(&'static str, usize)],
 }
 
-/// The `k=v` pairs of a line, and its words without `=`.
-pub(super) fn fields(line: &str) -> (BTreeMap<&str, &str>, Vec<&str>) {
-    let mut kv = BTreeMap::new();
-    let mut words = Vec::new();
-    for w in line.split_whitespace() {
-        match w.split_once('=') {
-            Some((k, v)) => {
-                kv.insert(k, v.trim_matches('"'));
-            }
-            None => words.push(w),
+/// The kernel microbenchmark: its `all` lines (every CPU's samples).
+pub const MICRO: Group = Group {
+    kind: "micro",
+    word: Some("all"),
+    keys: &[("how", &HOWS), ("touch", &TOUCHES), ("cpus", &CPU_SETS)],
+    medians: &["median_ns", "p99_ns"],
+    sums: &[],
+    numbers: &[],
+};
+/// The counting boot's instructions per operation, one CPU looping.
+pub const COUNT: Group = Group {
+    keys: &[("how", &HOWS), ("touch", &TOUCHES), ("cpus", &["one"])],
+    medians: &["median_ticks"],
+    ..MICRO
+};
+/// The end-to-end loop: exits per second, counts summed over the rounds.
+pub const EXITS: Group = Group {
+    kind: "exits",
+    word: None,
+    keys: &[("config", &CONFIGS)],
+    medians: &["exits_per_sec"],
+    sums: &["stores", "window_maps", "reinsertions", "remote_flushes"],
+    numbers: &[],
+};
+/// The population benchmark: splits summed (6.12 never merges a split
+/// mapping, so later rounds find them split already), the direct-map sizes
+/// (before / during / after) of the first round.
+pub const POPULATION: Group = Group {
+    kind: "populate",
+    word: None,
+    keys: &[("workload", &WORKLOADS), ("config", &POPULATE)],
+    medians: &["seconds", "flushes", "fallbacks"],
+    sums: &["l2_splits", "l3_splits"],
+    numbers: &[("mib", 1), ("dm4k", 3), ("dm2m", 3), ("dm1g", 3)],
+};
+
+/// `g`'s rows from `log`; fails on a line with `error=` (of any kind), a
+/// number missing from a round, or a row without any round.
+pub fn group(g: &Group, log: &str) -> Result<Rows> {
+    let mut rounds: BTreeMap<String, Vec<BTreeMap<&str, &str>>> = BTreeMap::new();
+    for raw in log.lines() {
+        let Some((_, line)) = raw.trim_end_matches('\r').split_once("gmem-bench: ") else {
+            continue;
+        };
+        let pairs = line.split_whitespace().filter_map(|w| w.split_once('='));
+        let kv: BTreeMap<_, _> = pairs.map(|(k, v)| (k, v.trim_matches('"'))).collect();
+        let words: Vec<&str> = line
+            .split_whitespace()
+            .filter(|w| !w.contains('='))
+            .collect();
+        ensure!(!kv.contains_key("error"), "the guest said: {}", line.trim());
+        let names: Option<Vec<&str>> = g.keys.iter().map(|k| kv.get(k.0).copied()).collect();
+        if words.first() != Some(&g.kind) || g.word.is_some_and(|w| !words.contains(&w)) {
+            continue;
         }
-    }
-    (kv, words)
-}
-
-pub(super) fn num<T: std::str::FromStr>(
-    kv: &BTreeMap<&str, &str>,
-    key: &str,
-    line: &str,
-) -> Result<T> {
-    kv.get(key)
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("no number {key}= in `{line}`"))
-}
-
-pub fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
-/// Every figure of a boot on `smp` CPUs at `paging` depth; fails when the
-/// log reports another depth (or none), on an error line or on a figure
-/// missing from every round.
-pub fn boot(smp: u32, paging: Paging, log: &str) -> Result<(Vec<Micro>, Vec<Exits>)> {
-    kernel::check_paging(log, paging)?;
-    let mut rounds: BTreeMap<(String, String, String), Vec<(f64, f64)>> = BTreeMap::new();
-    let mut exits = Vec::new();
-    for line in bench_lines(log) {
-        let (kv, words, rest) = line?;
-        match words.first().copied() {
-            Some("micro") if words.contains(&"all") => {
-                let key = |k: &str| kv.get(k).map(|v| v.to_string()).unwrap_or_default();
-                rounds
-                    .entry((key("how"), key("touch"), key("cpus")))
-                    .or_default()
-                    .push((num(&kv, "median_ns", rest)?, num(&kv, "p99_ns", rest)?));
-            }
-            Some("exits") => exits.push(Exits {
-                smp,
-                paging,
-                config: kv.get("config").unwrap_or(&"").to_string(),
-                stores: num(&kv, "stores", rest)?,
-                rounds: 1,
-                exits_per_sec: num(&kv, "exits_per_sec", rest)?,
-                window_maps: num(&kv, "window_maps", rest)?,
-                reinsertions: num(&kv, "reinsertions", rest)?,
-                remote_flushes: num(&kv, "remote_flushes", rest)?,
-            }),
-            _ => {}
+        let Some(names) = names else {
+            continue; // a header line
+        };
+        if !g.keys.iter().zip(&names).all(|(k, n)| k.1.contains(n)) {
+            continue; // a figure no table shows
         }
-    }
-    let mut micro = Vec::new();
-    for cpus in CPU_SETS {
-        for touch in TOUCHES {
-            for how in HOWS {
-                let key = (how.to_string(), touch.to_string(), cpus.to_string());
-                let runs = rounds
-                    .get(&key)
-                    .with_context(|| format!("no `{how} {touch} {cpus}` result in the log"))?;
-                let mut med: Vec<f64> = runs.iter().map(|r| r.0).collect();
-                let mut p99: Vec<f64> = runs.iter().map(|r| r.1).collect();
-                micro.push(Micro {
-                    smp,
-                    paging,
-                    how: how.into(),
-                    touch: touch.into(),
-                    cpus: cpus.into(),
-                    median_ns: median(&mut med),
-                    p99_ns: median(&mut p99),
-                    rounds: runs.len(),
-                });
-            }
+        let ones = g.medians.iter().chain(g.sums).map(|k| (*k, 1));
+        for (k, n) in ones.chain(g.numbers.iter().copied()) {
+            let parses = |v: &&str| v.split('/').map(|x| x.parse::<f64>().is_ok()).collect();
+            let parses: Option<Vec<bool>> = kv.get(k).map(parses);
+            let ok = parses.is_some_and(|v| v.len() == n && !v.contains(&false));
+            ensure!(ok, "no number {k}= in `{line}`");
         }
+        let name = format!("{} {}", g.kind, names.join(" "));
+        rounds.entry(name).or_default().push(kv);
     }
-    let exits = CONFIGS
-        .iter()
-        .map(|c| merge_rounds(exits.iter().filter(|e| e.config == *c)))
-        .collect::<Option<Vec<_>>>()
-        .context("an end-to-end configuration is missing from the log")?;
-    Ok((micro, exits))
+    let mut names = vec![g.kind.to_string()];
+    for (_, values) in g.keys {
+        names = (names.iter())
+            .flat_map(|n| values.iter().map(move |v| format!("{n} {v}")))
+            .collect();
+    }
+    let row = |name: String| {
+        let r = (rounds.get(&name))
+            .with_context(|| format!("no `{}` result in the log", &name[g.kind.len() + 1..]))?;
+        let mut row = Row::new();
+        for (k, v) in &r[0] {
+            row.insert(k.to_string(), v.to_string());
+        }
+        for k in g.medians.iter().chain(g.sums) {
+            let all = r.iter().map(|kv| kv[k].parse().unwrap_or(f64::NAN));
+            let v = if g.sums.contains(k) {
+                all.sum()
+            } else {
+                median(all.collect())
+            };
+            row.insert(k.to_string(), v.to_string());
+        }
+        row.insert("rounds".into(), r.len().to_string());
+        Ok((name, row))
+    };
+    names.into_iter().map(row).collect()
 }
 
-/// One configuration's rounds as one figure; `None` without any.
-fn merge_rounds<'a>(rounds: impl Iterator<Item = &'a Exits>) -> Option<Exits> {
-    let rounds: Vec<&Exits> = rounds.collect();
-    let mut rates: Vec<f64> = rounds.iter().map(|e| e.exits_per_sec).collect();
-    let sum = |f: fn(&Exits) -> u64| rounds.iter().map(|e| f(e)).sum();
-    Some(Exits {
-        rounds: rounds.len(),
-        exits_per_sec: if rates.is_empty() {
-            return None;
-        } else {
-            median(&mut rates)
-        },
-        stores: sum(|e| e.stores),
-        window_maps: sum(|e| e.window_maps),
-        reinsertions: sum(|e| e.reinsertions),
-        remote_flushes: sum(|e| e.remote_flushes),
-        ..rounds[0].clone()
-    })
+/// The median: of an odd count the middle value (its double halved, exactly).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    (v[(v.len() - 1) / 2] + v[v.len() / 2]) / 2.0
 }
 
-/// The sweep's `--tsv` output.
+/// Every figure the benchmark boots and the counting boot measured.
+#[derive(Default)]
+pub struct Figures {
+    /// Each boot's CPUs, depth and rows, in boot order.
+    pub boots: Vec<(u32, Paging, Rows)>,
+    /// The counting boot's [`COUNT`] rows.
+    pub count: Rows,
+}
+
+impl Figures {
+    /// Field `field` of row `key` of the boot on `smp` CPUs at `paging`.
+    pub fn text(&self, paging: Paging, smp: u32, key: &str, field: &str) -> Option<&str> {
+        let (.., rows) = self.boots.iter().find(|b| b.0 == smp && b.1 == paging)?;
+        rows.get(key)?.get(field).map(String::as_str)
+    }
+
+    pub fn get(&self, paging: Paging, smp: u32, key: &str, field: &str) -> Option<f64> {
+        self.text(paging, smp, key, field)?.parse().ok()
+    }
+
+    /// The median ns of `how touch cpus` in that boot.
+    pub fn ns(&self, paging: Paging, smp: u32, how: &str, touch: &str, cpus: &str) -> Option<f64> {
+        let key = format!("micro {how} {touch} {cpus}");
+        self.get(paging, smp, &key, "median_ns")
+    }
+
+    /// The instructions of one `how` and `touch`, counted.
+    pub fn insns(&self, how: &str, touch: &str) -> Option<f64> {
+        let row = self.count.get(&format!("micro {how} {touch} one"))?;
+        row.get("median_ticks")?.parse().ok()
+    }
+
+    /// The CPU counts of the boots at `paging`.
+    pub fn smps(&self, paging: Paging) -> Vec<u32> {
+        let boots = self.boots.iter().filter(|b| b.1 == paging);
+        boots.map(|b| b.0).collect()
+    }
+}
+
+/// A line of the simulator sweep (`--tsv`): strategy, CPUs, and its seven
+/// figures (slot PTE writes, direct-map writes, local and kernel-wide
+/// flushes, IPIs, the model's initiator ns and machine ns).
+pub type Sweep = (String, u32, Vec<f64>);
+
 pub fn sweep(tsv: &str) -> Result<Vec<Sweep>> {
     let mut rows = Vec::new();
     for line in tsv.lines().skip(1).filter(|l| !l.trim().is_empty()) {
         let f: Vec<&str> = line.split('\t').collect();
-        let n = |i: usize| -> Result<f64> {
-            f.get(i)
-                .and_then(|v| v.parse().ok())
-                .with_context(|| format!("sweep: bad column {i} in `{line}`"))
-        };
-        rows.push(Sweep {
-            strategy: f[0].to_string(),
-            cpus: n(1)? as u32,
-            slot_pte_writes: n(2)?,
-            direct_map_writes: n(3)?,
-            local_flushes: n(4)?,
-            global_flushes: n(5)?,
-            ipis: n(6)?,
-            initiator_ns: n(7)?,
-            machine_ns: n(8)?,
-        });
+        let n: Option<Vec<f64>> = (1..9).map(|i| f.get(i)?.parse().ok()).collect();
+        let n = n.with_context(|| format!("sweep: a bad column in `{line}`"))?;
+        rows.push((f[0].to_string(), n[0] as u32, n[1..].to_vec()));
     }
-    if rows.is_empty() {
-        bail!("sweep printed no rows");
-    }
+    ensure!(!rows.is_empty(), "sweep printed no rows");
     Ok(rows)
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn log_with(extra: &str) -> String {
-        let mut log =
-            String::from("[    1.0] boot\n[    1.1]     # paging: 4-level\ngmem-bench: cpus=2\n");
-        for round in 0..3 {
-            for cpus in CPU_SETS {
-                for touch in TOUCHES {
-                    for (i, how) in HOWS.iter().enumerate() {
-                        let m = 100 * (i + 1) + round;
-                        log.push_str(&format!(
-                            "gmem-bench: micro round={round} how={how} touch={touch} cpus={cpus} cpu=0 median_ns=1 p99_ns=1\r\n\
-                             gmem-bench: micro round={round} how={how} touch={touch} cpus={cpus} all median_ns={m} p99_ns={}\r\n",
-                            m * 2
-                        ));
-                    }
-                }
-            }
-        }
-        for round in 0..3 {
-            for c in CONFIGS {
-                log.push_str(&format!(
-                    "gmem-bench: exits round={round} config={c} stores=100 seconds=0.5 exits_per_sec={}.0 window_maps=100 reinsertions=0 remote_flushes=0\n",
-                    200 + round * 10
-                ));
-            }
-        }
-        log + extra
+    pub fn fixture(name: &str) -> String {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/bench/fixtures");
+        std::fs::read_to_string(format!("{dir}/{name}")).unwrap()
+    }
+
+    fn fields(row: &Row, keys: &[&str]) -> String {
+        keys.iter().map(|k| &*row[*k]).collect::<Vec<_>>().join(" ")
     }
 
     #[test]
-    fn boot_takes_the_median_of_the_rounds_of_the_all_lines() {
-        let (micro, exits) = boot(2, Paging::Four, &log_with("")).unwrap();
+    fn rows_take_the_median_and_sum_of_their_rounds() {
+        let log = fixture("bench-smp2-4level.log");
+        let (micro, exits) = (group(&MICRO, &log).unwrap(), group(&EXITS, &log).unwrap());
         assert_eq!(micro.len(), HOWS.len() * TOUCHES.len() * CPU_SETS.len());
-        let w = micro
-            .iter()
-            .find(|m| m.how == "window" && m.cpus == "all")
-            .unwrap();
-        assert_eq!(
-            (w.median_ns, w.p99_ns, w.rounds, w.smp, w.paging),
-            (201.0, 402.0, 3, 2, Paging::Four)
-        );
-        assert_eq!(exits.len(), CONFIGS.len());
-        assert_eq!(exits[2].config, "window");
-        assert_eq!(exits[2].paging, Paging::Four);
-        assert_eq!(exits[2].exits_per_sec, 210.0, "the median of 200, 210, 220");
-        assert_eq!(
-            (exits[2].rounds, exits[2].stores, exits[2].window_maps),
-            (3, 300, 300)
-        );
-    }
-
-    #[test]
-    fn boot_fails_on_an_error_line_or_a_missing_figure() {
-        let bad =
-            log_with("gmem-bench: exits round=0 config=window error=\"KVM_RUN: Bad address\"\n");
-        assert!(
-            boot(2, Paging::Four, &bad)
-                .unwrap_err()
-                .to_string()
-                .contains("KVM_RUN")
-        );
-        let missing = log_with("").replace("how=floor touch=copy4k cpus=all all", "x");
-        assert!(
-            boot(2, Paging::Four, &missing)
-                .unwrap_err()
-                .to_string()
-                .contains("floor copy4k all")
-        );
-    }
-
-    #[test]
-    fn boot_refuses_a_log_at_another_depth_or_none() {
-        assert_eq!(
-            boot(2, Paging::Five, &log_with(""))
-                .unwrap_err()
-                .to_string(),
-            "asked for 5-level paging, the kernel reports 4-level"
-        );
-        let silent = log_with("").replace("# paging: 4-level", "# paging");
-        assert!(
-            boot(2, Paging::Four, &silent)
-                .unwrap_err()
-                .to_string()
-                .contains("no `# paging:` line")
-        );
-        let five = log_with("").replace("4-level", "5-level");
-        let (micro, exits) = boot(2, Paging::Five, &five).unwrap();
-        assert!(micro.iter().all(|m| m.paging == Paging::Five));
-        assert!(exits.iter().all(|e| e.paging == Paging::Five));
-    }
-
-    #[test]
-    fn sweep_reads_the_tsv() {
-        let tsv = "strategy\tcpus\ta\tb\tc\td\te\tf\tg\nreinsert\t4\t0\t2\t0\t1\t3\t1010\t1310\n";
-        let rows = sweep(tsv).unwrap();
-        assert_eq!(rows[0].cpus, 4);
-        assert_eq!(rows[0].ipis, 3.0);
-        assert_eq!(rows[0].machine_ns, 1310.0);
+        let (w, r) = (&micro["micro window read64 all"], &exits["exits reinsert"]);
+        assert_eq!(fields(w, &["median_ns", "p99_ns", "rounds"]), "1098 2945 3");
+        let counts = ["stores", "remote_flushes", "exits_per_sec"];
+        assert_eq!(fields(r, &counts), "15000 15000 5640.9");
+        let p = &group(&POPULATION, &log).unwrap()["populate touch page"];
+        let dm2m = "1040384/974848/974848";
+        assert_eq!(fields(p, &["l2_splits", "dm2m"]), format!("38 {dm2m}"));
+        let (strategy, cpus, n) = &sweep(&fixture("sweep.tsv")).unwrap()[4];
+        assert_eq!((&**strategy, *cpus), ("window", 16));
+        assert_eq!(n, &[2.0, 0.0, 1.0, 0.0, 0.0, 100.0, 100.0]);
         assert!(sweep("header only\n").is_err());
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn a_bad_log_fails() {
+        let cpus = "gmem-bench: cpus=";
+        let exits = format!("gmem-bench: exits config=window error=\"KVM_RUN: Bad\"\n{cpus}");
+        let populate = format!("gmem-bench: populate config=pool error=\"KVM_RUN: x\"\n{cpus}");
+        for (g, log, from, to, error) in [
+            (&EXITS, "smp2", cpus, &*exits, "said: exits config=window"),
+            (&MICRO, "smp2", "=all all", "=all x", "`floor read64 all`"),
+            (&EXITS, "smp1", "exits_per_sec=", "x=", "exits_per_sec="),
+            (&COUNT, "icount-smp1", "how=shared", "how=x", "`shared"),
+            (&COUNT, "icount-smp1", "median_ticks=4", "x=4", "ticks="),
+            (&POPULATION, "smp8", "config=page", "config=x", "page`"),
+            (&POPULATION, "smp8", cpus, &populate, "KVM_RUN: x"),
+            (&POPULATION, "smp8", "dm2m=1040384/", "dm2m=1+", "dm2m="),
+        ] {
+            let log = fixture(&format!("bench-{log}-4level.log")).replace(from, to);
+            let e = group(g, &log).unwrap_err().to_string();
+            assert!(e.contains(error), "{e}");
+        }
     }
 }

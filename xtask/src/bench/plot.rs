@@ -1,28 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Line charts of benchmark results (cost against CPU count, one line per strategy) as
-//! standalone SVG, drawn with `plotters`' SVG backend: its text stays `<text>`, so no font
-//! is loaded. The legend goes below the plot, a row per series, so it never hides a line.
+//! Line charts of benchmark results (cost against CPU count, one line per strategy, both axes
+//! logarithmic) as standalone SVG, drawn with `plotters`' SVG backend: its text stays `<text>`,
+//! so no font is loaded. The legend goes below the plot, a row per series, so it never hides a
+//! line.
 
 use plotters::coord::{ranged1d::DefaultFormatting, ranged1d::KeyPointHint, types::RangedCoordf64};
 use plotters::{element::DashedPathElement, prelude::*, style::text_anchor::*};
 
-/// One line of the chart.
-pub struct Series {
-    pub name: String,
-    /// (x, y) points, x ascending; y > 0 when the y axis is logarithmic.
-    pub points: Vec<(f64, f64)>,
-}
-
-/// How the chart is drawn.
-pub struct Chart<'a> {
-    pub title: &'a str,
-    pub x_label: &'a str,
-    pub y_label: &'a str,
-    /// x axis in powers of two (CPU counts 1, 2, 4, ... 256): ticks at the data's x values.
-    pub x_log2: bool,
-    /// y axis logarithmic (decades 1, 10, 100, ... with light grid lines); otherwise linear from 0.
-    pub y_log10: bool,
-}
+/// One line of the chart: its name and (x, y) points, x ascending; points not both > 0 are not
+/// drawn.
+pub type Series = (String, Vec<(f64, f64)>);
 
 /// Okabe-Ito colours, safe for colour-blind readers; after six, lines are dashed.
 const PALETTE: [u32; 6] = [0x0072B2, 0xD55E00, 0x009E73, 0xCC79A7, 0xE69F00, 0x56B4E9];
@@ -37,7 +24,7 @@ fn num(v: f64) -> String {
     if e { format!("{v:e}") } else { r.to_string() }
 }
 
-/// A linear axis (over log2 x or log10 y for a log scale) with grid lines at its ticks.
+/// A linear axis (over log2 x or log10 y) with grid lines at its ticks.
 struct Axis(RangedCoordf64, Vec<f64>);
 
 impl Ranged for Axis {
@@ -55,13 +42,10 @@ impl Ranged for Axis {
     }
 }
 
-/// `lo..hi` widened by `pad` of its span each side (by 1 if it has none), with ticks `t`,
-/// or round ones if there are none.
-fn axis((lo, hi): (f64, f64), pad: f64, t: Vec<f64>) -> Axis {
-    let d = if hi > lo { (hi - lo) * pad } else { 1.0 };
-    let r = RangedCoordf64::from(lo - d..hi + d);
-    let t = if t.is_empty() { r.key_points(8) } else { t };
-    Axis(r, t)
+/// `lo..hi` widened by 3 % of its span each side (by 1 if it has none), with ticks `t`.
+fn axis((lo, hi): (f64, f64), t: Vec<f64>) -> Axis {
+    let d = if hi > lo { (hi - lo) * 0.03 } else { 1.0 };
+    Axis(RangedCoordf64::from(lo - d..hi + d), t)
 }
 
 /// The least and greatest of `v`, or 0 and 1 if it is empty.
@@ -70,22 +54,25 @@ fn bounds(v: impl Iterator<Item = f64>) -> (f64, f64) {
     if l <= h { (l, h) } else { (0.0, 1.0) }
 }
 
-/// The chart as a standalone SVG document.
-pub fn svg(chart: &Chart, series: &[Series]) -> String {
+/// The chart as a standalone SVG document: x is the CPU count, in powers of two ticked at the
+/// data's x values (1, 2, 4, ... 256); y is in decades (1, 10, 100, ...).
+pub fn svg(title: &str, y_label: &str, series: &[Series]) -> String {
     let mut out = String::new();
-    draw(&mut out, chart, series).expect("drawing to a String cannot fail");
+    draw(&mut out, [title, y_label], series).expect("drawing to a String cannot fail");
     out
 }
 
-/// Draws the chart into `out`, plotting log2(x) and log10(y) on linear axes for log scales.
-fn draw(out: &mut String, c: &Chart, series: &[Series]) -> Result<(), Box<dyn std::error::Error>> {
+/// Draws the chart into `out`, plotting log2(x) and log10(y) on linear axes.
+fn draw(
+    out: &mut String,
+    c: [&str; 2],
+    series: &[Series],
+) -> Result<(), Box<dyn std::error::Error>> {
     // Drop points a log axis cannot show, then series left empty.
-    let fx: fn(f64) -> f64 = if c.x_log2 { f64::log2 } else { |v| v };
-    let fy: fn(f64) -> f64 = if c.y_log10 { f64::log10 } else { |v| v };
     let ok = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite();
-    let f = |&(x, y): &(f64, f64)| (fx(x), fy(y));
-    let pts = |s: &Series| s.points.iter().map(f).filter(ok).collect::<Vec<_>>();
-    let lines: Vec<(&str, Vec<(f64, f64)>)> = (series.iter().map(|s| (&*s.name, pts(s))))
+    let f = |&(x, y): &(f64, f64)| (x.log2(), y.log10());
+    let pts = |s: &Series| s.1.iter().map(f).filter(ok).collect::<Vec<_>>();
+    let lines: Vec<(&str, Vec<(f64, f64)>)> = (series.iter().map(|s| (&*s.0, pts(s))))
         .filter(|l| !l.1.is_empty())
         .collect();
     let all: Vec<(f64, f64)> = lines.iter().flat_map(|l| l.1.iter().copied()).collect();
@@ -93,30 +80,25 @@ fn draw(out: &mut String, c: &Chart, series: &[Series]) -> Result<(), Box<dyn st
     t.sort_by(f64::total_cmp);
     t.dedup();
     let (lo, hi) = bounds(t.iter().copied());
-    let x = axis((lo, hi), 0.03, if c.x_log2 { t } else { vec![] });
+    let x = axis((lo, hi), t);
     let (lo, hi) = bounds(all.iter().map(|p| p.1));
     let (a, b) = (lo.floor(), hi.ceil().max(lo.floor() + 1.0));
-    let y = if c.y_log10 {
-        axis((a, b), 0.03, (a as i32..=b as i32).map(f64::from).collect())
-    } else {
-        axis((lo.min(0.0), hi.max(0.0) * 1.05), 0.0, vec![])
-    };
+    let y = axis((a, b), (a as i32..=b as i32).map(f64::from).collect());
     let size = (800, H + ROW * lines.len() as u32 + 8);
     let root = SVGBackend::with_string(out, size).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, legend) = root.split_vertically(H);
     let mut ch = ChartBuilder::on(&top)
-        .caption(c.title, ("sans-serif", 18, FontStyle::Bold))
+        .caption(c[0], ("sans-serif", 18, FontStyle::Bold))
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(80)
         .build_cartesian_2d(x, y)?;
-    let label = |log: bool, b: f64| move |v: &f64| num(if log { b.powf(*v) } else { *v });
     ch.configure_mesh()
-        .x_desc(c.x_label)
-        .y_desc(c.y_label)
-        .x_label_formatter(&label(c.x_log2, 2.0))
-        .y_label_formatter(&label(c.y_log10, 10.0))
+        .x_desc("CPUs")
+        .y_desc(c[1])
+        .x_label_formatter(&|v| num(2f64.powf(*v)))
+        .y_label_formatter(&|v| num(10f64.powf(*v)))
         .label_style(("sans-serif", 15))
         .draw()?;
     let x0 = ch.plotting_area().get_pixel_range().0.start;
@@ -150,20 +132,10 @@ mod tests {
     use super::*;
 
     /// The chart of `series`, and the text and `y` of each of its `<text>` elements.
-    fn plot(logs: (bool, bool), series: &[(&str, &[(f64, f64)])]) -> (String, Vec<(String, i32)>) {
-        let s = |&(n, p): &(&str, &[_])| Series {
-            name: n.into(),
-            points: p.to_vec(),
-        };
-        let (title, x_label, y_label, (x_log2, y_log10)) = ("x < y & z", "CPUs", "ns / op", logs);
-        let c = Chart {
-            title,
-            x_label,
-            y_label,
-            x_log2,
-            y_log10,
-        };
-        let out = svg(&c, &series.iter().map(s).collect::<Vec<_>>());
+    fn plot(series: &[(&str, &[(f64, f64)])]) -> (String, Vec<(String, i32)>) {
+        let s = |&(n, p): &(&str, &[_])| (n.into(), p.to_vec());
+        let series: Vec<Series> = series.iter().map(s).collect();
+        let out = svg("x < y & z", "ns / op", &series);
         let texts = out.split("</text>").filter_map(text).collect();
         (out, texts)
     }
@@ -181,10 +153,7 @@ mod tests {
     #[test]
     fn every_nonempty_series_is_drawn_and_in_the_legend_below_the_plot() {
         let a: &[_] = &[(1.0, 3.0), (2.0, 5.0), (4.0, 9.0)];
-        let (out, t) = plot(
-            (true, false),
-            &[("a<b> & c", a), ("empty", &[]), ("flat", &a[1..])],
-        );
+        let (out, t) = plot(&[("a<b> & c", a), ("empty", &[]), ("flat", &a[1..])]);
         assert_eq!(out.matches("<circle").count(), 5 + 2); // markers + legend dots
         assert!(has(&t, "a&lt;b&gt; &amp; c", H) && has(&t, "flat", H)); // in the legend
         assert!(has(&t, "x &lt; y &amp; z", 0) && has(&t, "CPUs", 0) && has(&t, "ns / op", 0));
@@ -193,41 +162,31 @@ mod tests {
     }
 
     #[test]
-    fn log_axes_tick_at_decades_and_data_x_values_linear_at_round_values() {
+    fn log_axes_tick_at_decades_and_data_x_values() {
         let s = [(1.0, 3.0), (2.0, 40.0), (8.0, 4500.0), (256.0, 120.0)];
-        let (_, log) = plot((true, true), &[("s", &s)]);
-        let (_, lin) = plot((true, false), &[("s", &[(1.0, 7.0), (2.0, 47.0)])]);
+        let (_, log) = plot(&[("s", &s)]);
         for t in ["1", "10", "100", "1000", "10000", "2", "8", "256"] {
             assert!(has(&log, t, 0), "missing tick {t}: {log:?}");
         }
         assert!(!has(&log, "4", 0) && !has(&log, "100000", 0) && !has(&log, "3", 0));
-        for t in ["0", "10", "20", "30", "40", "1", "2"] {
-            assert!(has(&lin, t, 0), "missing tick {t}: {lin:?}");
-        }
-        assert!(!has(&lin, "7", 0) && !has(&lin, "47", 0) && !has(&lin, "1.5", 0));
     }
 
     #[test]
     fn degenerate_input_still_renders() {
         let neg: &[_] = &[(1.0, -1.0), (0.0, 5.0)];
-        let (none, t) = plot((true, true), &[("e", &[]), ("neg", neg)]);
+        let (none, t) = plot(&[("e", &[]), ("neg", neg)]);
         assert!(has(&t, "no data", 0) && !none.contains("<circle"));
-        let (part, _) = plot(
-            (true, true),
-            &[("m", &[(1.0, 0.0), (2.0, 5.0), (4.0, -3.0)])],
-        );
+        let (part, _) = plot(&[("m", &[(1.0, 0.0), (2.0, 5.0), (4.0, -3.0)])]);
         assert_eq!(part.matches("<circle").count(), 2); // one marker, one legend dot
-        for logs in [(true, true), (false, false), (true, false)] {
-            let (out, _) = plot(logs, &[("one", &[(4.0, 7.0)])]);
-            assert!(!out.contains("NaN") && !out.contains("inf"), "{out}");
-            assert_eq!(out.matches("<circle").count(), 2);
-        }
+        let (one, _) = plot(&[("one", &[(4.0, 7.0)])]);
+        assert!(!one.contains("NaN") && !one.contains("inf"), "{one}");
+        assert_eq!(one.matches("<circle").count(), 2);
     }
 
     #[test]
     fn lines_after_the_sixth_are_dashed() {
         let p: &[_] = &[(1.0, 1.0), (8.0, 1000.0)];
-        let lines = |n| plot((true, true), &vec![("s", p); n]).0;
+        let lines = |n| plot(&vec![("s", p); n]).0;
         let strokes = |n| lines(n).matches("stroke=\"#0072B2\"").count();
         assert_eq!(strokes(6), 2); // the first line and its legend sample
         assert!(strokes(7) > 12); // and the seventh, in dashes of the same colour
