@@ -4,10 +4,11 @@
 //! The simulator sweep and the core's benchmarks on the host; then the
 //! kernel `cargo xtask test` builds, booted per [`BOOTS`] entry to run the
 //! series' benchmarks, and under QEMU's instruction clock to count
-//! instructions. `--from-logs` reads the boots' logs back from the cache
-//! (`<cache>/logs/bench-smp<N>-<4|5>level.log`) instead. The report is
-//! docs/results.md (benches/results.md.in filled), its tables on the
-//! terminal, and three plots.
+//! instructions. The boots' logs and the machine's description are kept
+//! in [`LOGS`], committed with the report they give: `--from-logs` reads
+//! them back instead of booting, and makes the same report anywhere. The
+//! report is docs/results.md (benches/results.md.in filled), its tables on
+//! the terminal, and three plots.
 
 mod parse;
 mod plot;
@@ -18,6 +19,9 @@ use crate::{bench_core, prereq, report::Report, root};
 use anyhow::{Context as _, Result, bail, ensure};
 use parse::{Figures, HOWS, Sweep};
 use tables::describe;
+
+/// The last run's boot logs and `machine.txt`, in the repository.
+const LOGS: &str = "benches/logs";
 
 /// The boots: each CPU count at 4-level (the depth of every table by CPU
 /// count, target and plot), then [`DEPTH_SMP`] CPUs at 5-level.
@@ -85,23 +89,31 @@ pub fn run(from_logs: bool) -> bool {
         });
         built = kernel::build(&mut report, &cache, false);
         if built.is_none() {
-            return report_results(report, &figures, &sweep);
+            return report_results(report, &figures, &sweep, from_logs);
         }
     }
-    // A stage's name and its boot's log: booted, or with `--from-logs` read
-    // back. Each boot is a stage of its own: one failing leaves the others.
-    let (built_ref, cache_ref) = (built.as_ref(), &cache);
+    // A stage's name and its boot's log: booted and kept in LOGS, or with
+    // `--from-logs` read back. Each boot is a stage of its own: one
+    // failing leaves the others.
+    let built_ref = built.as_ref();
     let boot = |stage: String, smp, paging, name, script: String, extra| {
-        let saved = kernel::script_log(cache_ref, name, smp, paging);
-        let shown = saved.display().to_string();
+        let log_name = kernel::script_log(&cache, name, smp, paging);
+        let kept = root()
+            .join(LOGS)
+            .join(log_name.file_name().expect("a log file"));
+        let shown = kept.display().to_string();
         let stage = if from_logs {
             format!("results of {shown}")
         } else {
             stage
         };
+        let cache = &cache;
         let log = move || match built_ref {
-            Some(b) => kernel::boot_script(cache_ref, b, smp, paging, name, &script, extra),
-            None => std::fs::read_to_string(&saved).with_context(|| format!("read {shown}")),
+            Some(b) => {
+                let text = kernel::boot_script(cache, b, smp, paging, name, &script, extra)?;
+                write(&kept, &text).map(|()| text)
+            }
+            None => std::fs::read_to_string(&kept).with_context(|| format!("read {shown}")),
         };
         (stage, log)
     };
@@ -149,15 +161,15 @@ pub fn run(from_logs: bool) -> bool {
         println!("    {} instruction counts", figures.count.len());
         Ok(())
     });
-    report_results(report, &figures, &sweep)
+    report_results(report, &figures, &sweep, from_logs)
 }
 
-fn report_results(mut report: Report, figures: &Figures, sweep: &[Sweep]) -> bool {
+fn report_results(mut report: Report, figures: &Figures, sweep: &[Sweep], from_logs: bool) -> bool {
     report.stage("results: table, docs/results.md, plots", || {
         if figures.boots.is_empty() || sweep.is_empty() {
             bail!("nothing measured to report");
         }
-        let doc = document(figures, sweep, &machine())?;
+        let doc = document(figures, sweep, &machine(from_logs)?)?;
         // The page's tables, each under its heading.
         let mut heading = None;
         for line in doc.lines() {
@@ -181,27 +193,46 @@ fn report_results(mut report: Report, figures: &Figures, sweep: &[Sweep]) -> boo
     report.finish()
 }
 
-fn write(path: &str, text: &str) -> Result<()> {
+fn write(path: impl AsRef<std::path::Path>, text: &str) -> Result<()> {
     let path = root().join(path);
+    std::fs::create_dir_all(path.parent().expect("a file in a directory"))?;
     std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
     println!("    wrote {}", path.display());
     Ok(())
 }
 
-/// Where the figures were made, for the page's Machine section.
-fn machine() -> [(&'static str, String); 5] {
+/// Where the figures were made, for the page's Machine section: this
+/// machine's, kept in `LOGS/machine.txt` as `key=value` lines, or what
+/// that file says with `from_logs`.
+fn machine(from_logs: bool) -> Result<Vec<(String, String)>> {
+    let kept = root().join(LOGS).join("machine.txt");
+    if from_logs {
+        let text =
+            std::fs::read_to_string(&kept).with_context(|| format!("read {}", kept.display()))?;
+        return machine_of(&text);
+    }
     use bench_core::output;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let qemu = output("qemu-system-x86_64", &["--version"]);
     let qemu = qemu.lines().next().unwrap_or_default().to_string();
-    let written = output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
-    [
+    let machine = [
         ("host_cpu", bench_core::cpu_model()),
         ("host_cpus", cores.to_string()),
         ("host_kernel", output("uname", &["-sr"])),
         ("qemu_version", qemu),
-        ("written", written),
-    ]
+        ("written", output("date", &["-u", "+%Y-%m-%d %H:%M UTC"])),
+    ];
+    let text: String = machine.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    write(&kept, &text)?;
+    Ok(machine.map(|(k, v)| (k.into(), v)).into())
+}
+
+/// `key=value` lines as pairs.
+fn machine_of(text: &str) -> Result<Vec<(String, String)>> {
+    let pair = |l: &str| l.split_once('=').map(|(k, v)| (k.into(), v.into()));
+    text.lines()
+        .map(|l| pair(l).context("not key=value"))
+        .collect()
 }
 
 /// The results page's prose, with a `{{name}}` for each figure and table:
@@ -209,7 +240,7 @@ fn machine() -> [(&'static str, String); 5] {
 const TEMPLATE: &str = include_str!("../../../benches/results.md.in");
 
 /// docs/results.md: [`TEMPLATE`] filled with the figures.
-fn document(f: &Figures, sweep: &[Sweep], machine: &[(&str, String)]) -> Result<String> {
+fn document(f: &Figures, sweep: &[Sweep], machine: &[(String, String)]) -> Result<String> {
     let mut values: Vec<(String, String)> = Vec::new();
     let mut value = |k: String, v: String| values.push((k, v));
     for (k, v) in machine {
@@ -342,10 +373,9 @@ mod tests {
         }
         f.count = parse::group(&parse::COUNT, &fixture("bench-icount-smp1-4level.log")).unwrap();
         let sweep = parse::sweep(&fixture("sweep.tsv")).unwrap();
-        let blank = ["host_cpu", "host_kernel", "qemu_version", "written"].map(|k| (k, "".into()));
-        let machine = [&blank[..], &[("host_cpus", "0".into())]].concat();
+        let machine = machine_of("host_cpu=\nhost_kernel=\nqemu_version=\nwritten=\nhost_cpus=0");
         let (page, expected) = (
-            document(&f, &sweep, &machine).unwrap(),
+            document(&f, &sweep, &machine.unwrap()).unwrap(),
             fixture("results.md"),
         );
         for (n, (a, b)) in page.lines().zip(expected.lines()).enumerate() {
