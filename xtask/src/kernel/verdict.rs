@@ -20,30 +20,49 @@ pub fn read_log(log: &Path) -> Result<String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// Everything wrong with a boot's log at `paging` with the `expected`
+/// suites (see [`ktap::problems`]), and kunit.py's report. The depth must
+/// be the one asked for and only it; silence is accepted when `quiet`.
+pub(super) fn problems(
+    text: &str,
+    paging: Paging,
+    expected: &[String],
+    quiet: bool,
+) -> Result<Problems> {
+    let (mut problems, report) = ktap::problems(text, expected)?;
+    let found = ktap::paging(text);
+    if !(quiet && found.is_empty()) {
+        problems.extend(ktap::paging_problem(&found, paging));
+    }
+    Ok((problems, report))
+}
+
+type Problems = (Vec<String>, String);
+
+/// [`problems`] of a boot test's boot: the depth may be unreported when
+/// [`PAGING_SUITE`], which reports it, is not expected (`--expected-suites`
+/// trying a kernel without the series).
+pub(super) fn boot_problems(text: &str, paging: Paging, expected: &[String]) -> Result<Problems> {
+    problems(
+        text,
+        paging,
+        expected,
+        !expected.iter().any(|s| s == PAGING_SUITE),
+    )
+}
+
 /// Judges the log of a boot at `paging` with the `expected` suites: prints
-/// the suite table, the KTAP summary lines and the depth the kernel
+/// kunit.py's report, the programs' output and the depth the kernel
 /// reported; the log's text, or the first problem and how many there are.
 pub fn verdict_of(log: &Path, paging: Paging, expected: &[String]) -> Result<String> {
     let text = read_log(log)?;
-    let parsed = ktap::parse(&text);
+    let (problems, report) = boot_problems(&text, paging, expected)?;
     println!("    expected suites: {}", expected.join(", "));
-    for line in ktap::table(&parsed, expected).lines() {
-        println!("    {line}");
-    }
-    println!("    KTAP summary lines:");
-    for s in &parsed.summaries {
-        println!("    | {s}");
-    }
-    for line in ktap::program_output(&text) {
+    for line in report.lines().chain(ktap::program_output(&text)) {
         println!("    | {line}");
     }
-    let found = ktap::paging(&text);
-    println!(
-        "    paging: asked for {paging}, the kernel reports {}",
-        ktap::depths(&found)
-    );
-    let mut problems = ktap::problems(&text, &parsed, expected);
-    problems.extend(depth_problem(&found, paging, expected));
+    let found = ktap::depths(&ktap::paging(&text));
+    println!("    paging: asked for {paging}, the kernel reports {found}");
     for p in &problems {
         println!("    problem: {p}");
     }
@@ -60,24 +79,11 @@ pub fn verdict_of(log: &Path, paging: Paging, expected: &[String]) -> Result<Str
 /// The judgement of a benchmark script's boot: no complaint of the
 /// kernel's, the script's zero exit, the depth asked for.
 pub fn script_problems(text: &str, paging: Paging) -> Result<()> {
-    let mut problems = ktap::problems(text, &ktap::parse(text), &[]);
-    problems.extend(ktap::paging_problem(&ktap::paging(text), paging));
+    let (problems, _) = problems(text, paging, &[], false)?;
     match problems.first() {
         None => Ok(()),
         Some(first) => bail!("{first} (and {} more)", problems.len() - 1),
     }
-}
-
-/// The boot test's judgement of the depths a boot reported: the one asked
-/// for, and only it. Silence is accepted only when [`PAGING_SUITE`], which
-/// reports the depth, is not expected (`--expected-suites` trying a
-/// kernel without the series).
-fn depth_problem(found: &[u8], asked: Paging, expected: &[String]) -> Option<String> {
-    let must_report = expected.iter().any(|s| s == PAGING_SUITE);
-    if found.is_empty() && !must_report {
-        return None;
-    }
-    ktap::paging_problem(found, asked)
 }
 
 /// Ok when `log` reports the paging depth `asked` and no other; otherwise
@@ -122,37 +128,12 @@ pub fn window_fault_outcome(log: &str) -> Result<WindowFault> {
 mod tests {
     use super::*;
 
-    fn suites(names: &[&str]) -> Vec<String> {
-        names.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn the_depth_must_be_reported_when_its_suite_is_expected() {
-        let with_suite = suites(&[PAGING_SUITE]);
-        let without = suites(&["list-kunit-test"]);
-        assert!(depth_problem(&[], Paging::Five, &with_suite).is_some());
-        assert_eq!(depth_problem(&[], Paging::Five, &without), None);
-        assert_eq!(depth_problem(&[5], Paging::Five, &with_suite), None);
-        // A depth reported is checked whatever is expected.
-        assert!(depth_problem(&[4], Paging::Five, &without).is_some());
-        assert!(depth_problem(&[5, 4], Paging::Four, &without).is_some());
-    }
-
     #[test]
     fn check_paging_names_what_the_kernel_said() {
         check_paging("    # paging: 4-level\n", Paging::Four).unwrap();
-        assert_eq!(
-            check_paging("[    2.000001]     # paging: 4-level\n", Paging::Five)
-                .unwrap_err()
-                .to_string(),
-            "asked for 5-level paging, the kernel reports 4-level"
-        );
-        assert!(
-            check_paging("", Paging::Four)
-                .unwrap_err()
-                .to_string()
-                .contains("no `# paging:` line")
-        );
+        let five = check_paging("[    2.000001]     # paging: 4-level\n", Paging::Five);
+        let want = "asked for 5-level paging, the kernel reports 4-level";
+        assert_eq!(five.unwrap_err().to_string(), want);
     }
 
     #[test]
