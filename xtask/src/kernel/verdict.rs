@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Judging a boot's console log: the suites that must pass, the kernel's
-//! complaints ([`ktap::problems`]), the paging depth the kernel reports,
-//! and what a fault-injection boot must show. A boot passes when the list
-//! of problems is empty.
+//! Judging a boot's console log: [`ktap::problems`], the paging depth the
+//! kernel reports, and what a fault-injection boot must show. A boot passes
+//! when the list of problems is empty.
 
 use std::path::Path;
 
@@ -20,49 +19,35 @@ pub fn read_log(log: &Path) -> Result<String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// Everything wrong with a boot's log at `paging` with the `expected`
-/// suites (see [`ktap::problems`]), and kunit.py's report. The depth must
-/// be the one asked for and only it; silence is accepted when `quiet`.
+/// Everything wrong with a boot's log at `paging` (see [`ktap::problems`]),
+/// and kunit.py's and the programs' report. A boot test's boot has its
+/// `expected` suites; the depth must be the one asked for, and may be
+/// unreported only there without [`PAGING_SUITE`], which reports it
+/// (`--expected-suites` trying a kernel without the series).
 pub(super) fn problems(
     text: &str,
     paging: Paging,
-    expected: &[String],
-    quiet: bool,
-) -> Result<Problems> {
-    let (mut problems, report) = ktap::problems(text, expected)?;
+    expected: Option<&[String]>,
+) -> Result<(Vec<String>, String)> {
+    let (mut problems, report) = ktap::problems(text, expected.unwrap_or_default())?;
     let found = ktap::paging(text);
+    let quiet = expected.is_some_and(|e| !e.iter().any(|s| s == PAGING_SUITE));
     if !(quiet && found.is_empty()) {
         problems.extend(ktap::paging_problem(&found, paging));
     }
     Ok((problems, report))
 }
 
-type Problems = (Vec<String>, String);
-
-/// [`problems`] of a boot test's boot: the depth may be unreported when
-/// [`PAGING_SUITE`], which reports it, is not expected (`--expected-suites`
-/// trying a kernel without the series).
-pub(super) fn boot_problems(text: &str, paging: Paging, expected: &[String]) -> Result<Problems> {
-    problems(
-        text,
-        paging,
-        expected,
-        !expected.iter().any(|s| s == PAGING_SUITE),
-    )
-}
-
-/// Judges the log of a boot at `paging` with the `expected` suites: prints
-/// kunit.py's report, the programs' output and the depth the kernel
-/// reported; the log's text, or the first problem and how many there are.
+/// Judges the log of a boot at `paging` with the `expected` suites, the
+/// reports printed; the log's text, or the first problem and how many
+/// there are.
 pub fn verdict_of(log: &Path, paging: Paging, expected: &[String]) -> Result<String> {
     let text = read_log(log)?;
-    let (problems, report) = boot_problems(&text, paging, expected)?;
+    let (problems, report) = problems(&text, paging, Some(expected))?;
     println!("    expected suites: {}", expected.join(", "));
-    for line in report.lines().chain(ktap::program_output(&text)) {
+    for line in report.lines() {
         println!("    | {line}");
     }
-    let found = ktap::depths(&ktap::paging(&text));
-    println!("    paging: asked for {paging}, the kernel reports {found}");
     for p in &problems {
         println!("    problem: {p}");
     }
@@ -79,7 +64,7 @@ pub fn verdict_of(log: &Path, paging: Paging, expected: &[String]) -> Result<Str
 /// The judgement of a benchmark script's boot: no complaint of the
 /// kernel's, the script's zero exit, the depth asked for.
 pub fn script_problems(text: &str, paging: Paging) -> Result<()> {
-    let (problems, _) = problems(text, paging, &[], false)?;
+    let (problems, _) = problems(text, paging, None)?;
     match problems.first() {
         None => Ok(()),
         Some(first) => bail!("{first} (and {} more)", problems.len() - 1),
@@ -127,14 +112,6 @@ pub fn window_fault_outcome(log: &str) -> Result<WindowFault> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn check_paging_names_what_the_kernel_said() {
-        check_paging("    # paging: 4-level\n", Paging::Four).unwrap();
-        let five = check_paging("[    2.000001]     # paging: 4-level\n", Paging::Five);
-        let want = "asked for 5-level paging, the kernel reports 4-level";
-        assert_eq!(five.unwrap_err().to_string(), want);
-    }
 
     #[test]
     fn window_fault_outcomes() {
