@@ -18,9 +18,7 @@ use serde::Deserialize;
 use super::initramfs::{DONE, RUNNING, STARTED, TEST_EXIT};
 use super::qemu::Paging;
 
-/// Console lines that mean the kernel is unhappy, whatever the tests say:
-/// its own complaints, and the reports of the debug kernel's detectors
-/// (KASAN's and lockdep's say `BUG:` and `WARNING:` too).
+/// Console lines of the kernel's complaints and its detectors' reports.
 pub const CRASH_PATTERNS: &[&str] = &[
     "Oops",
     "WARNING:",
@@ -44,10 +42,8 @@ pub const CRASH_PATTERNS: &[&str] = &[
     "rcu: INFO:",
 ];
 
-/// A suite, case or parameter as kunit.py's JSON (`kunit_json.py`) gives
-/// it: a group with `sub_groups` and `test_cases`, or a case with its
-/// `status` (PASS, SKIP, ERROR for crashed or missing, else FAIL). The
-/// programs' results are read into the same.
+/// A group or case of kunit.py's JSON (`kunit_json.py`), the programs' too;
+/// a case's status: PASS, SKIP, ERROR (crashed or missing), else failed.
 #[derive(Debug, Deserialize)]
 pub struct Node {
     pub name: String,
@@ -80,7 +76,7 @@ impl Node {
 }
 
 /// A console line without `\r` and without a printk timestamp.
-fn clean(line: &str) -> &str {
+pub fn clean(line: &str) -> &str {
     let line = line.trim_end_matches('\r');
     if let Some((stamp, after)) = line.strip_prefix('[').and_then(|r| r.split_once("] "))
         && stamp.trim().chars().all(|c| c.is_ascii_digit() || c == '.')
@@ -90,11 +86,10 @@ fn clean(line: &str) -> &str {
     line
 }
 
-/// KUnit's suites as kunit.py reads them, and its report. It is given the
-/// log before `/init` starts: the programs' TAP after it would be read as
-/// more of KUnit's. A log without KTAP, or with no suite (`1..0`, which
-/// kunit.py calls an error), has no suite.
+/// KUnit's suites as kunit.py reads them, and its report.
 pub fn kunit(log: &str) -> Result<(Vec<Node>, String)> {
+    // The programs' TAP after `/init` starts would read as more of KUnit's;
+    // no KTAP, or no suite (`1..0`, an error to kunit.py): no suite.
     let part = log.split(STARTED).next().unwrap_or(log);
     let mut lines = part
         .lines()
@@ -141,10 +136,8 @@ pub fn kunit(log: &str) -> Result<(Vec<Node>, String)> {
     Ok((suites, stdout[..at + 1].to_string()))
 }
 
-/// The kselftest TAP each of `/init`'s programs prints (`TAP version 13`,
-/// `1..N`, `ok N name`, at the start of a line), one suite `selftest
-/// <program>` each, a plan not met an ERROR; and all the programs printed,
-/// from each `running` marker to its exit line.
+/// The programs' kselftest TAP (flat, at the start of lines), one suite
+/// `selftest <program>` each; and all they printed.
 pub fn programs(log: &str) -> (Vec<Node>, Vec<&str>) {
     let (mut docs, mut output, mut program, mut open) = (Vec::new(), Vec::new(), None, false);
     let node = |name: String, status: Option<&str>| Node {
@@ -183,8 +176,7 @@ pub fn programs(log: &str) -> (Vec<Node>, Vec<&str>) {
     (suites.collect(), output)
 }
 
-/// `ok 3 name # SKIP why` (kselftest may leave the name out) → its name
-/// and status.
+/// `ok 3 name # SKIP why` (kselftest may leave out the name) → name, status.
 fn result_line(line: &str) -> Option<(&str, &'static str)> {
     let (ok, rest) = match line.strip_prefix("not ok ") {
         Some(rest) => (false, rest),
@@ -204,11 +196,20 @@ fn result_line(line: &str) -> Option<(&str, &'static str)> {
     Some((name.trim().trim_start_matches("- "), status))
 }
 
-/// Everything wrong with a boot, judged from its console log, and the
-/// report of kunit.py and the programs: failed or crashed results, skipped
-/// ones and missing suites among `expected`, kernel complaints, failed
-/// programs, no final marker.
-pub fn problems(log: &str, expected: &[String]) -> Result<(Vec<String>, String)> {
+/// The suite that prints the paging depth (`# paging: 5-level`).
+const PAGING_SUITE: &str = "gmem_kmap";
+
+/// Everything wrong with a boot at `paging`, and kunit.py's and the
+/// programs' report. `expected`: a boot test's suites (None: a benchmark
+/// script's boot); without [`PAGING_SUITE`] among them (`--expected-suites`
+/// trying a kernel without the series) the depth may go unreported.
+pub fn problems(
+    log: &str,
+    paging: Paging,
+    expected: Option<&[String]>,
+) -> Result<(Vec<String>, String)> {
+    let quiet = expected.is_some_and(|e| !e.iter().any(|s| s == PAGING_SUITE));
+    let expected = expected.unwrap_or_default();
     let (mut suites, report) = kunit(log)?;
     // kunit.py's own findings on the KTAP's shape (a result line missing).
     let mut problems: Vec<String> = report
@@ -264,17 +265,17 @@ pub fn problems(log: &str, expected: &[String]) -> Result<(Vec<String>, String)>
     } else if !printed(DONE) {
         problems.push(format!("/init never finished (no `{DONE}`)"));
     }
+    let found = self::paging(log);
+    if !(quiet && found.is_empty()) {
+        problems.extend(paging_problem(&found, paging));
+    }
     Ok((problems, report + &output.join("\n")))
 }
 
-/// A report in `log` that is upstream's own known false positive, not a
-/// finding about the series: its description, to boot once more. Generic
-/// KASAN under 5-level paging reads `pgtable_l5_enabled()` from the boot
-/// CPU's capabilities, which `identify_cpu()` clears and reads back: an
-/// interrupt in between has its direct-map accesses reported as wild
-/// (lkml.iu.edu/2606.1/11911, not in 6.12). Recognised only whole: the wild
-/// access, in an interrupt, `identify_cpu` on the stack, before the first
-/// `gmem_kmap:` line.
+/// Upstream's known KASAN false positive under 5-level paging, to boot once
+/// more: an interrupt while `identify_cpu()` has cleared the capabilities
+/// `pgtable_l5_enabled()` reads (lkml.iu.edu/2606.1/11911, not in 6.12).
+/// Only whole: wild access, in an IRQ, in `identify_cpu`, before our code.
 pub fn upstream_false_positive(log: &str) -> Option<&'static str> {
     const WHAT: &str = "KASAN's known false positive under 5-level paging \
         (an interrupt during identify_cpu; upstream, not the series)";
@@ -291,9 +292,7 @@ pub fn upstream_false_positive(log: &str) -> Option<&'static str> {
     (has("by task swapper/0/0") && has("<IRQ>") && has("identify_cpu")).then_some(WHAT)
 }
 
-/// The paging depths a log reports, distinct, in the order first seen: the
-/// N of each `# paging: N-level` line (`# case: paging: N-level` from
-/// `kunit_info()`), at any indentation.
+/// The distinct N of `# paging: N-level` (or `# case: paging: ...`) lines.
 pub fn paging(log: &str) -> Vec<u8> {
     let mut depths = Vec::new();
     for line in log.lines().map(|l| clean(l).trim()) {
@@ -311,8 +310,7 @@ pub fn paging(log: &str) -> Vec<u8> {
     depths
 }
 
-/// What is wrong with the depths a boot reported (`found`, from
-/// [`paging`]) when it asked for `asked`: none, another one, or more.
+/// What is wrong with the depths `found` when asked for `asked`.
 pub fn paging_problem(found: &[u8], asked: Paging) -> Option<String> {
     let names: Vec<String> = found.iter().map(|n| format!("{n}-level")).collect();
     match found {

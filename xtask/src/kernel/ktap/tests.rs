@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! The boot judgement over the fixture logs beside this file, each read
-//! plain, with `\r\n` line ends (QEMU's serial line) and with printk
-//! timestamps: `expected.txt` lists the problems each judgement must find.
-//! kunit.py comes from the kernel tree `cargo xtask test` unpacks first.
+//! The judgements of the fixture logs beside this file, each read plain, with
+//! `\r\n` (QEMU's serial line) and with timestamps, as `expected.txt` lists
+//! them; kunit.py is in the kernel tree `cargo xtask test` unpacks first.
 
 use std::path::Path;
 
-use super::super::verdict::problems;
+use super::super::verdict::window_fault_outcome;
 use super::*;
 
 /// `log` plain, with `\r\n` line ends, and with a timestamp on each line.
@@ -21,9 +20,9 @@ fn variants(log: &str) -> [String; 3] {
 }
 
 /// Each section of `expected.txt`: `== <log> <4|5 paging> <expected suites,
-/// comma-separated; - for none; script for a benchmark script's boot>`,
-/// then the problems, one a line; or `== <log> - kunit.py`, then the
-/// suites kunit.py reads, with how many results each.
+/// comma-separated; - none; script: a benchmark script's boot>`, then the
+/// problems, one a line; `== <log> - kunit.py`, then kunit.py's suites and
+/// their results' count; `== <log> - fault`, then the window's outcome.
 #[test]
 fn each_log_has_the_problems_expected_txt_lists() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/kernel/ktap");
@@ -32,11 +31,10 @@ fn each_log_has_the_problems_expected_txt_lists() {
         let [file, depth, suites] = head.splitn(3, ' ').collect::<Vec<_>>()[..] else {
             panic!("bad section head `{head}`");
         };
-        let paging = if depth == "4" {
-            Paging::Four
-        } else {
-            Paging::Five
-        };
+        let paging = [Paging::Four, Paging::Five]
+            .into_iter()
+            .find(|p| p.levels().to_string() == depth);
+        let paging = paging.unwrap_or(Paging::Five);
         let expected: Vec<String> = suites.split(',').map(String::from).collect();
         let log = std::fs::read_to_string(dir.join(file)).unwrap();
         for log in variants(&log) {
@@ -45,6 +43,10 @@ fn each_log_has_the_problems_expected_txt_lists() {
                     let count = |s: &Node| format!("{}: {}", s.name, s.results().len());
                     suites.iter().map(count).collect()
                 }),
+                "fault" => Ok(vec![match window_fault_outcome(&log) {
+                    Ok(outcome) => format!("{outcome:?}"),
+                    Err(e) => format!("error: {e}"),
+                }]),
                 "script" => problems(&log, paging, None).map(|p| p.0),
                 "-" => problems(&log, paging, Some(&[])).map(|p| p.0),
                 _ => problems(&log, paging, Some(&expected)).map(|p| p.0),
