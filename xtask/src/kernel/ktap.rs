@@ -59,19 +59,11 @@ impl Node {
     pub fn results(&self) -> Vec<(String, &str)> {
         let missing = self.name.is_empty() && self.status.as_deref() == Some("ERROR");
         let name = if missing { "<missing>" } else { &self.name };
-        let mut out: Vec<_> = self
-            .status
-            .iter()
-            .map(|s| (name.into(), s.as_str()))
-            .collect();
-        for c in self.test_cases.iter().chain(&self.sub_groups) {
-            out.extend(
-                c.results()
-                    .into_iter()
-                    .map(|(p, s)| (format!("{name}.{p}"), s)),
-            );
-        }
-        out
+        let own = self.status.iter().map(|s| (name.to_string(), s.as_str()));
+        let nested = self.test_cases.iter().chain(&self.sub_groups);
+        let nested = nested.flat_map(Node::results);
+        own.chain(nested.map(|(p, s)| (format!("{name}.{p}"), s)))
+            .collect()
     }
 }
 
@@ -86,16 +78,18 @@ pub fn clean(line: &str) -> &str {
     line
 }
 
+/// kunit.py, in the kernel tree.
+const KUNIT_PY: &str = "tools/testing/kunit/kunit.py";
+
 /// KUnit's suites as kunit.py reads them, and its report.
 pub fn kunit(log: &str) -> Result<(Vec<Node>, String)> {
     // The programs' TAP after `/init` starts would read as more of KUnit's;
     // no KTAP, or no suite (`1..0`, an error to kunit.py): no suite.
     let part = log.split(STARTED).next().unwrap_or(log);
-    let mut lines = part
-        .lines()
-        .map(clean)
-        .skip_while(|l| !l.contains("KTAP version"));
-    if lines.nth(1).is_none_or(|plan| plan.trim() == "1..0") {
+    let plan = part
+        .split_once("KTAP version")
+        .and_then(|(_, r)| r.lines().nth(1));
+    if plan.is_none_or(|plan| clean(plan).trim() == "1..0") {
         return Ok(Default::default());
     }
     // kunit.py fails on a line between `KTAP version` and `# Subtest:`,
@@ -115,11 +109,7 @@ pub fn kunit(log: &str) -> Result<(Vec<Node>, String)> {
     std::fs::write(input.path(), text).context("write kunit.py's input")?;
     // Its exit status says whether the tests passed, which is judged here.
     let out = Command::new("python3")
-        .arg(
-            super::Cache::from_env()
-                .linux()
-                .join("tools/testing/kunit/kunit.py"),
-        )
+        .arg(super::Cache::from_env().linux().join(KUNIT_PY))
         .args(["parse", "--json"])
         .arg(input.path())
         .output()
@@ -186,12 +176,10 @@ fn result_line(line: &str) -> Option<(&str, &'static str)> {
     num.parse::<usize>().ok()?;
     let (name, directive) = rest.split_once("# ").unwrap_or((rest, ""));
     let skip = directive.to_uppercase().starts_with("SKIP");
-    let status = if skip {
-        "SKIP"
-    } else if ok {
-        "PASS"
-    } else {
-        "FAIL"
+    let status = match (skip, ok) {
+        (true, _) => "SKIP",
+        (false, true) => "PASS",
+        (false, false) => "FAIL",
     };
     Some((name.trim().trim_start_matches("- "), status))
 }
