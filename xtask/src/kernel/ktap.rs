@@ -206,11 +206,8 @@ pub fn problems(
         .collect();
     // kunit.py passes a `not ok` suite whose cases passed, and drops the
     // suites beyond KUnit's plan: a `not ok` line is then a problem itself.
-    let results = suites.iter().flat_map(Node::results);
-    if results
-        .clone()
-        .all(|(_, status)| matches!(status, "PASS" | "SKIP"))
-    {
+    let mut results = suites.iter().flat_map(Node::results);
+    if results.all(|(_, status)| matches!(status, "PASS" | "SKIP")) {
         for line in log.split(STARTED).next().unwrap_or(log).lines() {
             let line = clean(line).trim();
             if line.starts_with("not ok ") {
