@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Judging a boot's console log: the suites that must pass, the kernel's
-//! complaints ([`ktap::problems`]), the paging depth the kernel reports,
-//! and what a fault-injection boot must show. A boot passes when the list
-//! of problems is empty.
+//! Judging a boot's console log with [`ktap::problems`] (a boot passes when
+//! there are none), and what a fault-injection boot must show.
 
 use std::path::Path;
 
@@ -11,39 +9,20 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use super::ktap;
 use super::qemu::Paging;
 
-/// The suite that prints the paging depth (`# paging: 5-level`).
-const PAGING_SUITE: &str = "gmem_kmap";
-
 /// A console log, as text whatever bytes the serial line gave.
 pub fn read_log(log: &Path) -> Result<String> {
     let bytes = std::fs::read(log).with_context(|| format!("read {}", log.display()))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// Judges the log of a boot at `paging` with the `expected` suites: prints
-/// the suite table, the KTAP summary lines and the depth the kernel
-/// reported; the log's text, or the first problem and how many there are.
+/// Judges a boot test's boot, printing the reports: its log, or why not.
 pub fn verdict_of(log: &Path, paging: Paging, expected: &[String]) -> Result<String> {
     let text = read_log(log)?;
-    let parsed = ktap::parse(&text);
+    let (problems, report) = ktap::problems(&text, paging, Some(expected))?;
     println!("    expected suites: {}", expected.join(", "));
-    for line in ktap::table(&parsed, expected).lines() {
-        println!("    {line}");
-    }
-    println!("    KTAP summary lines:");
-    for s in &parsed.summaries {
-        println!("    | {s}");
-    }
-    for line in ktap::program_output(&text) {
+    for line in report.lines() {
         println!("    | {line}");
     }
-    let found = ktap::paging(&text);
-    println!(
-        "    paging: asked for {paging}, the kernel reports {}",
-        ktap::depths(&found)
-    );
-    let mut problems = ktap::problems(&text, &parsed, expected);
-    problems.extend(depth_problem(&found, paging, expected));
     for p in &problems {
         println!("    problem: {p}");
     }
@@ -57,32 +36,17 @@ pub fn verdict_of(log: &Path, paging: Paging, expected: &[String]) -> Result<Str
     }
 }
 
-/// The judgement of a benchmark script's boot: no complaint of the
-/// kernel's, the script's zero exit, the depth asked for.
+/// Judges a benchmark script's boot: its kernel's, `/init`'s, the depth.
 pub fn script_problems(text: &str, paging: Paging) -> Result<()> {
-    let mut problems = ktap::problems(text, &ktap::parse(text), &[]);
-    problems.extend(ktap::paging_problem(&ktap::paging(text), paging));
+    let (problems, _) = ktap::problems(text, paging, None)?;
     match problems.first() {
         None => Ok(()),
         Some(first) => bail!("{first} (and {} more)", problems.len() - 1),
     }
 }
 
-/// The boot test's judgement of the depths a boot reported: the one asked
-/// for, and only it. Silence is accepted only when [`PAGING_SUITE`], which
-/// reports the depth, is not expected (`--expected-suites` trying a
-/// kernel without the series).
-fn depth_problem(found: &[u8], asked: Paging, expected: &[String]) -> Option<String> {
-    let must_report = expected.iter().any(|s| s == PAGING_SUITE);
-    if found.is_empty() && !must_report {
-        return None;
-    }
-    ktap::paging_problem(found, asked)
-}
-
-/// Ok when `log` reports the paging depth `asked` and no other; otherwise
-/// why not. A figure measured at another depth than the one it is filed
-/// under would compare the wrong boots.
+/// Ok when `log` reports the depth `asked` and no other (a figure filed
+/// under another depth would compare the wrong boots).
 pub fn check_paging(log: &str, asked: Paging) -> Result<()> {
     ktap::paging_problem(&ktap::paging(log), asked).map_or(Ok(()), |p| Err(anyhow!(p)))
 }
@@ -96,12 +60,12 @@ pub enum WindowFault {
     On,
 }
 
-/// Judges the log of a `fail_gmem_kmap=` boot: the failure injected and
-/// the window's one line saying so, or nothing injected and the window up.
+/// Judges a `fail_gmem_kmap=` boot: injected with the window's one line
+/// saying so, or not injected and the window up.
 pub fn window_fault_outcome(log: &str) -> Result<WindowFault> {
     let ours: Vec<&str> = log
         .lines()
-        .map(str::trim)
+        .map(|l| ktap::clean(l).trim())
         .filter(|l| l.starts_with("gmem_kmap:"))
         .collect();
     let injected = log.contains("FAULT_INJECTION: forcing a failure");
@@ -115,68 +79,5 @@ pub fn window_fault_outcome(log: &str) -> Result<WindowFault> {
         ),
         (false, lines) if lines.iter().any(|l| l.contains(" slots for ")) => Ok(WindowFault::On),
         (false, _) => bail!("nothing injected, and the window did not come up: {ours:?}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn suites(names: &[&str]) -> Vec<String> {
-        names.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn the_depth_must_be_reported_when_its_suite_is_expected() {
-        let with_suite = suites(&[PAGING_SUITE]);
-        let without = suites(&["list-kunit-test"]);
-        assert!(depth_problem(&[], Paging::Five, &with_suite).is_some());
-        assert_eq!(depth_problem(&[], Paging::Five, &without), None);
-        assert_eq!(depth_problem(&[5], Paging::Five, &with_suite), None);
-        // A depth reported is checked whatever is expected.
-        assert!(depth_problem(&[4], Paging::Five, &without).is_some());
-        assert!(depth_problem(&[5, 4], Paging::Four, &without).is_some());
-    }
-
-    #[test]
-    fn check_paging_names_what_the_kernel_said() {
-        check_paging("    # paging: 4-level\n", Paging::Four).unwrap();
-        assert_eq!(
-            check_paging("[    2.000001]     # paging: 4-level\n", Paging::Five)
-                .unwrap_err()
-                .to_string(),
-            "asked for 5-level paging, the kernel reports 4-level"
-        );
-        assert!(
-            check_paging("", Paging::Four)
-                .unwrap_err()
-                .to_string()
-                .contains("no `# paging:` line")
-        );
-    }
-
-    #[test]
-    fn window_fault_outcomes() {
-        let off = "FAULT_INJECTION: forcing a failure.\r\nname (null), interval 1\r\n\
-                   gmem_kmap: cannot reserve the window: -12\r\n";
-        assert_eq!(
-            window_fault_outcome(off).unwrap(),
-            WindowFault::Off("gmem_kmap: cannot reserve the window: -12".into())
-        );
-        let on = "gmem_kmap: 32 slots for 2 possible CPUs\r\n\
-                  gmem_kmap: private window in each process's own page tables\r\n";
-        assert_eq!(window_fault_outcome(on).unwrap(), WindowFault::On);
-        // Injected, yet the window said nothing, more than one line, or
-        // another error; or nothing injected and no window either.
-        for bad in [
-            "FAULT_INJECTION: forcing a failure.\n",
-            "FAULT_INJECTION: forcing a failure.\ngmem_kmap: cannot reserve the window: -12\n\
-             gmem_kmap: the core refused the window: -22\n",
-            "FAULT_INJECTION: forcing a failure.\ngmem_kmap: cannot reserve the window: -22\n",
-            "gmem_kmap: cannot reserve the window: -12\n",
-            "",
-        ] {
-            assert!(window_fault_outcome(bad).is_err(), "{bad:?}");
-        }
     }
 }
