@@ -8,7 +8,7 @@
 //! each:
 //! 1. [`packages`]: the Debian packages (source tarball, QEMU, busybox, ...);
 //! 2. [`source`]: the tarball unpacked once into `<cache>/linux`, tag `base`;
-//! 3. [`series`]: `kernel-patch/*.patch` applied with `git am`, then
+//! 3. [`source`]: `kernel-patch/*.patch` applied with `git am`, then
 //!    [`checkpatch`] and the round trip of [`branch`];
 //! 4. [`config`]: `kernel-patch/configs/<name>.config` through allnoconfig;
 //! 5. [`build`](mod@build): `make bzImage headers` through ccache, warnings
@@ -33,14 +33,12 @@ mod build;
 mod checkpatch;
 mod config;
 mod export;
-mod generated;
 mod initramfs;
 mod ktap;
 mod packages;
 mod qemu;
 mod run;
 mod selftests;
-mod series;
 mod source;
 mod stage;
 mod toolchain;
@@ -252,7 +250,7 @@ fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool, made: &mut Made) {
     let tree = made.tree.as_ref();
     let dir = || &tree.expect("the tree stage passed").dir;
     p.run(Stage::Series, || {
-        series::apply(tree.expect("tree"), &series_dir())
+        source::apply(tree.expect("tree"), &series_dir())
     });
     if style {
         // What was applied, exported again: kernel-patch/ is what its
