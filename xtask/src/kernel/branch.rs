@@ -4,23 +4,20 @@
 //! a worktree of its own (`<cache>/edit`, or `$GMEM_KMAP_EDIT_TREE`), and
 //! `kernel-patch/` is exported from it, as Debian's `gbp pq` does.
 //!
-//! At each sync the ref [`SYNCED`] records the branch's tip, and a note on
-//! it the files of `kernel-patch/`: a tip past it holds work of yours, a
-//! `kernel-patch/` unlike the note changed under the branch (a pull, a hand
-//! edit). Nothing here discards work: both commands stop in a worktree not
-//! on the branch, in the middle of a git operation, or with uncommitted or
-//! untracked files (Debian's `.gitignore` hides those from `git status`);
-//! `edit` stops when the branch holds commits `kernel-patch/` lacks, and
-//! `export` when `kernel-patch/` changed under the branch (`--force`
-//! overrides); a replaced tip stays as `refs/gmem-kmap/backup/<id>`.
-//! Progress goes to stderr, so that `cd "$(cargo xtask series edit)"` works.
+//! Each sync sets [`SYNCED`] to the branch's tip and notes on it the files
+//! of `kernel-patch/`: a tip past it holds your work, a `kernel-patch/`
+//! unlike the note changed under the branch. Nothing is discarded: both
+//! commands stop in a worktree off the branch, in a git operation, or not
+//! clean; `edit` when the branch holds commits `kernel-patch/` lacks, and
+//! `export` when `kernel-patch/` changed under the branch (unless
+//! `--force`); a replaced tip stays as `refs/gmem-kmap/backup/<id>`.
+//! Progress goes to stderr: `cd "$(cargo xtask series edit)"` works.
 
 use std::fs;
 use std::path::Path;
 
 use super::export::{self, Scratch};
-use super::run::output;
-use super::source::{self, BASE, git, patch_files, series_id};
+use super::source::{self, BASE, patch_files, run as git, series_id};
 use super::{Cache, series_dir};
 use anyhow::{Context as _, Result, bail, ensure};
 
@@ -54,10 +51,8 @@ pub enum SeriesTask {
 /// Runs `series <task>`.
 pub fn run(task: SeriesTask) -> Result<()> {
     let cache = Cache::from_env();
-    let dir = crate::settings()
-        .edit_tree
-        .clone()
-        .unwrap_or_else(|| cache.root.join("edit"));
+    let dir = crate::settings().edit_tree.clone();
+    let dir = dir.unwrap_or_else(|| cache.root.join("edit"));
     let dir = std::path::absolute(&dir).unwrap_or(dir);
     match task {
         SeriesTask::Edit => edit(&cache, &dir).map(|_| println!("{}", dir.display())),
@@ -94,25 +89,21 @@ fn edit(cache: &Cache, dir: &Path) -> Result<()> {
         }
     };
     if !dir.join(".git").exists() {
-        output(git(&repo).args(["worktree", "prune"]))?;
+        git(&repo, &["worktree", "prune"])?;
         if rev(&repo, &format!("refs/heads/{BRANCH}")).is_none() {
-            output(git(&repo).args(["branch", BRANCH, BASE]))?;
+            git(&repo, &["branch", BRANCH, BASE])?;
         }
-        output(
-            git(&repo)
-                .args(["worktree", "add", "--quiet"])
-                .arg(dir)
-                .arg(BRANCH),
-        )?;
+        let dir = dir.display().to_string();
+        git(&repo, &["worktree", "add", "--quiet", &dir, BRANCH])?;
     }
     ready(dir)?;
     let tip = rev(dir, "HEAD").context("the edit worktree has no HEAD")?;
     let synced = rev(dir, SYNCED).is_some_and(|s| s == tip);
-    let unchanged = recorded(dir) == Some(series_id(dir, &patch_files(&series_dir())?)?);
+    let now = series_id(dir, &patch_files(&series_dir())?)?;
     if Some(&tip) == rev(dir, BASE).as_ref() {
         eprintln!("    {BRANCH} is empty: applying kernel-patch/");
         apply(dir, None)?;
-    } else if synced && !unchanged {
+    } else if synced && recorded(dir) != Some(now) {
         eprintln!("    kernel-patch/ changed since {BRANCH} was last synced: re-applying it");
         apply(dir, Some(&tip))?;
     } else if !synced && let Some(diff) = difference(dir)? {
@@ -135,7 +126,7 @@ fn edit(cache: &Cache, dir: &Path) -> Result<()> {
 fn ready(dir: &Path) -> Result<()> {
     let stop = |why: String| bail!("{}: {why}; nothing was changed", dir.display());
     // With --ignored: the tree's top-level `.gitignore` hides every new file.
-    let status = output(git(dir).args(["status", "--porcelain=v2", "--branch", "--ignored"]))?;
+    let status = git(dir, &["status", "--porcelain=v2", "--branch", "--ignored"])?;
     if !status
         .lines()
         .any(|l| l == format!("# branch.head {BRANCH}"))
@@ -143,12 +134,10 @@ fn ready(dir: &Path) -> Result<()> {
         return stop(format!("HEAD is not branch {BRANCH}"));
     }
     let ops = "rebase-merge rebase-apply MERGE_HEAD CHERRY_PICK_HEAD REVERT_HEAD BISECT_LOG";
-    let mut paths = git(dir);
-    paths.args(["rev-parse", "--path-format=absolute"]);
-    for op in ops.split(' ') {
-        paths.args(["--git-path", op]);
-    }
-    if let Some(op) = output(&mut paths)?.lines().find(|p| Path::new(p).exists()) {
+    let mut args = vec!["rev-parse", "--path-format=absolute"];
+    ops.split(' ')
+        .for_each(|op| args.extend(["--git-path", op]));
+    if let Some(op) = git(dir, &args)?.lines().find(|p| Path::new(p).exists()) {
         return stop(format!(
             "a git operation is in progress ({op}); finish or abort it"
         ));
@@ -175,19 +164,21 @@ fn difference(dir: &Path) -> Result<Option<String>> {
 fn apply(dir: &Path, old: Option<&str>) -> Result<()> {
     if let Some(old) = old {
         let backup = format!("refs/gmem-kmap/backup/{old}");
-        output(git(dir).args(["update-ref", &backup, old]))?;
+        git(dir, &["update-ref", &backup, old])?;
         eprintln!("    the old tip stays as {backup}");
-        output(git(dir).args(["reset", "--quiet", "--hard", BASE]))?;
+        git(dir, &["reset", "--quiet", "--hard", BASE])?;
     }
     let patches = source::series_patches(&series_dir())?;
     eprintln!("    applying {} patch(es) on {BRANCH}", patches.len());
-    source::am(dir, &patches).map_err(|e| match old {
-        Some(old) => match output(git(dir).args(["reset", "--quiet", "--hard", old])) {
-            Ok(_) => e.context(format!("{BRANCH} is back at {old}")),
-            Err(r) => e.context(format!("restoring {BRANCH} to {old} failed too: {r:#}")),
+    let failed = source::am(dir, &patches).err();
+    match (failed, old) {
+        (None, _) => Ok(()),
+        (Some(e), None) => Err(e),
+        (Some(e), Some(old)) => match git(dir, &["reset", "--quiet", "--hard", old]) {
+            Ok(_) => Err(e.context(format!("{BRANCH} is back at {old}"))),
+            Err(r) => Err(e.context(format!("restoring {BRANCH} to {old} failed: {r:#}"))),
         },
-        None => e,
-    })
+    }
 }
 
 /// Puts the generated files as `src/` has them now into the branch.
@@ -199,32 +190,22 @@ fn refresh_generated(dir: &Path) -> Result<()> {
             "    generated files ({}) refreshed from src/",
             export::CRATE_DIR
         );
-        output(git(dir).args(["reset", "--quiet", "--keep", &fresh]))?;
+        git(dir, &["reset", "--quiet", "--keep", &fresh])?;
     }
     Ok(())
 }
 
 /// Records a sync: the branch's tip and `kernel-patch/` as they are now.
 fn mark_synced(dir: &Path) -> Result<()> {
-    output(git(dir).args(["update-ref", SYNCED, "HEAD"]))?;
+    git(dir, &["update-ref", SYNCED, "HEAD"])?;
     let files = series_id(dir, &patch_files(&series_dir())?)?;
-    output(git(dir).args([
-        "notes",
-        EXPORTED,
-        "add",
-        "-f",
-        "--allow-empty",
-        "-m",
-        &files,
-        SYNCED,
-    ]))
-    .map(drop)
+    let note = ["notes", EXPORTED, "add", "-f", "--allow-empty", "-m"];
+    git(dir, &[&note[..], &[&files, SYNCED]].concat()).map(drop)
 }
 
 /// `kernel-patch/`'s files at the last sync.
 fn recorded(dir: &Path) -> Option<String> {
-    let note = output(git(dir).args(["notes", EXPORTED, "show", SYNCED]));
-    note.ok().map(|n| n.trim().to_string())
+    git(dir, &["notes", EXPORTED, "show", SYNCED]).ok()
 }
 
 /// `series export`: `kernel-patch/` from the branch.
@@ -232,26 +213,25 @@ fn export(dir: &Path, force: bool) -> Result<()> {
     let hint = "run `cargo xtask series edit` first";
     ensure!(
         dir.join(".git").exists(),
-        "no edit worktree at {}: {hint}",
-        dir.display()
+        "no edit worktree at {dir:?}: {hint}"
     );
     ready(dir)?;
     refresh_generated(dir)?;
     let (out, target) = (Scratch::new("export")?, series_dir());
     let files = export::format(dir, "HEAD", &target, &out.0)?;
     let first = export::first_difference(&target, &out.0)?;
-    let changed_under = recorded(dir) != Some(series_id(dir, &patch_files(&target)?)?);
+    let moved = recorded(dir) != Some(series_id(dir, &patch_files(&target)?)?);
     ensure!(
-        first.is_none() || !changed_under || force,
+        first.is_none() || !moved || force,
         "kernel-patch/ changed since {BRANCH} was last synced (a pull, or a hand edit), and the \
          branch does not hold that change: `cargo xtask series edit` takes it in if the branch \
          has no work of yours; `series export --force` overwrites it; nothing was changed"
     );
     for old in patch_files(&target)? {
-        fs::remove_file(&old).with_context(|| format!("rm {}", old.display()))?;
+        fs::remove_file(&old).with_context(|| format!("rm {old:?}"))?;
     }
     for file in &files {
-        let name = file.file_name().unwrap_or_default();
+        let name = file.file_name().context("a file")?;
         fs::copy(file, target.join(name)).with_context(|| format!("copy {name:?}"))?;
     }
     mark_synced(dir)?;
@@ -282,8 +262,11 @@ pub fn check(tree: &Path, dir: &Path) -> Result<()> {
 
 /// The commit `name` names, if any.
 fn rev(dir: &Path, name: &str) -> Option<String> {
-    let out = output(git(dir).args(["rev-parse", "-q", "--verify", &format!("{name}^{{commit}}")]));
-    out.ok().map(|s| s.trim().to_string())
+    git(
+        dir,
+        &["rev-parse", "-q", "--verify", &format!("{name}^{{commit}}")],
+    )
+    .ok()
 }
 
 #[cfg(test)]
@@ -295,7 +278,7 @@ mod tests {
         let scratch = Scratch::new("test-ready").unwrap();
         let dir = scratch.0.join("repo");
         fs::create_dir_all(dir.join("mm")).unwrap();
-        let run = |args: &[&str]| output(git(&dir).args(args)).unwrap();
+        let run = |args: &[&str]| git(&dir, args).unwrap();
         run(&["init", "-q", "-b", BRANCH]);
         // Debian's top-level .gitignore: every new file is "ignored".
         fs::write(dir.join(".gitignore"), "/*\n").unwrap();
@@ -307,7 +290,6 @@ mod tests {
             let err = ready(&dir).unwrap_err().to_string();
             assert!(err.contains(why), "{err}");
         };
-
         fs::write(dir.join("mm/new.c"), "int b;\n").unwrap();
         assert!(
             run(&["status", "--porcelain"]).is_empty(),
@@ -315,17 +297,17 @@ mod tests {
         );
         refused("untracked files (`! mm/new.c`)");
         fs::remove_file(dir.join("mm/new.c")).unwrap();
-
         fs::write(dir.join("mm/a.c"), "int c;\n").unwrap();
         refused("uncommitted");
         run(&["checkout", "-q", "mm/a.c"]);
-
         run(&["checkout", "-q", "--detach"]);
         refused("HEAD is not branch");
         run(&["checkout", "-q", BRANCH]);
-
-        let bisect = run(&["rev-parse", "--git-path", "BISECT_LOG"]);
-        fs::write(dir.join(bisect.trim()), "").unwrap();
+        fs::write(
+            dir.join(run(&["rev-parse", "--git-path", "BISECT_LOG"])),
+            "",
+        )
+        .unwrap();
         refused("in progress");
     }
 }
