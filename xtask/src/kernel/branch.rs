@@ -1,25 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! `cargo xtask series edit|export [--check]`: the kernel side is worked on
-//! as commits on the branch [`BRANCH`] of the cache's kernel repository, in
-//! a worktree of its own (`<cache>/edit`, or `$GMEM_KMAP_EDIT_TREE`), and
-//! `kernel-patch/` is exported from it, as Debian's `gbp pq` does.
-//!
-//! Each sync sets [`SYNCED`] to the branch's tip and notes on it the files
-//! of `kernel-patch/`: a tip past it holds your work, a `kernel-patch/`
-//! unlike the note changed under the branch. Nothing is discarded: both
-//! commands stop in a worktree off the branch, in a git operation, or not
-//! clean; `edit` when the branch holds commits `kernel-patch/` lacks, and
-//! `export` when `kernel-patch/` changed under the branch (unless
-//! `--force`); a replaced tip stays as `refs/gmem-kmap/backup/<id>`.
+//! `cargo xtask series edit|export [--check]`, as Debian's `gbp pq`: the
+//! series as commits on [`BRANCH`] of the cache's kernel repository, in a
+//! worktree of its own (`<cache>/edit`, `$GMEM_KMAP_EDIT_TREE`), exported
+//! into `kernel-patch/`. Each sync sets [`SYNCED`] to the tip and notes on
+//! it `kernel-patch/`'s files. Nothing is discarded: both stop in a
+//! worktree off the branch, in a git operation or not clean; `edit` when
+//! the branch holds commits past [`SYNCED`] that `kernel-patch/` lacks,
+//! `export` when `kernel-patch/` changed since the note (unless `--force`).
 //! Progress goes to stderr: `cd "$(cargo xtask series edit)"` works.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::export::{self, Scratch};
+use super::export;
 use super::source::{self, BASE, patch_files, run as git, series_id};
 use super::{Cache, series_dir};
 use anyhow::{Context as _, Result, bail, ensure};
+use tempfile::TempDir;
 
 /// The branch the series is edited on.
 pub const BRANCH: &str = "gmem-kmap";
@@ -31,12 +28,11 @@ const EXPORTED: &str = "--ref=gmem-kmap-exported";
 /// `cargo xtask series ...`.
 #[derive(clap::Subcommand, Debug)]
 pub enum SeriesTask {
-    /// Make or refresh the kernel worktree with kernel-patch/ as commits on
-    /// branch gmem-kmap, and print its path; stops when the branch holds
-    /// work that kernel-patch/ lacks.
+    /// Make or refresh the worktree with kernel-patch/ as commits on branch
+    /// gmem-kmap and print its path; stops on work kernel-patch/ lacks.
     Edit,
-    /// Rewrite kernel-patch/ from that branch (git format-patch,
-    /// reproducible); stops when kernel-patch/ changed under the branch.
+    /// Rewrite kernel-patch/ from that branch (git format-patch); stops
+    /// when kernel-patch/ changed under the branch.
     Export {
         /// Apply kernel-patch/ to the pristine tree, export it again and
         /// fail on any differing byte; writes nothing.
@@ -56,15 +52,12 @@ pub fn run(task: SeriesTask) -> Result<()> {
     let dir = std::path::absolute(&dir).unwrap_or(dir);
     match task {
         SeriesTask::Edit => edit(&cache, &dir).map(|_| println!("{}", dir.display())),
-        SeriesTask::Export {
-            check: false,
-            force,
-        } => export(&dir, force),
-        SeriesTask::Export { check: true, .. } => {
+        SeriesTask::Export { check, force } if !check => export(&dir, force),
+        SeriesTask::Export { .. } => {
             let _lock = cache.lock()?;
             let tree = prepare(&cache)?;
             source::apply(&tree, &series_dir())?;
-            check(&tree.dir, &series_dir())
+            self::check(&tree.dir, &series_dir())
         }
     }
 }
@@ -106,13 +99,11 @@ fn edit(cache: &Cache, dir: &Path) -> Result<()> {
     } else if synced && recorded(dir) != Some(now) {
         eprintln!("    kernel-patch/ changed since {BRANCH} was last synced: re-applying it");
         apply(dir, Some(&tip))?;
-    } else if !synced && let Some(diff) = difference(dir)? {
+    } else if !synced && let (.., Some(diff)) = reexport(dir, "HEAD", &series_dir())? {
         bail!(
-            "{BRANCH} in {} holds commits since xtask last wrote it, and kernel-patch/ \
-             differs from what it exports ({diff}): run `cargo xtask series export` to take \
-             them in (if kernel-patch/ changed too, rebase them onto it first); nothing \
-             was changed",
-            dir.display()
+            "{BRANCH} in {dir:?} holds commits since xtask last wrote it that kernel-patch/ \
+             lacks ({diff}): `cargo xtask series export` takes them in (rebase them first if \
+             kernel-patch/ changed too); nothing was changed"
         );
     } else {
         eprintln!("    {BRANCH} holds kernel-patch/ as it is");
@@ -124,7 +115,7 @@ fn edit(cache: &Cache, dir: &Path) -> Result<()> {
 /// Refuses a worktree in which xtask could lose or misread work: not on
 /// [`BRANCH`], in the middle of a git operation, or not clean.
 fn ready(dir: &Path) -> Result<()> {
-    let stop = |why: String| bail!("{}: {why}; nothing was changed", dir.display());
+    let stop = |why: String| bail!("{dir:?}: {why}; nothing was changed");
     // With --ignored: the tree's top-level `.gitignore` hides every new file.
     let status = git(dir, &["status", "--porcelain=v2", "--branch", "--ignored"])?;
     if !status
@@ -138,29 +129,33 @@ fn ready(dir: &Path) -> Result<()> {
     ops.split(' ')
         .for_each(|op| args.extend(["--git-path", op]));
     if let Some(op) = git(dir, &args)?.lines().find(|p| Path::new(p).exists()) {
-        return stop(format!(
-            "a git operation is in progress ({op}); finish or abort it"
-        ));
+        return stop(format!("a git operation is in progress ({op})"));
     }
     match status.lines().find(|l| !l.starts_with('#')) {
         Some(file) => stop(format!(
-            "uncommitted or untracked files (`{file}`): commit them on {BRANCH} (`git add -f` \
-             for new ones; build with O= outside the tree) or remove them"
+            "uncommitted or untracked files (`{file}`): commit them (`git add -f` new ones; \
+             build with O= outside the tree) or remove them"
         )),
         None => Ok(()),
     }
 }
 
-/// The first difference between `kernel-patch/` and what HEAD exports as
-/// it is, if any.
-fn difference(dir: &Path) -> Result<Option<String>> {
-    let exported = Scratch::new("edit")?;
-    export::format(dir, "HEAD", &series_dir(), &exported.0)?;
-    export::first_difference(&series_dir(), &exported.0)
+/// `tip` of `repo` exported afresh, its files and their first difference
+/// from `series`.
+fn reexport(
+    repo: &Path,
+    tip: &str,
+    series: &Path,
+) -> Result<(TempDir, Vec<PathBuf>, Option<String>)> {
+    let out = tempfile::tempdir()?;
+    let files = export::format(repo, tip, series, out.path())?;
+    let first = export::first_difference(series, out.path())?;
+    Ok((out, files, first))
 }
 
 /// Resets the worktree to `base` and applies `kernel-patch/`; `old` is the
-/// tip being replaced, kept as a backup and restored if `git am` fails.
+/// tip being replaced, kept as `refs/gmem-kmap/backup/<old>` and restored
+/// if `git am` fails.
 fn apply(dir: &Path, old: Option<&str>) -> Result<()> {
     if let Some(old) = old {
         let backup = format!("refs/gmem-kmap/backup/{old}");
@@ -217,15 +212,14 @@ fn export(dir: &Path, force: bool) -> Result<()> {
     );
     ready(dir)?;
     refresh_generated(dir)?;
-    let (out, target) = (Scratch::new("export")?, series_dir());
-    let files = export::format(dir, "HEAD", &target, &out.0)?;
-    let first = export::first_difference(&target, &out.0)?;
+    let target = series_dir();
+    let (_out, files, first) = reexport(dir, "HEAD", &target)?;
     let moved = recorded(dir) != Some(series_id(dir, &patch_files(&target)?)?);
     ensure!(
         first.is_none() || !moved || force,
-        "kernel-patch/ changed since {BRANCH} was last synced (a pull, or a hand edit), and the \
-         branch does not hold that change: `cargo xtask series edit` takes it in if the branch \
-         has no work of yours; `series export --force` overwrites it; nothing was changed"
+        "kernel-patch/ changed since {BRANCH} was last synced (a pull, a hand edit) and the \
+         branch lacks that: `series edit` takes it in if the branch has no work of yours, \
+         `series export --force` overwrites it; nothing was changed"
     );
     for old in patch_files(&target)? {
         fs::remove_file(&old).with_context(|| format!("rm {old:?}"))?;
@@ -246,14 +240,9 @@ fn export(dir: &Path, force: bool) -> Result<()> {
 /// `series export --check` on a tree whose HEAD is `dir`'s series applied
 /// to `base`: exports it again and compares it with `dir` byte for byte.
 pub fn check(tree: &Path, dir: &Path) -> Result<()> {
-    let fresh = export::refresh(tree, "HEAD")?;
-    let out = Scratch::new("check")?;
-    let files = export::format(tree, &fresh, dir, &out.0)?;
-    if let Some(first) = export::first_difference(dir, &out.0)? {
-        bail!(
-            "kernel-patch/ is not what its series exports: {first}. Edit the series with \
-             `cargo xtask series edit`, then `cargo xtask series export`"
-        );
+    let (_out, files, first) = reexport(tree, &export::refresh(tree, "HEAD")?, dir)?;
+    if let Some(first) = first {
+        bail!("kernel-patch/ is not what its series exports: {first}; use `series edit|export`");
     }
     let n = files.len();
     println!("    round trip: {n} files re-exported byte for byte (generated files included)");
@@ -275,8 +264,8 @@ mod tests {
 
     #[test]
     fn ready_refuses_what_could_lose_work() {
-        let scratch = Scratch::new("test-ready").unwrap();
-        let dir = scratch.0.join("repo");
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().join("repo");
         fs::create_dir_all(dir.join("mm")).unwrap();
         let run = |args: &[&str]| git(&dir, args).unwrap();
         run(&["init", "-q", "-b", BRANCH]);
@@ -303,11 +292,8 @@ mod tests {
         run(&["checkout", "-q", "--detach"]);
         refused("HEAD is not branch");
         run(&["checkout", "-q", BRANCH]);
-        fs::write(
-            dir.join(run(&["rev-parse", "--git-path", "BISECT_LOG"])),
-            "",
-        )
-        .unwrap();
+        let bisect = run(&["rev-parse", "--git-path", "BISECT_LOG"]);
+        fs::write(dir.join(bisect), "").unwrap();
         refused("in progress");
     }
 }

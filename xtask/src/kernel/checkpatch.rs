@@ -1,17 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Kernel style: the series through the tree's own `scripts/checkpatch.pl
-//! --strict`, in one run. Any error, warning or check fails the stage.
-//!
-//! The core's dependencies are third-party crates vendored verbatim by
-//! `cargo vendor` ([`VENDORED`]): kernel style is not theirs to follow, and
-//! their checksums forbid touching them. Their diffs are left out of what
-//! checkpatch reads; the rest of that patch is checked as any other.
+//! Kernel style: the series through the tree's `scripts/checkpatch.pl
+//! --strict` in one run; any report fails the stage. The crates `cargo
+//! vendor` copied verbatim ([`VENDORED`]) are not kernel code: their diffs
+//! are left out of what checkpatch reads.
 
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use super::export::Scratch;
 use super::source::{Tree, series_patches};
 use anyhow::{Context as _, Result, ensure};
 
@@ -20,55 +16,39 @@ const VENDORED: &str = "arch/x86/mm/gmem_kmap/vendor/";
 
 /// Runs checkpatch on the patches in `dir`, the vendored files left out.
 pub fn check(tree: &Tree, dir: &Path) -> Result<()> {
-    let scratch = Scratch::new("checkpatch")?;
-    let mut checked = Vec::new();
-    for patch in series_patches(dir)? {
-        let name = patch.file_name().context("a patch")?.to_string_lossy();
-        let text = fs::read_to_string(&patch).with_context(|| format!("read {name}"))?;
-        let (text, left_out) = without_vendored(&text);
+    let scratch = tempfile::tempdir()?;
+    let mut cmd = Command::new("perl");
+    cmd.arg("scripts/checkpatch.pl").current_dir(&tree.dir);
+    cmd.args(["--strict", "--terse", "--summary-file", "--show-types"]);
+    // Debian's python3, with the `ply` and `git` modules spdxcheck.py
+    // needs, before any pyenv or venv one.
+    let path = std::env::var("PATH").unwrap_or_default();
+    cmd.env("PATH", format!("/usr/bin:/bin:{path}"));
+    let patches = series_patches(dir)?;
+    for patch in &patches {
+        let name = patch.file_name().context("a patch")?;
+        let (text, left_out) = without_vendored(&fs::read_to_string(patch)?);
         if left_out > 0 {
-            println!("    {name}: {left_out} vendored file(s) under {VENDORED} left out");
+            println!("    {name:?}: {left_out} vendored file(s) under {VENDORED} left out");
         }
-        checked.push(scratch.0.join(&*name));
-        fs::write(checked.last().expect("pushed"), text)?;
+        fs::write(scratch.path().join(name), text)?;
+        cmd.arg(scratch.path().join(name));
     }
-    let out = Command::new("perl")
-        .arg("scripts/checkpatch.pl")
-        .args([
-            "--strict",
-            "--terse",
-            "--summary-file",
-            "--show-types",
-            "--no-color",
-        ])
-        .args(&checked)
-        .current_dir(&tree.dir)
-        // Debian's python3, which has the apt-installed `ply` and `git`
-        // modules spdxcheck.py needs, before any pyenv or venv one.
-        .env(
-            "PATH",
-            format!(
-                "/usr/bin:/bin:{}",
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .output()
-        .context("cannot run scripts/checkpatch.pl")?;
+    let out = cmd.output().context("cannot run scripts/checkpatch.pl")?;
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    verdict(
-        checked.len(),
-        out.status.success(),
-        &text(&out.stdout),
-        &text(&out.stderr),
-    )
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    verdict(out.status.success(), &stdout, &stderr)?;
+    let n = patches.len();
+    println!("    {n} patch(es): no errors, warnings or checks");
+    Ok(())
 }
 
-/// Fails on any report (a summary line names each patch that has one) or
-/// on errors of checkpatch's own, e.g. a Python traceback: a check that
-/// did not run.
-fn verdict(patches: usize, ok: bool, out: &str, err: &str) -> Result<()> {
-    let lines = out.lines().chain(err.lines());
-    lines.for_each(|l| println!("      {l}"));
+/// Fails on any report (each patch with one has a summary line) or on
+/// errors of checkpatch's own, e.g. a Python traceback: a check not run.
+fn verdict(ok: bool, out: &str, err: &str) -> Result<()> {
+    for line in out.lines().chain(err.lines()) {
+        println!("      {line}");
+    }
     let mut problems: Vec<&str> = out.lines().filter(|l| l.contains(" total: ")).collect();
     if !err.trim().is_empty() {
         problems.push("checkpatch printed errors of its own");
@@ -81,7 +61,6 @@ fn verdict(patches: usize, ok: bool, out: &str, err: &str) -> Result<()> {
         "checkpatch --strict: {}",
         problems.join("; ")
     );
-    println!("    {patches} patch(es): 0 errors, 0 warnings, 0 checks");
     Ok(())
 }
 
@@ -94,8 +73,7 @@ fn without_vendored(patch: &str) -> (String, usize) {
             skipping = paths.starts_with(VENDORED);
             left_out += usize::from(skipping);
         } else if line == "-- \n" || line.starts_with("From ") {
-            // The signature or the next message ends the last diff.
-            skipping = false;
+            skipping = false; // the signature or the next message
         }
         if !skipping {
             kept.push_str(line);
@@ -110,33 +88,27 @@ mod tests {
 
     #[test]
     fn vendored_files_are_left_out() {
-        let patch = "Subject: x\n---\n a | 1 +\n\ndiff --git a/mm/a.c b/mm/a.c\n+int a;\n\
-                     diff --git a/arch/x86/mm/gmem_kmap/vendor/x/lib.rs b/arch/x86/mm/gmem_kmap/vendor/x/lib.rs\n\
-                     +fn x() {}\n\
-                     diff --git a/arch/x86/mm/gmem_kmap/src/lib.rs b/arch/x86/mm/gmem_kmap/src/lib.rs\n+//! y\n";
-        let (kept, left_out) = without_vendored(patch);
+        let diff = |path: &str, line: &str| format!("diff --git a/{path} b/{path}\n{line}\n");
+        let patch = format!(
+            "Subject: x\n---\n{}{}{}-- \n",
+            diff("mm/a.c", "+int a;"),
+            diff(&format!("{VENDORED}x/lib.rs"), "+fn x() {}"),
+            diff("arch/x86/mm/gmem_kmap/src/lib.rs", "+//! y")
+        );
+        let (kept, left_out) = without_vendored(&patch);
         assert_eq!(left_out, 1);
-        assert!(kept.contains("+int a;") && kept.contains("+//! y"));
-        assert!(!kept.contains("fn x()"));
+        assert!(kept.contains("+int a;") && kept.contains("+//! y") && !kept.contains("fn x()"));
     }
 
     #[test]
     fn any_report_or_error_of_its_own_fails() {
-        assert!(verdict(2, true, "", "").is_ok());
-        let found = "/t/0001-x.patch:12: CHECK:BLANK: Please use a blank line\n\
-                     /t/0001-x.patch total: 0 errors, 0 warnings, 1 checks, 9 lines checked\n";
-        let err = verdict(2, false, found, "").unwrap_err().to_string();
-        assert!(
-            err.contains("0001-x.patch total: 0 errors, 0 warnings, 1 checks"),
-            "{err}"
-        );
-        let traceback = "Traceback (most recent call last):\n";
-        assert!(
-            verdict(2, true, "", traceback)
-                .unwrap_err()
-                .to_string()
-                .contains("its own")
-        );
-        assert!(verdict(2, false, "", "").is_err());
+        assert!(verdict(true, "", "").is_ok());
+        let summary = "/t/0001-x.patch total: 0 errors, 0 warnings, 1 checks, 9 lines checked";
+        let found = format!("/t/0001-x.patch:12: CHECK:BLANK: Please use a blank line\n{summary}");
+        let err = verdict(false, &found, "").unwrap_err().to_string();
+        assert!(err.contains(summary), "{err}");
+        let traceback = verdict(true, "", "Traceback (most recent call last):\n");
+        assert!(traceback.unwrap_err().to_string().contains("its own"));
+        assert!(verdict(false, "", "").is_err());
     }
 }
