@@ -55,19 +55,11 @@ pub fn run(task: SeriesTask) -> Result<()> {
         SeriesTask::Export { check, force } if !check => export(&dir, force),
         SeriesTask::Export { .. } => {
             let _lock = cache.lock()?;
-            let tree = prepare(&cache)?;
+            let tree = source::prepare(&cache)?;
             source::apply(&tree, &series_dir())?;
             self::check(&tree.dir, &series_dir())
         }
     }
-}
-
-/// The packages and the pristine tree; the caller holds the cache lock.
-fn prepare(cache: &Cache) -> Result<source::Tree> {
-    if !super::packages::installed(source::PACKAGE) {
-        super::packages::ensure()?;
-    }
-    source::prepare(cache)
 }
 
 /// `series edit`: `kernel-patch/` onto the branch in `dir`.
@@ -78,7 +70,7 @@ fn edit(cache: &Cache, dir: &Path) -> Result<()> {
         Some(tree) => tree.dir,
         None => {
             let _lock = cache.lock()?;
-            prepare(cache)?.dir
+            source::prepare(cache)?.dir
         }
     };
     if !dir.join(".git").exists() {
@@ -118,16 +110,13 @@ fn ready(dir: &Path) -> Result<()> {
     let stop = |why: String| bail!("{dir:?}: {why}; nothing was changed");
     // With --ignored: the tree's top-level `.gitignore` hides every new file.
     let status = git(dir, &["status", "--porcelain=v2", "--branch", "--ignored"])?;
-    if !status
-        .lines()
-        .any(|l| l == format!("# branch.head {BRANCH}"))
-    {
+    let head = format!("# branch.head {BRANCH}");
+    if !status.lines().any(|l| l == head) {
         return stop(format!("HEAD is not branch {BRANCH}"));
     }
     let ops = "rebase-merge rebase-apply MERGE_HEAD CHERRY_PICK_HEAD REVERT_HEAD BISECT_LOG";
     let mut args = vec!["rev-parse", "--path-format=absolute"];
-    ops.split(' ')
-        .for_each(|op| args.extend(["--git-path", op]));
+    args.extend(ops.split(' ').flat_map(|op| ["--git-path", op]));
     if let Some(op) = git(dir, &args)?.lines().find(|p| Path::new(p).exists()) {
         return stop(format!("a git operation is in progress ({op})"));
     }
@@ -140,13 +129,11 @@ fn ready(dir: &Path) -> Result<()> {
     }
 }
 
-/// `tip` of `repo` exported afresh, its files and their first difference
-/// from `series`.
-fn reexport(
-    repo: &Path,
-    tip: &str,
-    series: &Path,
-) -> Result<(TempDir, Vec<PathBuf>, Option<String>)> {
+/// A fresh export: its directory, its files and its first difference.
+type Export = (TempDir, Vec<PathBuf>, Option<String>);
+
+/// `tip` of `repo` exported afresh and compared with `series`.
+fn reexport(repo: &Path, tip: &str, series: &Path) -> Result<Export> {
     let out = tempfile::tempdir()?;
     let files = export::format(repo, tip, series, out.path())?;
     let first = export::first_difference(series, out.path())?;
@@ -165,15 +152,13 @@ fn apply(dir: &Path, old: Option<&str>) -> Result<()> {
     }
     let patches = source::series_patches(&series_dir())?;
     eprintln!("    applying {} patch(es) on {BRANCH}", patches.len());
-    let failed = source::am(dir, &patches).err();
-    match (failed, old) {
-        (None, _) => Ok(()),
-        (Some(e), None) => Err(e),
-        (Some(e), Some(old)) => match git(dir, &["reset", "--quiet", "--hard", old]) {
-            Ok(_) => Err(e.context(format!("{BRANCH} is back at {old}"))),
-            Err(r) => Err(e.context(format!("restoring {BRANCH} to {old} failed: {r:#}"))),
-        },
+    let applied = source::am(dir, &patches);
+    if let (Err(e), Some(old)) = (&applied, old) {
+        let reset = git(dir, &["reset", "--quiet", "--hard", old]);
+        let how = reset.map_or("NOT reset to", |_| "is back at");
+        bail!("{e:#}\n{BRANCH} {how} {old}");
     }
+    applied
 }
 
 /// Puts the generated files as `src/` has them now into the branch.
@@ -181,10 +166,7 @@ fn refresh_generated(dir: &Path) -> Result<()> {
     let tip = rev(dir, "HEAD").context("no HEAD")?;
     let fresh = export::refresh(dir, &tip)?;
     if fresh != tip {
-        eprintln!(
-            "    generated files ({}) refreshed from src/",
-            export::CRATE_DIR
-        );
+        eprintln!("    generated files refreshed from src/");
         git(dir, &["reset", "--quiet", "--keep", &fresh])?;
     }
     Ok(())
@@ -205,11 +187,8 @@ fn recorded(dir: &Path) -> Option<String> {
 
 /// `series export`: `kernel-patch/` from the branch.
 fn export(dir: &Path, force: bool) -> Result<()> {
-    let hint = "run `cargo xtask series edit` first";
-    ensure!(
-        dir.join(".git").exists(),
-        "no edit worktree at {dir:?}: {hint}"
-    );
+    let hint = "no edit worktree: run `cargo xtask series edit` first";
+    ensure!(dir.join(".git").exists(), "{dir:?}: {hint}");
     ready(dir)?;
     refresh_generated(dir)?;
     let target = series_dir();

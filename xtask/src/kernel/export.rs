@@ -15,7 +15,7 @@ use crate::{cargo, root};
 use anyhow::{Context as _, Result, bail, ensure};
 
 /// Where the crate sits in the kernel tree.
-pub const CRATE_DIR: &str = "arch/x86/mm/gmem_kmap";
+const CRATE_DIR: &str = "arch/x86/mm/gmem_kmap";
 /// Where the header sits in the kernel tree.
 const HEADER: &str = "include/linux/gmem_kmap_core.h";
 /// Cargo's configuration in the crate: no network.

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! The kernel tree: Debian's `linux-source-6.12` unpacked once into
-//! `<cache>/linux` and committed with the tag `base`, and the series
-//! (`kernel-patch/*.patch` but the cover letter) applied with `git am`. An
-//! unchanged series on a clean tree is left alone: mtimes stay, a rebuild
-//! does nothing.
+//! `<cache>/linux`, committed with the tag `base`, and the series applied
+//! with `git am`; an unchanged series on a clean tree is left alone, so
+//! mtimes stay and a rebuild does nothing.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,45 +28,50 @@ pub struct Tree {
     pub version: String,
 }
 
-/// The tree, when the cache holds the installed version already.
-pub fn cached(cache: &Cache) -> Option<Tree> {
-    let version = output(Command::new("dpkg-query").args(["-W", "-f=${Version}", PACKAGE])).ok()?;
-    let stamp = fs::read_to_string(cache.root.join("linux.version")).ok()?;
-    let dir = cache.linux();
-    let tagged = run(&dir, &["rev-parse", "-q", "--verify", "refs/tags/base"]).is_ok();
-    (stamp.trim() == version && tagged).then_some(Tree { dir, version })
+/// The installed version of [`PACKAGE`].
+fn installed() -> Result<String> {
+    output(Command::new("dpkg-query").args(["-W", "-f=${Version}", PACKAGE]))
 }
 
-/// Unpacks and commits the tree unless the cache already holds this
-/// version; a new version also empties the build directories (the
-/// tarball's old mtimes would look older than stale objects). The caller
-/// holds the cache lock.
+/// The tree, when the cache holds the installed version already.
+pub fn cached(cache: &Cache) -> Option<Tree> {
+    let (version, dir) = (installed().ok()?, cache.linux());
+    let stamp = fs::read_to_string(cache.root.join("linux.version")).ok()?;
+    let tagged = run(&dir, &["rev-parse", "-q", "--verify", "refs/tags/base"]);
+    (stamp == version && tagged.is_ok()).then_some(Tree { dir, version })
+}
+
+/// Unpacks and commits the tree (the package installed first) unless the
+/// cache holds this version; a new one also empties the build directories
+/// (the tarball's old mtimes would look older than stale objects). The
+/// caller holds the cache lock.
 pub fn prepare(cache: &Cache) -> Result<Tree> {
     if let Some(tree) = cached(cache) {
         let (version, dir) = (&tree.version, tree.dir.display());
         println!("    cached: {PACKAGE} {version} in {dir}");
         return Ok(tree);
     }
-    let version = output(Command::new("dpkg-query").args(["-W", "-f=${Version}", PACKAGE]))?;
-    let (dir, stamp) = (cache.linux(), cache.root.join("linux.version"));
-    // The repository also holds `series edit`'s branch, backups and
-    // worktree: never removed behind the user's back.
+    if !super::packages::installed(PACKAGE) {
+        super::packages::ensure()?;
+    }
+    let (version, dir) = (installed()?, cache.linux());
+    let stamp = cache.root.join("linux.version");
+    // The repository also holds `series edit`'s work: never removed behind
+    // the user's back.
     let refs = ["for-each-ref", "refs/heads/gmem-kmap", "refs/gmem-kmap/"];
-    let refs = run(&dir, &refs).is_ok_and(|r| !r.is_empty());
+    let refs = run(&dir, &refs);
     let worktrees = run(&dir, &["worktree", "list"]).map(|w| w.lines().count());
-    if dir.exists() && (refs || worktrees.is_ok_and(|n| n > 1)) {
+    if dir.exists() && (refs.is_ok_and(|r| !r.is_empty()) || worktrees.is_ok_and(|n| n > 1)) {
         bail!(
-            "{} must be made again for {PACKAGE} {version}, but it holds the work of `series \
-             edit` (branch gmem-kmap, its backups or a worktree): export it (`cargo xtask \
-             series export`), then remove it and the edit worktree by hand",
-            dir.display()
+            "{dir:?} must be made again for {PACKAGE} {version}, but it holds `series edit`'s \
+             branch, backups or worktree: export them, then remove it and the worktree by hand"
         );
     }
     let _ = fs::remove_file(&stamp);
     for stale in [&dir, &cache.root.join("build")] {
         if stale.exists() {
-            println!("    removing {}", stale.display());
-            fs::remove_dir_all(stale).with_context(|| format!("rm {}", stale.display()))?;
+            println!("    removing {stale:?}");
+            fs::remove_dir_all(stale).with_context(|| format!("rm {stale:?}"))?;
         }
     }
     fs::create_dir_all(&dir)?;
@@ -128,12 +132,11 @@ pub fn am(dir: &Path, patches: &[PathBuf]) -> Result<()> {
     applied.map(drop)
 }
 
-/// The `.patch` files in `dir`, sorted (the cover letter first); none when
-/// there is no `dir`.
+/// The `.patch` files in `dir`, sorted (the cover letter first), if any.
 pub fn patch_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = match fs::read_dir(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        entries => entries.with_context(|| format!("read {}", dir.display()))?,
+        entries => entries.with_context(|| format!("read {dir:?}"))?,
     };
     let mut files = entries
         .map(|e| e.map(|e| e.path()))
@@ -158,8 +161,8 @@ pub fn series_id(repo: &Path, files: &[PathBuf]) -> Result<String> {
     };
     let name = |f: &PathBuf| f.file_name().unwrap_or_default().display().to_string();
     let ids = ids.lines().zip(files.iter().map(name));
-    let ids: Vec<_> = ids.map(|(id, name)| format!("{id} {name}")).collect();
-    Ok(ids.join("\n"))
+    let ids: String = ids.map(|(id, name)| format!("{id} {name}\n")).collect();
+    Ok(ids.trim_end().to_string())
 }
 
 /// The first `6.12.N...` word of `text` (a cover letter).
@@ -172,10 +175,9 @@ fn version_in(text: &str) -> Option<&str> {
     Some(words.find(version)?.trim_end_matches(['.', ':', ';']))
 }
 
-/// `git` in `dir` with a fixed identity and dates, without the user's or the
-/// system's configuration, hooks or any inherited `GIT_*` variable (from a
-/// hook or `rebase -x`): what xtask commits and exports does not depend on
-/// who runs it, and a rerun gives the same ids.
+/// `git` in `dir` with a fixed identity and dates, no user or system
+/// configuration, no hooks, no inherited `GIT_*` variable (from a hook or
+/// `rebase -x`): what xtask commits and exports is the same for anyone.
 pub fn git(dir: &Path) -> Command {
     let mut cmd = Command::new("git");
     for (name, _) in std::env::vars_os().filter(|(n, _)| n.to_string_lossy().starts_with("GIT_")) {
@@ -198,12 +200,9 @@ pub fn run(dir: &Path, args: &[&str]) -> Result<String> {
     Ok(output(git(dir).args(args))?.trim().to_string())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_version_the_cover_letter_names() {
-        let cover = "Subject: [PATCH 0/2] x\n\nMade on linux-source-6.12 6.12.117-1~deb12u1.\n";
-        assert_eq!(super::version_in(cover), Some("6.12.117-1~deb12u1"));
-        assert_eq!(super::version_in("Linux 6.12 only"), None);
-    }
+#[test]
+fn the_version_the_cover_letter_names() {
+    let cover = "Subject: [PATCH 0/2] x\n\nMade on linux-source-6.12 6.12.117-1~deb12u1.\n";
+    assert_eq!(version_in(cover), Some("6.12.117-1~deb12u1"));
+    assert_eq!(version_in("Linux 6.12 only"), None);
 }
