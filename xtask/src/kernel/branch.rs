@@ -1,13 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! `cargo xtask series edit|export [--check]`, as Debian's `gbp pq`: the
-//! series as commits on [`BRANCH`] of the cache's kernel repository, in a
-//! worktree of its own (`<cache>/edit`, `$GMEM_KMAP_EDIT_TREE`), exported
-//! into `kernel-patch/`. Each sync sets [`SYNCED`] to the tip and notes on
-//! it `kernel-patch/`'s files. Nothing is discarded: both stop in a
-//! worktree off the branch, in a git operation or not clean; `edit` when
-//! the branch holds commits past [`SYNCED`] that `kernel-patch/` lacks,
-//! `export` when `kernel-patch/` changed since the note (unless `--force`).
-//! Progress goes to stderr: `cd "$(cargo xtask series edit)"` works.
+//! series as commits on [`BRANCH`] in a worktree of the cache's kernel
+//! repository (`<cache>/edit`), exported into `kernel-patch/`. A sync sets
+//! [`SYNCED`] to the tip and notes `kernel-patch/`'s files on it: `edit`
+//! stops on commits past it that `kernel-patch/` lacks, `export` on a
+//! `kernel-patch/` changed since (unless `--force`), both in a worktree off
+//! the branch, in a git operation or not clean. Progress goes to stderr.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -66,20 +64,16 @@ pub fn run(task: SeriesTask) -> Result<()> {
 fn edit(cache: &Cache, dir: &Path) -> Result<()> {
     // A boot test holds the lock for its whole run: wait for it only when
     // the tree has to be made.
-    let repo = match source::cached(cache) {
-        Some(tree) => tree.dir,
-        None => {
-            let _lock = cache.lock()?;
-            source::prepare(cache)?.dir
-        }
-    };
+    // Locked only to make the tree: a boot test holds the lock all its run.
+    if source::cached(cache).is_none() {
+        let _lock = cache.lock()?;
+        source::prepare(cache)?;
+    }
+    let (repo, path) = (cache.linux(), dir.display().to_string());
     if !dir.join(".git").exists() {
         git(&repo, &["worktree", "prune"])?;
-        if rev(&repo, &format!("refs/heads/{BRANCH}")).is_none() {
-            git(&repo, &["branch", BRANCH, BASE])?;
-        }
-        let dir = dir.display().to_string();
-        git(&repo, &["worktree", "add", "--quiet", &dir, BRANCH])?;
+        let _ = git(&repo, &["branch", BRANCH, BASE]); // unless it is there
+        git(&repo, &["worktree", "add", "--quiet", &path, BRANCH])?;
     }
     ready(dir)?;
     let tip = rev(dir, "HEAD").context("the edit worktree has no HEAD")?;
