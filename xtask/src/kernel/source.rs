@@ -63,8 +63,8 @@ pub fn prepare(cache: &Cache) -> Result<Tree> {
     let worktrees = run(&dir, &["worktree", "list"]).map(|w| w.lines().count());
     if dir.exists() && (refs.is_ok_and(|r| !r.is_empty()) || worktrees.is_ok_and(|n| n > 1)) {
         bail!(
-            "{dir:?} must be made again for {PACKAGE} {version}, but it holds `series edit`'s \
-             branch, backups or worktree: export them, then remove it and the worktree by hand"
+            "{dir:?} must be made again for {PACKAGE} {version}, but holds `series edit`'s work: \
+             export it, then remove it and the worktree by hand"
         );
     }
     let _ = fs::remove_file(&stamp);
