@@ -153,16 +153,14 @@ pub fn series_patches(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(patches)
 }
 
-/// The series' identity: each file's blob id (`git hash-object`) and name.
+/// The series' identity: its files' names and blob ids (`git hash-object`).
 pub fn series_id(repo: &Path, files: &[PathBuf]) -> Result<String> {
+    let names: Vec<_> = files.iter().filter_map(|f| f.file_name()).collect();
     let ids = match files {
         [] => String::new(),
         _ => output(git(repo).arg("hash-object").args(files))?,
     };
-    let name = |f: &PathBuf| f.file_name().unwrap_or_default().display().to_string();
-    let ids = ids.lines().zip(files.iter().map(name));
-    let ids: String = ids.map(|(id, name)| format!("{id} {name}\n")).collect();
-    Ok(ids.trim_end().to_string())
+    Ok(format!("{names:?}\n{ids}").trim_end().to_string())
 }
 
 /// The first `6.12.N...` word of `text` (a cover letter).
