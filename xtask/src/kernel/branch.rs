@@ -1,58 +1,36 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! `cargo xtask series edit|export [--check]`: the kernel side is worked on
-//! as commits on a branch, and `kernel-patch/` is exported from it, in the
-//! manner of Debian's `gbp pq` and `b4 prep`.
-//!
-//! - The branch [`BRANCH`] lives in the cache's kernel repository, checked
-//!   out in a worktree of its own (`<cache>/edit`, or
-//!   `$GMEM_KMAP_EDIT_TREE`). The boot pipeline builds from the
-//!   repository's main worktree (`<cache>/linux`) and never touches it.
-//! - At each sync (xtask wrote the branch, or exported it), [`SYNCED`]
-//!   records the branch's tip and [`EXPORTED`] a hash of `kernel-patch/`:
-//!   a tip past the first holds work of yours, a `kernel-patch/` that no
-//!   longer matches the second was changed under the branch (a pull, or a
-//!   hand edit).
-//! - Nothing here discards work. Both commands stop in a worktree that is
-//!   not on the branch, is in the middle of a rebase, merge or `am`, or
-//!   holds uncommitted or untracked files (Debian's top-level `.gitignore`
-//!   hides every new file from `git status`; builds go to `O=`). `edit`
-//!   stops when the branch holds commits that `kernel-patch/` lacks, and
-//!   `export` when `kernel-patch/` changed under the branch (`--force`
-//!   overrides); when `edit` replaces a branch, the old tip stays
-//!   reachable as `refs/gmem-kmap/backup/<n>`.
-//! - Progress goes to stderr, so that `cd "$(cargo xtask series edit)"`
-//!   works.
+//! `cargo xtask series edit|export [--check]`, as Debian's `gbp pq`: the
+//! series as commits on [`BRANCH`] in a worktree of the cache's kernel
+//! repository (`<cache>/edit`), exported into `kernel-patch/`. A sync sets
+//! [`SYNCED`] to the tip and notes `kernel-patch/`'s files on it: `edit`
+//! stops on commits past it that `kernel-patch/` lacks, `export` on a
+//! `kernel-patch/` changed since (unless `--force`), both in a worktree off
+//! the branch, in a git operation or not clean. Progress goes to stderr.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::export::{self, COVER_SOURCE};
-use super::generated::{self, Scratch};
-use super::run::output;
-use super::source::{self, BASE, git};
-use super::{Cache, series, series_dir};
-use anyhow::{Context as _, Result, anyhow, bail};
+use super::export;
+use super::source::{self, BASE, patch_files, run as git, series_id};
+use super::{Cache, series_dir};
+use anyhow::{Context as _, Result, bail, ensure};
+use tempfile::TempDir;
 
 /// The branch the series is edited on.
 pub const BRANCH: &str = "gmem-kmap";
 /// The branch's tip as xtask last left it.
 const SYNCED: &str = "refs/gmem-kmap/synced";
-/// A file in the edit worktree's git directory: the hash of `kernel-patch/`
-/// at the last sync.
-const EXPORTED: &str = "gmem-kmap-exported";
+/// The notes ref that records `kernel-patch/` at the last sync.
+const EXPORTED: &str = "--ref=gmem-kmap-exported";
 
 /// `cargo xtask series ...`.
 #[derive(clap::Subcommand, Debug)]
 pub enum SeriesTask {
-    /// Make or refresh the kernel worktree with kernel-patch/ as commits on
-    /// branch gmem-kmap, and print its path; stops when the branch holds
-    /// work that kernel-patch/ lacks.
+    /// Make the worktree, kernel-patch/ as commits on gmem-kmap; print its path.
     Edit,
-    /// Rewrite kernel-patch/ from that branch (git format-patch,
-    /// reproducible); stops when kernel-patch/ changed under the branch.
+    /// Rewrite kernel-patch/ from that branch with git format-patch.
     Export {
-        /// Apply kernel-patch/ to the pristine tree, export it again and
-        /// fail on any differing byte; writes nothing.
+        /// Apply kernel-patch/ to the pristine tree, export it, fail on any change.
         #[arg(long, conflicts_with = "force")]
         check: bool,
         /// Export although kernel-patch/ changed under the branch.
@@ -64,323 +42,190 @@ pub enum SeriesTask {
 /// Runs `series <task>`.
 pub fn run(task: SeriesTask) -> Result<()> {
     let cache = Cache::from_env();
+    let dir = crate::settings().edit_tree.clone();
+    let dir = dir.unwrap_or_else(|| cache.root.join("edit"));
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
     match task {
-        SeriesTask::Edit => edit(&cache).map(|dir| println!("{}", dir.display())),
-        SeriesTask::Export {
-            check: false,
-            force,
-        } => export(&cache, force),
-        SeriesTask::Export { check: true, .. } => {
+        SeriesTask::Edit => edit(&cache, &dir).map(|_| println!("{}", dir.display())),
+        SeriesTask::Export { check, force } if !check => export(&dir, force),
+        SeriesTask::Export { .. } => {
             let _lock = cache.lock()?;
-            let tree = prepare(&cache)?;
-            series::apply(&tree, &series_dir())?;
-            check(&tree.dir, &series_dir())
+            let tree = source::prepare(&cache)?;
+            source::apply(&tree, &series_dir())?;
+            self::check(&tree.dir, &series_dir())
         }
     }
 }
 
-/// The edit worktree's path, absolute.
-pub fn edit_dir(cache: &Cache) -> PathBuf {
-    let dir = crate::settings()
-        .edit_tree
-        .clone()
-        .unwrap_or_else(|| cache.root.join("edit"));
-    std::path::absolute(&dir).unwrap_or(dir)
-}
-
-/// The packages and the pristine tree. The caller holds the cache lock, or
-/// the tree is there already.
-fn prepare(cache: &Cache) -> Result<source::Tree> {
-    if !super::packages::installed(source::PACKAGE) {
-        super::packages::ensure()?;
-    }
-    source::prepare(cache)
-}
-
-/// `series edit`.
-fn edit(cache: &Cache) -> Result<PathBuf> {
+/// `series edit`: `kernel-patch/` onto the branch in `dir`.
+fn edit(cache: &Cache, dir: &Path) -> Result<()> {
     // A boot test holds the lock for its whole run: wait for it only when
     // the tree has to be made.
-    let repo = match source::cached(cache) {
-        Some(tree) => tree.dir,
-        None => {
-            let _lock = cache.lock()?;
-            prepare(cache)?.dir
-        }
-    };
-    let dir = edit_dir(cache);
-    let has_branch = rev(&repo, &format!("refs/heads/{BRANCH}")).is_some();
-    if !dir.join(".git").exists() {
-        output(git(&repo).args(["worktree", "prune"]))?;
-        let mut add = git(&repo);
-        add.args(["worktree", "add", "--quiet"]);
-        if has_branch {
-            eprintln!(
-                "    checking out the existing branch {BRANCH} in {}",
-                dir.display()
-            );
-            add.arg(&dir).arg(BRANCH);
-        } else {
-            add.args(["-b", BRANCH]).arg(&dir).arg(BASE);
-        }
-        output(&mut add)?;
+    // Locked only to make the tree: a boot test holds the lock all its run.
+    if source::cached(cache).is_none() {
+        let _lock = cache.lock()?;
+        source::prepare(cache)?;
     }
-    ready(&dir)?;
-    let tip = rev(&dir, "HEAD").context("the edit worktree has no HEAD")?;
-    let base = rev(&dir, BASE).context("no `base` tag")?;
-    let patches_now = patches_hash(&dir)?;
-    let branch_untouched = tip == base || rev(&dir, SYNCED).is_some_and(|s| s == tip);
-    // No record yet (a worktree older than the record): compare exports.
-    let patches_untouched = match recorded(&dir) {
-        Some(hash) => hash == patches_now,
-        None => tip != base && difference(&dir, &tip)?.is_none(),
-    };
-    if tip == base {
+    let (repo, path) = (cache.linux(), dir.display().to_string());
+    if !dir.join(".git").exists() {
+        git(&repo, &["worktree", "prune"])?;
+        let _ = git(&repo, &["branch", BRANCH, BASE]); // unless it is there
+        git(&repo, &["worktree", "add", "--quiet", &path, BRANCH])?;
+    }
+    ready(dir)?;
+    let tip = rev(dir, "HEAD").context("the edit worktree has no HEAD")?;
+    let synced = rev(dir, SYNCED).is_some_and(|s| s == tip);
+    let now = series_id(dir, &patch_files(&series_dir())?)?;
+    if Some(&tip) == rev(dir, BASE).as_ref() {
         eprintln!("    {BRANCH} is empty: applying kernel-patch/");
-        apply(&dir, None)?;
-    } else if branch_untouched && patches_untouched {
-        eprintln!("    {BRANCH} holds kernel-patch/ as it is");
-    } else if branch_untouched {
+        apply(dir, None)?;
+    } else if synced && recorded(dir) != Some(now) {
         eprintln!("    kernel-patch/ changed since {BRANCH} was last synced: re-applying it");
-        apply(&dir, Some(&tip))?;
-    } else if let Some(diff) = difference(&dir, &tip)? {
-        let count = output(git(&dir).args(["rev-list", "--count", &format!("{SYNCED}..HEAD")]))
-            .unwrap_or_else(|_| "?".into());
-        return Err(anyhow!(
-            "{BRANCH} in {} holds {} commit(s) since xtask last wrote it, and kernel-patch/ \
-             differs from what it exports ({diff}): run `cargo xtask series export` to take \
-             them in (if kernel-patch/ changed too, rebase them onto it first); nothing \
-             was changed",
-            dir.display(),
-            count.trim()
-        ));
+        apply(dir, Some(&tip))?;
+    } else if !synced && let (.., Some(diff)) = reexport(dir, "HEAD", &series_dir())? {
+        bail!(
+            "{BRANCH} in {dir:?} holds commits since xtask last wrote it that kernel-patch/ \
+             lacks ({diff}): `cargo xtask series export` takes them in (rebase them first if \
+             kernel-patch/ changed too); nothing was changed"
+        );
     } else {
         eprintln!("    {BRANCH} holds kernel-patch/ as it is");
     }
-    refresh_generated(&dir)?;
-    mark_synced(&dir)?;
-    Ok(dir)
+    refresh_generated(dir)?;
+    mark_synced(dir)
 }
 
 /// Refuses a worktree in which xtask could lose or misread work: not on
 /// [`BRANCH`], in the middle of a git operation, or not clean.
 fn ready(dir: &Path) -> Result<()> {
-    let dir_git = |args: &[&str]| output(git(dir).args(args)).map(|s| s.trim().to_string());
-    let stop = |why: String| Err(anyhow!("{}: {why}; nothing was changed", dir.display()));
-    let head = dir_git(&["symbolic-ref", "-q", "HEAD"]).unwrap_or_default();
-    if head != format!("refs/heads/{BRANCH}") {
-        return stop(format!("HEAD is not branch {BRANCH} (it is `{head}`)"));
+    let stop = |why: String| bail!("{dir:?}: {why}; nothing was changed");
+    // With --ignored: the tree's top-level `.gitignore` hides every new file.
+    let status = git(dir, &["status", "--porcelain=v2", "--branch", "--ignored"])?;
+    let head = format!("# branch.head {BRANCH}");
+    if !status.lines().any(|l| l == head) {
+        return stop(format!("HEAD is not branch {BRANCH}"));
     }
-    for op in [
-        "rebase-merge",
-        "rebase-apply",
-        "MERGE_HEAD",
-        "CHERRY_PICK_HEAD",
-        "REVERT_HEAD",
-        "BISECT_LOG",
-    ] {
-        let path = dir_git(&["rev-parse", "--path-format=absolute", "--git-path", op])?;
-        if Path::new(&path).exists() {
-            return stop(format!(
-                "a git operation is in progress ({op}); finish or abort it"
-            ));
-        }
+    let ops = "rebase-merge rebase-apply MERGE_HEAD CHERRY_PICK_HEAD REVERT_HEAD BISECT_LOG";
+    let mut args = vec!["rev-parse", "--path-format=absolute"];
+    args.extend(ops.split(' ').flat_map(|op| ["--git-path", op]));
+    if let Some(op) = git(dir, &args)?.lines().find(|p| Path::new(p).exists()) {
+        return stop(format!("a git operation is in progress ({op})"));
     }
-    if !dir_git(&["status", "--porcelain"])?.is_empty() {
-        return stop(format!(
-            "uncommitted changes: commit them on {BRANCH} (then `cargo xtask series export`), \
-             or stash them"
-        ));
+    match status.lines().find(|l| !l.starts_with('#')) {
+        Some(file) => stop(format!(
+            "uncommitted or untracked files (`{file}`): commit them (`git add -f` new ones; \
+             build with O= outside the tree) or remove them"
+        )),
+        None => Ok(()),
     }
-    // Without exclude rules: the tree's top-level `.gitignore` hides all.
-    let untracked = dir_git(&[
-        "ls-files",
-        "--others",
-        "--directory",
-        "--no-empty-directory",
-    ])?;
-    if let Some(first) = untracked.lines().next() {
-        return stop(format!(
-            "untracked file(s), e.g. {first}: `git add -f` and commit them, or remove them \
-             (build with O= outside the tree)"
-        ));
-    }
-    Ok(())
 }
 
-/// The first difference between `kernel-patch/` and what `tip` exports as
-/// it is, if any.
-fn difference(dir: &Path, tip: &str) -> Result<Option<String>> {
-    let exported = Scratch::new("edit")?;
-    export::format(
-        dir,
-        BASE,
-        tip,
-        &series_dir().join(COVER_SOURCE),
-        &exported.0,
-    )?;
-    export::first_difference(&series_dir(), &exported.0)
+/// A fresh export: its directory, its files and its first difference.
+type Export = (TempDir, Vec<PathBuf>, Option<String>);
+
+/// `tip` of `repo` exported afresh and compared with `series`.
+fn reexport(repo: &Path, tip: &str, series: &Path) -> Result<Export> {
+    let out = tempfile::tempdir()?;
+    let files = export::format(repo, tip, series, out.path())?;
+    let first = export::first_difference(series, out.path())?;
+    Ok((out, files, first))
 }
 
 /// Resets the worktree to `base` and applies `kernel-patch/`; `old` is the
-/// tip being replaced, kept as a backup and restored if `git am` fails.
+/// tip being replaced, kept as `refs/gmem-kmap/backup/<old>` and restored
+/// if `git am` fails.
 fn apply(dir: &Path, old: Option<&str>) -> Result<()> {
     if let Some(old) = old {
-        eprintln!("    the old tip stays as {}", backup(dir, old)?);
-        output(git(dir).args(["reset", "--quiet", "--hard", BASE]))?;
+        let backup = format!("refs/gmem-kmap/backup/{old}");
+        git(dir, &["update-ref", &backup, old])?;
+        eprintln!("    the old tip stays as {backup}");
+        git(dir, &["reset", "--quiet", "--hard", BASE])?;
     }
-    let patches = series::patches(&series_dir())?;
+    let patches = source::series_patches(&series_dir())?;
     eprintln!("    applying {} patch(es) on {BRANCH}", patches.len());
-    let out = git(dir)
-        .args([
-            "am",
-            "--quiet",
-            "--3way",
-            "--keep-cr",
-            "--committer-date-is-author-date",
-        ])
-        .args(&patches)
-        .output()
-        .context("git am")?;
-    if out.status.success() {
-        return Ok(());
+    let applied = source::am(dir, &patches);
+    if let (Err(e), Some(old)) = (&applied, old) {
+        let reset = git(dir, &["reset", "--quiet", "--hard", old]);
+        let how = reset.map_or("NOT reset to", |_| "is back at");
+        bail!("{e:#}\n{BRANCH} {how} {old}");
     }
-    let _ = git(dir).args(["am", "--abort"]).output();
-    let restored = old.map_or(String::new(), |old| {
-        match output(git(dir).args(["reset", "--quiet", "--hard", old])) {
-            Ok(_) => format!("; {BRANCH} is back at {old}"),
-            Err(e) => format!("; restoring {old} failed too: {e:#}"),
-        }
-    });
-    Err(anyhow!(
-        "git am failed in {}{restored}: {}{}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    ))
+    applied
 }
 
 /// Puts the generated files as `src/` has them now into the branch.
 fn refresh_generated(dir: &Path) -> Result<()> {
     let tip = rev(dir, "HEAD").context("no HEAD")?;
-    let fresh = generated::refresh(dir, BASE, &tip)?;
+    let fresh = export::refresh(dir, &tip)?;
     if fresh != tip {
-        eprintln!(
-            "    generated files ({}) refreshed from src/",
-            generated::CRATE_DIR
-        );
-        output(git(dir).args(["reset", "--quiet", "--keep", &fresh]))?;
+        eprintln!("    generated files refreshed from src/");
+        git(dir, &["reset", "--quiet", "--keep", &fresh])?;
     }
     Ok(())
 }
 
 /// Records a sync: the branch's tip and `kernel-patch/` as they are now.
 fn mark_synced(dir: &Path) -> Result<()> {
-    output(git(dir).args(["update-ref", SYNCED, "HEAD"]))?;
-    let hash = patches_hash(dir)?;
-    fs::write(exported_path(dir)?, hash).with_context(|| format!("write {EXPORTED}"))
+    git(dir, &["update-ref", SYNCED, "HEAD"])?;
+    let files = series_id(dir, &patch_files(&series_dir())?)?;
+    let note = ["notes", EXPORTED, "add", "-f", "--allow-empty", "-m"];
+    git(dir, &[&note[..], &[&files, SYNCED]].concat()).map(drop)
 }
 
-fn exported_path(dir: &Path) -> Result<PathBuf> {
-    let path = output(git(dir).args([
-        "rev-parse",
-        "--path-format=absolute",
-        "--git-path",
-        EXPORTED,
-    ]))?;
-    Ok(PathBuf::from(path.trim()))
-}
-
-/// The hash `kernel-patch/` had at the last sync.
+/// `kernel-patch/`'s files at the last sync.
 fn recorded(dir: &Path) -> Option<String> {
-    fs::read_to_string(exported_path(dir).ok()?).ok()
-}
-
-/// A hash of every `.patch` file in `kernel-patch/`, the cover letter
-/// included, names and bytes.
-fn patches_hash(dir: &Path) -> Result<String> {
-    series::series_hash(dir, &export::patch_files(&series_dir())?)
-}
-
-/// Keeps `tip` reachable under the next free `refs/gmem-kmap/backup/<n>`.
-fn backup(dir: &Path, tip: &str) -> Result<String> {
-    let name = (1..)
-        .map(|n| format!("refs/gmem-kmap/backup/{n}"))
-        .find(|r| rev(dir, r).is_none())
-        .expect("some number is free");
-    output(git(dir).args(["update-ref", &name, tip]))?;
-    Ok(name)
+    git(dir, &["notes", EXPORTED, "show", SYNCED]).ok()
 }
 
 /// `series export`: `kernel-patch/` from the branch.
-fn export(cache: &Cache, force: bool) -> Result<()> {
-    let dir = edit_dir(cache);
-    if !dir.join(".git").exists() {
-        bail!(
-            "no edit worktree at {}: run `cargo xtask series edit` first",
-            dir.display()
-        );
-    }
-    ready(&dir)?;
-    refresh_generated(&dir)?;
-    let tip = rev(&dir, &format!("refs/heads/{BRANCH}")).context("no branch")?;
-    let out = Scratch::new("export")?;
-    let files = export::format(&dir, BASE, &tip, &series_dir().join(COVER_SOURCE), &out.0)?;
+fn export(dir: &Path, force: bool) -> Result<()> {
+    let hint = "no edit worktree: run `cargo xtask series edit` first";
+    ensure!(dir.join(".git").exists(), "{dir:?}: {hint}");
+    ready(dir)?;
+    refresh_generated(dir)?;
     let target = series_dir();
-    let before = export::first_difference(&target, &out.0)?;
-    let changed_under = recorded(&dir).is_none_or(|h| h != patches_hash(&dir).unwrap_or_default());
-    if before.is_some() && changed_under && !force {
-        return Err(anyhow!(
-            "kernel-patch/ changed since {BRANCH} was last synced (a pull, or a hand edit), \
-             and the branch does not hold that change: `cargo xtask series edit` takes it in \
-             if the branch has no work of yours; `series export --force` overwrites it; \
-             nothing was changed"
-        ));
-    }
-    for old in export::patch_files(&target)? {
-        fs::remove_file(&old).with_context(|| format!("rm {}", old.display()))?;
+    let (_out, files, first) = reexport(dir, "HEAD", &target)?;
+    let moved = recorded(dir) != Some(series_id(dir, &patch_files(&target)?)?);
+    ensure!(
+        first.is_none() || !moved || force,
+        "kernel-patch/ changed since {BRANCH} was last synced (a pull, a hand edit) and the \
+         branch lacks that: `series edit` takes it in if the branch has no work of yours, \
+         `series export --force` overwrites it; nothing was changed"
+    );
+    for old in patch_files(&target)? {
+        fs::remove_file(&old).with_context(|| format!("rm {old:?}"))?;
     }
     for file in &files {
-        let name = file.file_name().unwrap_or_default();
+        let name = file.file_name().context("a file")?;
         fs::copy(file, target.join(name)).with_context(|| format!("copy {name:?}"))?;
     }
-    mark_synced(&dir)?;
-    match before {
-        None => eprintln!("    kernel-patch/ unchanged ({} files)", files.len()),
-        Some(first) => eprintln!(
-            "    wrote {} files to kernel-patch/ (first change: {first}); see `git diff kernel-patch/`",
-            files.len()
-        ),
+    mark_synced(dir)?;
+    let n = files.len();
+    match first {
+        None => eprintln!("    kernel-patch/ unchanged ({n} files)"),
+        Some(first) => eprintln!("    wrote {n} files to kernel-patch/ (first change: {first})"),
     }
     Ok(())
 }
+
 /// `series export --check` on a tree whose HEAD is `dir`'s series applied
 /// to `base`: exports it again and compares it with `dir` byte for byte.
 pub fn check(tree: &Path, dir: &Path) -> Result<()> {
-    let tip = rev(tree, "HEAD").context("no HEAD")?;
-    let fresh = generated::refresh(tree, BASE, &tip)?;
-    let out = Scratch::new("check")?;
-    let files = export::format(tree, BASE, &fresh, &dir.join(COVER_SOURCE), &out.0)?;
-    match export::first_difference(dir, &out.0)? {
-        None => {
-            println!(
-                "    round trip: {} files re-exported byte for byte (generated files included)",
-                files.len()
-            );
-            Ok(())
-        }
-        Some(first) => Err(anyhow!(
-            "kernel-patch/ is not what its series exports: {first}. Edit the series with \
-             `cargo xtask series edit`, then `cargo xtask series export`"
-        )),
+    let (_out, files, first) = reexport(tree, &export::refresh(tree, "HEAD")?, dir)?;
+    if let Some(first) = first {
+        bail!("kernel-patch/ is not what its series exports: {first}; use `series edit|export`");
     }
+    let n = files.len();
+    println!("    round trip: {n} files re-exported byte for byte (generated files included)");
+    Ok(())
 }
 
 /// The commit `name` names, if any.
 fn rev(dir: &Path, name: &str) -> Option<String> {
-    output(git(dir).args(["rev-parse", "-q", "--verify", &format!("{name}^{{commit}}")]))
-        .ok()
-        .map(|s| s.trim().to_string())
+    git(
+        dir,
+        &["rev-parse", "-q", "--verify", &format!("{name}^{{commit}}")],
+    )
+    .ok()
 }
 
 #[cfg(test)]
@@ -389,45 +234,32 @@ mod tests {
 
     #[test]
     fn ready_refuses_what_could_lose_work() {
-        let scratch = Scratch::new("test-ready").unwrap();
-        let dir = scratch.0.join("repo");
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().join("repo");
         fs::create_dir_all(dir.join("mm")).unwrap();
-        let run = |args: &[&str]| output(git(&dir).args(args)).unwrap();
+        let run = |args: &[&str]| git(&dir, args).unwrap();
         run(&["init", "-q", "-b", BRANCH]);
-        // Debian's top-level .gitignore: every new file is "ignored".
+        // Debian's top-level .gitignore: `git status` hides every new file.
         fs::write(dir.join(".gitignore"), "/*\n").unwrap();
         fs::write(dir.join("mm/a.c"), "int a;\n").unwrap();
         run(&["add", "-f", "."]);
         run(&["commit", "-q", "-m", "base"]);
         ready(&dir).unwrap();
-
+        let refused = |why: &str| {
+            let err = ready(&dir).unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        };
         fs::write(dir.join("mm/new.c"), "int b;\n").unwrap();
-        assert!(
-            run(&["status", "--porcelain"]).is_empty(),
-            "git status hides it"
-        );
-        let err = ready(&dir).unwrap_err().to_string();
-        assert!(
-            err.contains("untracked") && err.contains("mm/new.c"),
-            "{err}"
-        );
+        refused("untracked files (`! mm/new.c`)");
         fs::remove_file(dir.join("mm/new.c")).unwrap();
-
         fs::write(dir.join("mm/a.c"), "int c;\n").unwrap();
-        assert!(ready(&dir).unwrap_err().to_string().contains("uncommitted"));
+        refused("uncommitted");
         run(&["checkout", "-q", "mm/a.c"]);
-
         run(&["checkout", "-q", "--detach"]);
-        assert!(
-            ready(&dir)
-                .unwrap_err()
-                .to_string()
-                .contains("HEAD is not branch")
-        );
+        refused("HEAD is not branch");
         run(&["checkout", "-q", BRANCH]);
-
-        let rebase = output(git(&dir).args(["rev-parse", "--git-path", "rebase-merge"])).unwrap();
-        fs::create_dir_all(dir.join(rebase.trim())).unwrap();
-        assert!(ready(&dir).unwrap_err().to_string().contains("in progress"));
+        let bisect = run(&["rev-parse", "--git-path", "BISECT_LOG"]);
+        fs::write(dir.join(bisect), "").unwrap();
+        refused("in progress");
     }
 }

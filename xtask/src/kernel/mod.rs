@@ -14,14 +14,12 @@ mod build;
 mod checkpatch;
 mod config;
 mod export;
-mod generated;
 mod initramfs;
 mod ktap;
 mod packages;
 mod qemu;
 mod run;
 mod selftests;
-mod series;
 mod source;
 mod stage;
 mod toolchain;
@@ -219,7 +217,7 @@ fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool, made: &mut Made) {
     let tree = made.tree.as_ref();
     let dir = || &tree.expect("the tree stage passed").dir;
     p.run(Stage::Series, || {
-        series::apply(tree.expect("tree"), &series_dir())
+        source::apply(tree.expect("tree"), &series_dir())
     });
     if style {
         // What was applied, exported again, must be kernel-patch/.

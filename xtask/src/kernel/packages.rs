@@ -20,7 +20,7 @@ const PACKAGES: &str = "qemu-system-x86 busybox-static ccache flex bison bc \
 /// (6.12.118 split `kvm_gmem_bind()`). Moving to a new version is a rebase
 /// (`series edit`), done on purpose.
 pub fn ensure() -> anyhow::Result<()> {
-    let version = super::series::base_version(&super::series_dir());
+    let version = super::source::base_version(&super::series_dir());
     let source = version.map(|v| format!("{PACKAGE}={v}"));
     let source = source.as_deref().unwrap_or(PACKAGE);
     let packages: Vec<&str> = [source]
