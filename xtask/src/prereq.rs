@@ -10,15 +10,8 @@ pub fn ensure() -> Result<()> {
     rustup("target", "x86_64-unknown-none")?;
     rustup("component", "rustfmt")?;
     rustup("component", "clippy")?;
-    // The Debian packages of the commands the checks run.
-    let apt = [("cc", "gcc"), ("nm", "binutils"), ("readelf", "binutils")];
-    let missing = apt.iter().filter(|c| !has_command(c.0));
-    let mut missing: Vec<&str> = missing.map(|c| c.1).collect();
-    missing.dedup();
-    match missing.is_empty() {
-        true => Ok(()),
-        false => apt_install(&missing),
-    }
+    // cc, nm and readelf, which the checks run.
+    apt_ensure(&["gcc", "binutils"])
 }
 
 /// `program args`, its output captured.
@@ -30,16 +23,16 @@ fn run(program: &str, args: &[&str]) -> std::io::Result<Output> {
 fn rustup(kind: &str, item: &str) -> Result<()> {
     let listed = run("rustup", &[kind, "list", "--installed"]);
     let listed = listed.context("rustup not found; install Rust with rustup first")?;
-    if String::from_utf8_lossy(&listed.stdout)
-        .lines()
-        .any(|l| l.starts_with(item))
-    {
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    if listed.lines().any(|l| l.starts_with(item)) {
         return Ok(());
     }
     println!("    installing {item}: rustup {kind} add {item}");
     let added = Command::new("rustup").args([kind, "add", item]).status();
-    let ok = added.is_ok_and(|s| s.success());
-    ensure!(ok, "`rustup {kind} add {item}` failed");
+    ensure!(
+        added.is_ok_and(|s| s.success()),
+        "`rustup {kind} add {item}` failed"
+    );
     Ok(())
 }
 
@@ -54,8 +47,7 @@ pub fn installed(pkg: &str) -> bool {
     query.status.success() && version.is_some_and(|v| wanted.is_empty() || v == wanted)
 }
 
-/// Installs those of `packages` dpkg lacks, printing what and how long it
-/// took.
+/// Installs those of `packages` dpkg lacks, printing what and how long it took.
 pub fn apt_ensure(packages: &[&str]) -> Result<()> {
     let missing = || packages.iter().copied().filter(|p| !installed(p));
     let wanted: Vec<&str> = missing().collect();
@@ -73,9 +65,8 @@ pub fn apt_ensure(packages: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Installs `packages` with apt (`--no-install-recommends`; a `name=version`
-/// may be a downgrade) when running as
-/// root, or fails naming the exact command to run.
+/// Installs `packages` with apt as root (a `name=version` may be a
+/// downgrade), or fails naming the exact command to run.
 pub fn apt_install(packages: &[&str]) -> Result<()> {
     let list = packages.join(" ");
     let install = format!("apt-get install -y --allow-downgrades --no-install-recommends {list}");

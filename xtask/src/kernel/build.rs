@@ -9,7 +9,7 @@ use std::process::Command;
 use super::Cache;
 use super::run::{logged, output};
 use super::verdict::read_log;
-use anyhow::{Result, bail};
+use anyhow::{Result, ensure};
 
 /// Builds `targets` in `<cache>/build/<name>` and scans the log.
 pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<PathBuf> {
@@ -26,9 +26,8 @@ pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<
     let mut make = super::run::make(tree);
     make.arg(format!("O={}", out.display())).args(targets);
     make.args(["CC=ccache gcc", "HOSTCC=ccache gcc"]);
-    let shown = format!("make O={} {}", out.display(), targets.join(" "));
-    println!("    {shown}\n    log: {}", log.display());
-    let ended = logged(make.envs(ccache.clone()), &log, None)?;
+    // Judged after the scan, which sees a failed build's warnings too.
+    let made = logged(make.envs(ccache.clone()), &log, None);
     println!("    ccache, this build:");
     for (args, keep) in [("--show-log-stats", ""), ("-s", "Cache size")] {
         match output(Command::new("ccache").arg(args).envs(ccache.clone())) {
@@ -46,14 +45,15 @@ pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<
     let said = scan.objtool.is_empty().then_some(" no output");
     println!("    objtool:{}", said.unwrap_or(""));
     scan.objtool.iter().for_each(|l| println!("    | {l}"));
-    ended.result()?;
-    if !scan.fatal.is_empty() {
-        println!("    warnings that fail the build stage:");
-        scan.fatal.iter().for_each(|l| println!("    | {l}"));
-        let n = scan.fatal.len();
-        let from = "from gmem_kmap, objtool or the linker";
-        bail!("{n} warning(s) {from}; log: {}", log.display());
-    }
+    made?;
+    let (n, shown) = (scan.fatal.len(), log.display());
+    scan.fatal
+        .iter()
+        .for_each(|l| println!("    fails the stage: {l}"));
+    ensure!(
+        n == 0,
+        "{n} warning(s) from gmem_kmap, objtool, ld or rustc; log: {shown}"
+    );
     Ok(out)
 }
 

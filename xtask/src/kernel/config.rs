@@ -11,6 +11,7 @@ use std::process::Command;
 use super::Cache;
 use super::run::{logged, output};
 use super::source::git;
+use super::verdict::read_log;
 use anyhow::{Context as _, Result, ensure};
 
 /// `kernel-patch/configs/<name>.config`, or the `--<name>-config` file.
@@ -39,7 +40,7 @@ fn merge(tree: &Path, frags: &[PathBuf], out: &Path) -> Result<String> {
     let merged = out.join("fragment.config");
     let said = output(merge.current_dir(out).env("KCONFIG_CONFIG", &merged))?;
     said.lines().for_each(|l| println!("    | {l}"));
-    fs::read_to_string(&merged).with_context(|| format!("read {}", merged.display()))
+    read_log(&merged)
 }
 
 /// Configures and checks `<cache>/build/<name>` (`debug`: `boot` + `debug`).
@@ -63,17 +64,11 @@ pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf> {
         fs::write(&stamp_path, stamp)?;
         config
     };
-    let wanted = parse_fragment(&text);
-    let missing = missing(&wanted, &config);
-    for m in &missing {
-        println!("    not in .config as asked: {m}");
-    }
-    let (n, frag) = (missing.len(), out.join("fragment.config"));
+    let (wanted, frag) = (parse_fragment(&text), out.join("fragment.config"));
+    let missing = missing(&wanted, &config).join(", ");
     let why = "did not take (unmet dependencies or unknown symbols)";
-    let why = format!("{why}: {}", missing.join(", "));
-    ensure!(n == 0, "{n} option(s) of {} {why}", frag.display());
-    let n = wanted.len();
-    println!("    all {n} options of the fragment are set as asked");
+    ensure!(missing.is_empty(), "{} {why}: {missing}", frag.display());
+    println!("    all {} fragment options set as asked", wanted.len());
     Ok(out)
 }
 
@@ -88,13 +83,11 @@ pub fn configure_with(cache: &Cache, tree: &Path, name: &str, extra: &[String]) 
 fn allnoconfig(cache: &Cache, tree: &Path, name: &str, extra: &[String]) -> Result<String> {
     let (out, log) = (cache.build(name), cache.log(&format!("{name}-config")));
     let frag = out.join("fragment.config");
-    println!("    {} -> {}/.config", frag.display(), out.display());
     let mut make = super::run::make(tree);
     make.arg(format!("O={}", out.display()));
     make.arg(format!("KCONFIG_ALLCONFIG={}", frag.display()));
-    logged(make.args(extra).arg("allnoconfig"), &log, None)?.result()?;
-    let config = out.join(".config");
-    fs::read_to_string(&config).with_context(|| format!("read {}", config.display()))
+    logged(make.args(extra).arg("allnoconfig"), &log, None)?;
+    read_log(&out.join(".config"))
 }
 
 /// `(CONFIG_X, v)` for `CONFIG_X=v`, `(CONFIG_X, "n")` for `# ... is not set`.

@@ -105,9 +105,10 @@ impl Initramfs {
     }
 
     /// Writes the archive to `path` (`*.gz`), with `<path>.list` and `<path>.d/`
-    /// beside it; its size.
+    /// beside it, by the tested tree's `usr/gen_init_cpio`; its size.
     pub fn write_gz(&self, path: &Path) -> Result<u64> {
-        self.archive(&gen_init_cpio()?, path)
+        let tool = Cache::from_env().build("boot").join("usr/gen_init_cpio");
+        self.archive(&tool, path)
     }
 
     /// [`Self::write_gz`] with the gen_init_cpio at `tool`.
@@ -137,7 +138,8 @@ impl Initramfs {
         // -t 0: every mtime 0, so that the same inputs make the same archive.
         let mut make = Command::new(tool);
         make.args(["-t", "0"]).arg(&list_path).stdout(out);
-        let made = make.status().context("cannot run gen_init_cpio")?;
+        let made = make.status();
+        let made = made.with_context(|| format!("cannot run {tool:?}: the boot build makes it"))?;
         let shown = list_path.display();
         ensure!(made.success(), "gen_init_cpio failed on {shown}");
         output(Command::new("gzip").args(["-9", "-n", "-f"]).arg(&cpio))?;
@@ -151,14 +153,6 @@ fn word(s: &str) -> Result<&str> {
     let why = "gen_init_cpio cannot take whitespace or ${ in a name";
     ensure!(one, "{s:?}: {why}");
     Ok(s)
-}
-
-/// The tested tree's `usr/gen_init_cpio`, which the boot kernel's build made.
-fn gen_init_cpio() -> Result<PathBuf> {
-    let tool = Cache::from_env().build("boot").join("usr/gen_init_cpio");
-    let why = "the boot kernel's build makes it, and must come first";
-    ensure!(tool.exists(), "{} missing: {why}", tool.display());
-    Ok(tool)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::ktap;
-use super::run::{Ended, clock, logged};
+use super::run::logged;
 use anyhow::{Context as _, Result};
 
 /// The kernel command line: KUnit on (allnoconfig leaves it off), the VM
@@ -52,9 +52,8 @@ pub struct Extra<'a> {
     pub cmdline: &'a str,
     /// Another kernel image than the build's (for [`super::boot_script`]).
     pub kernel: Option<&'a Path>,
-    /// All vCPUs on one host thread: QEMU 7.2's SVM emulation is not safe
-    /// across threads (nested guests crashed the host in 5 of 13 stress runs,
-    /// in none of 80 on one thread).
+    /// All vCPUs on one host thread: QEMU 7.2's SVM emulation crashed the
+    /// host in 5 of 13 nested stress runs across threads, in none of 80 on one.
     pub one_thread: bool,
 }
 
@@ -80,7 +79,7 @@ pub fn boot(
     timeout: Duration,
     log: &Path,
     extra: Extra<'_>,
-) -> Result<Ended> {
+) -> Result<()> {
     let threads = extra.one_thread.then_some(",thread=single");
     let accel = format!("tcg{}", threads.unwrap_or(""));
     let mut qemu = Command::new("qemu-system-x86_64");
@@ -89,12 +88,10 @@ pub fn boot(
     qemu.args(["-nic", "none"]).arg("-kernel").arg(kernel);
     qemu.arg("-initrd").arg(initrd).arg("-append");
     qemu.arg(append(paging, extra.cmdline)).args(extra.qemu);
-    println!("    {qemu:?}");
-    println!("    log: {} (timeout {})", log.display(), clock(timeout));
     for attempt in 1..=UPSTREAM_RETRIES {
-        let ended = logged(&mut qemu, log, Some(timeout))?;
+        let ended = logged(&mut qemu, log, Some(timeout));
         let Some(what) = ktap::upstream_false_positive(&super::verdict::read_log(log)?) else {
-            return Ok(ended);
+            return ended;
         };
         let kept = log.with_extension(format!("log.{attempt}"));
         std::fs::rename(log, &kept).with_context(|| format!("rename {}", log.display()))?;

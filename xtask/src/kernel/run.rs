@@ -4,39 +4,27 @@
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How often a progress line is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(20);
 
-/// How a logged command ended: why it failed, if it did, and its log.
-pub struct Ended(Option<String>, PathBuf);
-
-impl Ended {
-    /// Ok after a successful exit; else prints the log's tail and says why.
-    pub fn result(self) -> Result<()> {
-        let Ended(Some(failure), log) = self else {
-            return Ok(());
-        };
-        println!("    last 40 lines of {}:", log.display());
-        for line in tail(&log, 40) {
-            println!("    | {line}");
-        }
-        bail!("{failure}; log: {}", log.display())
-    }
-}
-
 /// Runs `cmd`, output into `log`, killing it (SIGKILL, only the process
-/// started here) when `timeout` passes.
-pub fn logged(cmd: &mut Command, log: &Path, timeout: Option<Duration>) -> Result<Ended> {
+/// started here) when `timeout` passes; on failure prints the log's tail.
+pub fn logged(cmd: &mut Command, log: &Path, timeout: Option<Duration>) -> Result<()> {
+    let limit = timeout.map(|t| format!(" (timeout {})", clock(t)));
+    println!(
+        "    {cmd:?}\n    log: {}{}",
+        log.display(),
+        limit.unwrap_or_default()
+    );
     let file = File::create(log).with_context(|| format!("create {}", log.display()))?;
-    cmd.stdin(Stdio::null()).stdout(file.try_clone()?);
-    let mut child = cmd
-        .stderr(file)
-        .spawn()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
+    cmd.stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file);
+    let mut child = cmd.spawn().with_context(|| format!("cannot run {cmd:?}"))?;
     let program = cmd.get_program().to_string_lossy().into_owned();
     let (start, mut next) = (Instant::now(), PROGRESS_EVERY);
     let failure = loop {
@@ -56,11 +44,18 @@ pub fn logged(cmd: &mut Command, log: &Path, timeout: Option<Duration>) -> Resul
         }
         std::thread::sleep(Duration::from_millis(250));
     };
-    Ok(Ended(failure, log.to_path_buf()))
+    let Some(failure) = failure else {
+        return Ok(());
+    };
+    println!("    last 40 lines of {}:", log.display());
+    tail(log, 40)
+        .iter()
+        .for_each(|line| println!("    | {line}"));
+    bail!("{failure}; log: {}", log.display())
 }
 
 /// The last `n` lines of `path`, control characters (serial `\r`s) removed.
-pub fn tail(path: &Path, n: usize) -> Vec<String> {
+fn tail(path: &Path, n: usize) -> Vec<String> {
     let text = output(Command::new("tail").arg(format!("-n{n}")).arg(path)).unwrap_or_default();
     let text_only = |l: &str| l.replace(|c: char| c.is_control() && c != '\t', "");
     text.lines().map(text_only).collect()
@@ -75,14 +70,15 @@ pub fn make(dir: &Path) -> Command {
 }
 
 /// `1m05s` style.
-pub fn clock(d: Duration) -> String {
+fn clock(d: Duration) -> String {
     format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
 }
 
 /// Runs a short command: its stdout, or an error with its output.
 pub fn output(cmd: &mut Command) -> Result<String> {
-    let ran = cmd.output();
-    let out = ran.with_context(|| format!("cannot run {cmd:?}"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     if !out.status.success() {
         let (o, e) = (text(&out.stdout), text(&out.stderr));
@@ -105,9 +101,9 @@ mod tests {
         ] {
             let mut sh = Command::new("sh");
             sh.args(["-c", script]);
-            let ended = logged(&mut sh, &log, Some(Duration::from_millis(300))).unwrap();
-            let got = ended.result().err().map(|e| e.to_string());
-            assert_eq!(got.unwrap_or_default().split(';').next(), Some(want));
+            let got = logged(&mut sh, &log, Some(Duration::from_millis(300))).err();
+            let got = got.map(|e| e.to_string()).unwrap_or_default();
+            assert_eq!(got.split(';').next(), Some(want));
             assert_eq!(tail(&log, 1).concat(), last);
         }
         let failed = output(Command::new("sh").args(["-c", "echo oops >&2; false"]));
