@@ -28,15 +28,11 @@ pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<
     make.args(["CC=ccache gcc", "HOSTCC=ccache gcc"]);
     // Judged after the scan, which sees a failed build's warnings too.
     let made = logged(make.envs(ccache.clone()), &log, None);
+    let stats = output(Command::new("ccache").arg("--show-log-stats").envs(ccache));
     println!("    ccache, this build:");
-    for (args, keep) in [("--show-log-stats", ""), ("-s", "Cache size")] {
-        match output(Command::new("ccache").arg(args).envs(ccache.clone())) {
-            Ok(text) => (text.lines())
-                .filter(|l| !l.trim().is_empty() && l.contains(keep))
-                .for_each(|l| println!("    | {l}")),
-            Err(e) => println!("    | {e:#}"),
-        }
-    }
+    let stats = stats.unwrap_or_else(|e| format!("{e:#}"));
+    let lines = stats.lines().filter(|l| !l.trim().is_empty());
+    lines.for_each(|l| println!("    | {l}"));
     let scan = scan(&read_log(&log)?, &tree.display().to_string());
     for obj in &scan.stale {
         // Rebuilt next time, so its warnings are printed again.

@@ -103,15 +103,11 @@ fn parse_fragment(text: &str) -> Vec<(&str, &str)> {
 /// The wishes .config does not meet (`n` is met by absence too).
 fn missing(wanted: &[(&str, &str)], config: &str) -> Vec<String> {
     let have: HashMap<_, _> = parse_fragment(config).into_iter().collect();
-    let mut missing = Vec::new();
-    for &(k, want) in wanted {
-        let got = have.get(k).copied().unwrap_or("n");
-        if want != got {
-            let got = if got == "n" { "unset" } else { got };
-            missing.push(format!("{k}={want} (got {got})"));
-        }
-    }
-    missing
+    let got = |k: &str| have.get(k).copied().unwrap_or("n");
+    let unmet = wanted.iter().filter(|&&(k, want)| got(k) != want);
+    let unset = |v| if v == "n" { "unset" } else { v };
+    let said = |&(k, want): &(&str, &str)| format!("{k}={want} (got {})", unset(got(k)));
+    unmet.map(said).collect()
 }
 
 #[cfg(test)]

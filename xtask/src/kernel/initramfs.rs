@@ -12,9 +12,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Where Debian's busybox-static puts its binary.
-const BUSYBOX: &str = "/bin/busybox";
-
 /// Printed by `/init` once it runs.
 pub const STARTED: &str = "gmem-kmap: init started";
 /// Printed by `/init` after the last test, just before powering off.
@@ -62,9 +59,9 @@ fn dir() -> Entry {
 }
 
 impl Initramfs {
-    /// busybox, `/init` and the directories they use.
+    /// busybox (Debian's busybox-static), `/init` and the directories they use.
     pub fn standard() -> Result<Self> {
-        Self::with_busybox(Path::new(BUSYBOX)).context("package busybox-static")
+        Self::with_busybox(Path::new("/bin/busybox")).context("package busybox-static")
     }
 
     /// [`Self::standard`] with the busybox binary at `busybox`.
@@ -150,8 +147,10 @@ impl Initramfs {
 /// `s`, if gen_init_cpio (which splits at whitespace, expands `${}`) takes it.
 fn word(s: &str) -> Result<&str> {
     let one = !s.contains(char::is_whitespace) && !s.contains("${");
-    let why = "gen_init_cpio cannot take whitespace or ${ in a name";
-    ensure!(one, "{s:?}: {why}");
+    ensure!(
+        one,
+        "{s:?}: gen_init_cpio cannot take whitespace or ${{ in a name"
+    );
     Ok(s)
 }
 
@@ -164,8 +163,8 @@ mod tests {
     fn gen_init_cpio_makes_the_archive() {
         let dir = std::env::temp_dir().join(format!("xtask-initramfs-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        let (tool, src) = (dir.join("gen_init_cpio"), Cache::from_env().linux());
-        let src = src.join("usr/gen_init_cpio.c");
+        let src = Cache::from_env().linux().join("usr/gen_init_cpio.c");
+        let tool = dir.join("gen_init_cpio");
         output(Command::new("cc").arg("-o").arg(&tool).arg(&src)).unwrap();
         let host = dir.join("host");
         fs::write(&host, "host").unwrap();
@@ -183,10 +182,8 @@ mod tests {
         let words = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
         let listed: Vec<String> = output(&mut cpio).unwrap().lines().map(words).collect();
         // In order: a directory before its contents, a path replaced once.
-        assert_eq!(
-            listed.join("\n"),
-            include_str!("initramfs.listing").trim_end()
-        );
+        let want = include_str!("initramfs.listing").trim_end();
+        assert_eq!(listed.join("\n"), want);
         // Names gen_init_cpio would misread, and host files missing, are refused.
         for bad in ["/nonexistent/x", "/tmp"] {
             assert!(a.host_file("/tests/x", Path::new(bad)).is_err(), "{bad}");

@@ -21,7 +21,6 @@ pub const APPEND: &str =
 pub enum Paging {
     /// `no5lvl`: 4-level paging although the CPU has LA57.
     Four = 4,
-    /// LA57, from `-cpu max`.
     Five = 5,
 }
 
@@ -46,7 +45,6 @@ impl fmt::Display for Paging {
 /// What a boot adds to the standard command lines.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Extra<'a> {
-    /// QEMU options (such as `-icount`).
     pub qemu: &'a [&'a str],
     /// Kernel command-line words, after (overriding) the standard ones.
     pub cmdline: &'a str,
@@ -68,9 +66,8 @@ fn append(paging: Paging, extra: &str) -> String {
     line.trim_end().to_string()
 }
 
-/// Boots `kernel` with `initrd` on `smp` CPUs at `paging` depth, console
-/// into `log`; again after upstream's false positive, that log kept as
-/// `<log>.<attempt>`, up to [`UPSTREAM_RETRIES`] times.
+/// Boots `kernel` with `initrd`, console into `log`; again after upstream's
+/// false positive, that log kept as `<log>.<attempt>`.
 pub fn boot(
     kernel: &Path,
     initrd: &Path,
@@ -110,7 +107,6 @@ mod tests {
         assert_eq!(append(Paging::Five, ""), APPEND);
         assert_eq!(append(Paging::Four, ""), four);
         assert_eq!(append(Paging::Four, "a=1"), format!("{four} a=1"));
-        assert!(APPEND.contains(" kvm.force_emulation_prefix=1"));
         let (four, five) = (Paging::Four, Paging::Five);
         assert_eq!(format!("{four} {}", five.tag()), "4-level 5level");
     }

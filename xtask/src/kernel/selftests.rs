@@ -33,8 +33,6 @@ fn warnings(text: &str) -> Vec<&str> {
 /// Builds the programs present into `<build>/selftests/`: (guest path, binary).
 pub fn build(tree: &Path, build: &Path) -> Result<Vec<(String, PathBuf)>> {
     let include = build.join("usr/include");
-    let (kvm_h, dir) = (include.join("linux/kvm.h"), build.display());
-    ensure!(kvm_h.exists(), "{dir}: no uapi headers from `make headers`");
     let out = build.join("selftests");
     fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
     let mut built = Vec::new();
