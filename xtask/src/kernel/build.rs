@@ -53,8 +53,7 @@ pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<
     Ok(out)
 }
 
-/// A build log's objtool lines, the lines that fail the stage, and the
-/// objects that gave them (removed, so that the next make says it again).
+/// A build log's objtool lines, the lines that fail the stage, their objects.
 #[derive(Debug, Default)]
 struct Scan {
     objtool: Vec<String>,

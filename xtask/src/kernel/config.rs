@@ -10,7 +10,6 @@ use std::process::Command;
 
 use super::Cache;
 use super::run::{logged, output};
-use super::source::git;
 use super::verdict::read_log;
 use anyhow::{Context as _, Result, ensure};
 
@@ -49,21 +48,8 @@ pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf> {
     let frags: Vec<_> = base.into_iter().chain([fragment(name)]).collect();
     let out = cache.build(name);
     let text = merge(tree, &frags, &out)?;
-    // Same fragment on the same tree: .config would come out the same, and
-    // rewriting it costs a relink.
-    let head = output(git(tree).args(["rev-parse", "HEAD"]))?;
-    let (stamp_path, stamp) = (out.join(".gmem-kmap-fragment"), format!("{head}{text}"));
-    let config = if fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp)
-        && let Ok(config) = fs::read_to_string(out.join(".config"))
-    {
-        println!("    unchanged: .config from this fragment on this tree");
-        config
-    } else {
-        let _ = fs::remove_file(&stamp_path);
-        let config = allnoconfig(cache, tree, name, &[])?;
-        fs::write(&stamp_path, stamp)?;
-        config
-    };
+    // Kconfig leaves an unchanged .config alone (no relink).
+    let config = allnoconfig(cache, tree, name, &[])?;
     let (wanted, frag) = (parse_fragment(&text), out.join("fragment.config"));
     let missing = missing(&wanted, &config).join(", ");
     let why = "did not take (unmet dependencies or unknown symbols)";
@@ -72,8 +58,7 @@ pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The unchecked `.config` of the boot fragment in build directory `name`,
-/// with `extra` make arguments (e.g. `RUSTC=`).
+/// The unchecked `.config` of the boot fragment, `extra` make arguments added.
 pub fn configure_with(cache: &Cache, tree: &Path, name: &str, extra: &[String]) -> Result<String> {
     merge(tree, &[fragment("boot")], &cache.build(name))?;
     allnoconfig(cache, tree, name, extra)

@@ -110,8 +110,6 @@ impl Initramfs {
 
     /// [`Self::write_gz`] with the gen_init_cpio at `tool`.
     fn archive(&self, tool: &Path, path: &Path) -> Result<u64> {
-        let gz = path.extension().is_some_and(|e| e == "gz");
-        ensure!(gz, "{} does not end in .gz", path.display());
         let beside = |suffix: &str| PathBuf::from(format!("{}{suffix}", path.display()));
         let (list_path, staged) = (beside(".list"), beside(".d"));
         let _ = fs::remove_dir_all(&staged);

@@ -11,9 +11,8 @@ pub use crate::prereq::installed;
 const PACKAGES: &str = "qemu-system-x86 busybox-static ccache flex bison bc \
     libelf-dev libssl-dev cpio gcc libc6-dev make git python3 python3-ply python3-git";
 
-/// Installs the missing packages, the source at the version the series'
-/// cover letter names: Debian's updates move `linux-source-6.12` on, and
-/// the series may then not apply (6.12.118 split `kvm_gmem_bind()`).
+/// Installs the missing packages, the source at the series' version: Debian's
+/// updates move it on, past where the series applies (6.12.118 did).
 pub fn ensure() -> anyhow::Result<()> {
     let version = super::source::base_version(&super::series_dir());
     let source = version.map(|v| format!("{PACKAGE}={v}"));

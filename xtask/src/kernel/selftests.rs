@@ -4,8 +4,7 @@
 
 use super::run::logged;
 use super::verdict::read_log;
-use anyhow::{Context as _, Result, ensure};
-use std::fs;
+use anyhow::{Result, ensure};
 use std::path::{Path, PathBuf};
 
 /// The programs (`x86_64/<name>.c`) and their guest directory: `/init` runs
@@ -34,7 +33,6 @@ fn warnings(text: &str) -> Vec<&str> {
 pub fn build(tree: &Path, build: &Path) -> Result<Vec<(String, PathBuf)>> {
     let include = build.join("usr/include");
     let out = build.join("selftests");
-    fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
     let mut built = Vec::new();
     for &(name, dir) in PROGRAMS {
         let src = format!("{KVM_SELFTESTS}/x86_64/{name}.c");

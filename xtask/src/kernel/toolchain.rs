@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Two checks of the tree's Rust build rules, each shown to fail where it
-//! must: its object check rejects a panic path; Kconfig hides `GMEM_KMAP`
-//! when rustc lacks the `x86_64-unknown-none` target.
+//! The tree's Rust build rules, shown to fail where they must: its object check
+//! rejects a panic path; Kconfig hides `GMEM_KMAP` without the Rust target.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -40,8 +39,7 @@ pub fn check_rejects_panics(cache: &Cache, tree: &Path) -> Result<()> {
     Ok(())
 }
 
-/// With a rustc whose `--sysroot` lacks the target, Kconfig must leave
-/// `GMEM_KMAP` unset.
+/// With a rustc whose `--sysroot` lacks the target, `GMEM_KMAP` must be unset.
 pub fn hidden_without_target(cache: &Cache, tree: &Path) -> Result<()> {
     let print = |what| output(Command::new("rustc").args(["--print", what]));
     let real = PathBuf::from(print("sysroot")?.trim());
