@@ -24,10 +24,8 @@ fn rustup(kind: &str, item: &str) -> Result<()> {
     }
     println!("    installing {item}: rustup {kind} add {item}");
     let added = Command::new("rustup").args([kind, "add", item]).status();
-    ensure!(
-        added.is_ok_and(|s| s.success()),
-        "`rustup {kind} add {item}` failed"
-    );
+    let added = added.is_ok_and(|s| s.success());
+    ensure!(added, "`rustup {kind} add {item}` failed");
     Ok(())
 }
 

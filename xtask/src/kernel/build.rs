@@ -43,13 +43,8 @@ pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<
     scan.objtool.iter().for_each(|l| println!("    | {l}"));
     made?;
     let (n, shown) = (scan.fatal.len(), log.display());
-    scan.fatal
-        .iter()
-        .for_each(|l| println!("    fails the stage: {l}"));
-    ensure!(
-        n == 0,
-        "{n} warning(s) from gmem_kmap, objtool, ld or rustc; log: {shown}"
-    );
+    scan.fatal.iter().for_each(|l| println!("    fatal: {l}"));
+    ensure!(n == 0, "{n} warning(s) that fail the stage; log: {shown}");
     Ok(out)
 }
 

@@ -145,10 +145,8 @@ impl Initramfs {
 /// `s`, if gen_init_cpio (which splits at whitespace, expands `${}`) takes it.
 fn word(s: &str) -> Result<&str> {
     let one = !s.contains(char::is_whitespace) && !s.contains("${");
-    ensure!(
-        one,
-        "{s:?}: gen_init_cpio cannot take whitespace or ${{ in a name"
-    );
+    let why = "gen_init_cpio cannot take whitespace or ${ in a name";
+    ensure!(one, "{s:?}: {why}");
     Ok(s)
 }
 

@@ -15,15 +15,11 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(20);
 /// started here) when `timeout` passes; on failure prints the log's tail.
 pub fn logged(cmd: &mut Command, log: &Path, timeout: Option<Duration>) -> Result<()> {
     let limit = timeout.map(|t| format!(" (timeout {})", clock(t)));
-    println!(
-        "    {cmd:?}\n    log: {}{}",
-        log.display(),
-        limit.unwrap_or_default()
-    );
+    let limit = limit.unwrap_or_default();
+    println!("    {cmd:?}\n    log: {}{limit}", log.display());
     let file = File::create(log).with_context(|| format!("create {}", log.display()))?;
-    cmd.stdin(Stdio::null())
-        .stdout(file.try_clone()?)
-        .stderr(file);
+    cmd.stdin(Stdio::null()).stdout(file.try_clone()?);
+    cmd.stderr(file);
     let mut child = cmd.spawn().with_context(|| format!("cannot run {cmd:?}"))?;
     let program = cmd.get_program().to_string_lossy().into_owned();
     let (start, mut next) = (Instant::now(), PROGRESS_EVERY);
@@ -48,9 +44,7 @@ pub fn logged(cmd: &mut Command, log: &Path, timeout: Option<Duration>) -> Resul
         return Ok(());
     };
     println!("    last 40 lines of {}:", log.display());
-    tail(log, 40)
-        .iter()
-        .for_each(|line| println!("    | {line}"));
+    tail(log, 40).iter().for_each(|l| println!("    | {l}"));
     bail!("{failure}; log: {}", log.display())
 }
 
@@ -76,9 +70,8 @@ fn clock(d: Duration) -> String {
 
 /// Runs a short command: its stdout, or an error with its output.
 pub fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let ran = cmd.output();
+    let out = ran.with_context(|| format!("cannot run {cmd:?}"))?;
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     if !out.status.success() {
         let (o, e) = (text(&out.stdout), text(&out.stderr));

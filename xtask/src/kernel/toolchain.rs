@@ -44,10 +44,8 @@ pub fn hidden_without_target(cache: &Cache, tree: &Path) -> Result<()> {
     let print = |what| output(Command::new("rustc").args(["--print", what]));
     let real = PathBuf::from(print("sysroot")?.trim());
     let host_lib = format!("lib/rustlib/{}", print("host-tuple")?.trim());
-    let (dir, sysroot) = (
-        cache.root.join("notarget"),
-        cache.root.join("notarget/sysroot"),
-    );
+    let dir = cache.root.join("notarget");
+    let sysroot = dir.join("sysroot");
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(sysroot.join("lib/rustlib"))?;
     // The host's libraries, not the bare-metal target's (rustc finds its own
