@@ -31,8 +31,7 @@ pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<
     let stats = output(Command::new("ccache").arg("--show-log-stats").envs(ccache));
     println!("    ccache, this build:");
     let stats = stats.unwrap_or_else(|e| format!("{e:#}"));
-    let lines = stats.lines().filter(|l| !l.trim().is_empty());
-    lines.for_each(|l| println!("    | {l}"));
+    stats.lines().for_each(|l| println!("    | {l}"));
     let scan = scan(&read_log(&log)?, &tree.display().to_string());
     for obj in &scan.stale {
         // Rebuilt next time, so its warnings are printed again.

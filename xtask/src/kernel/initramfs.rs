@@ -12,14 +12,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Printed by `/init` once it runs.
+/// What `/init` prints once it runs, before and after each test, at the end.
 pub const STARTED: &str = "gmem-kmap: init started";
-/// Printed by `/init` after the last test, just before powering off.
-pub const DONE: &str = "gmem-kmap: init done";
-/// `/init` prints `gmem-kmap: running /tests/<name>` before each test.
 pub const RUNNING: &str = "gmem-kmap: running ";
-/// `/init` prints `gmem-kmap: test /tests/<name> exit <code>` per test.
 pub const TEST_EXIT: &str = "gmem-kmap: test ";
+pub const DONE: &str = "gmem-kmap: init done";
 
 /// The `/init` script.
 const INIT: &str = r#"#!/bin/sh

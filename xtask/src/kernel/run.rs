@@ -87,15 +87,14 @@ mod tests {
     #[test]
     fn a_logged_command_fails_on_error_or_timeout() {
         let log = std::env::temp_dir().join(format!("xtask-run-{}.log", std::process::id()));
+        let timeout = Some(Duration::from_millis(300));
         for (script, want, last) in [
             ("printf 'fi\\rne\\n'", "", "fine"),
             ("echo bad; exit 3", "sh exited with exit status: 3", "bad"),
             ("sleep 5", "sh timed out after 0m00s and was killed", ""),
         ] {
-            let mut sh = Command::new("sh");
-            sh.args(["-c", script]);
-            let got = logged(&mut sh, &log, Some(Duration::from_millis(300))).err();
-            let got = got.map(|e| e.to_string()).unwrap_or_default();
+            let got = logged(Command::new("sh").args(["-c", script]), &log, timeout);
+            let got = got.err().map(|e| e.to_string()).unwrap_or_default();
             assert_eq!(got.split(';').next(), Some(want));
             assert_eq!(tail(&log, 1).concat(), last);
         }

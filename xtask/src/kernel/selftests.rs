@@ -44,7 +44,6 @@ pub fn build(tree: &Path, build: &Path) -> Result<Vec<(String, PathBuf)>> {
     if built.is_empty() {
         return Ok(built);
     }
-    // Static, against the build's uapi headers, `-Werror`.
     let mut make = super::run::make(tree);
     make.args([
         "-C",

@@ -24,10 +24,9 @@ pub fn check_rejects_panics(cache: &Cache, tree: &Path) -> Result<()> {
     let code = "#![no_std]\n#[unsafe(no_mangle)]\npub extern \"C\" fn gmem_kmap_init(x: &[u8; 4], i: usize) -> u8 {\n    x[i]\n}\n";
     fs::write(&src, code)?;
     let mut rustc = Command::new("rustc");
-    rustc.args(["--edition=2024", "-O", "-Cpanic=abort"]);
-    rustc.args(["--crate-type=lib", "--target=x86_64-unknown-none"]);
-    rustc.arg("-Crelocation-model=static").arg(&src);
-    output(rustc.arg(format!("--emit=obj={}", obj.display())))?;
+    rustc.args(["--edition=2024", "-O", "-Cpanic=abort", "--crate-type=lib"]);
+    rustc.args(["--target=x86_64-unknown-none", "-Crelocation-model=static"]);
+    output(rustc.arg(&src).arg(format!("--emit=obj={}", obj.display())))?;
     let mut check = Command::new("sh");
     check.arg(tree.join(CHECK_SCRIPT)).args(["nm", "readelf"]);
     let checked = output(check.arg(&obj).arg(tree.join(ALLOWED_UNDEFINED)));
