@@ -37,8 +37,7 @@ pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<
         // Rebuilt next time, so its warnings are printed again.
         let _ = fs::remove_file(out.join(obj));
     }
-    let said = scan.objtool.is_empty().then_some(" no output");
-    println!("    objtool:{}", said.unwrap_or(""));
+    println!("    objtool: {} line(s)", scan.objtool.len());
     scan.objtool.iter().for_each(|l| println!("    | {l}"));
     made?;
     let (n, shown) = (scan.fatal.len(), log.display());

@@ -113,16 +113,15 @@ mod tests {
     #[test]
     fn a_later_layer_overrides_an_earlier_one() {
         let tree = Cache::from_env().linux();
-        let dir = std::env::temp_dir().join(format!("xtask-merge-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         let (a, b) = (dir.join("a.config"), dir.join("b.config"));
         fs::write(&a, "CONFIG_A=y\nCONFIG_B=y\n").unwrap();
         fs::write(&b, "# CONFIG_A is not set\nCONFIG_C=m").unwrap();
-        let text = merge(&tree, &[a.clone(), b], &dir).unwrap();
+        let text = merge(&tree, &[a.clone(), b], dir).unwrap();
         let want = [("CONFIG_B", "y"), ("CONFIG_A", "n"), ("CONFIG_C", "m")];
         assert_eq!(parse_fragment(&text), want);
-        let gone = merge(&tree, &[a, dir.join("gone.config")], &dir).unwrap_err();
+        let gone = merge(&tree, &[a, dir.join("gone.config")], dir).unwrap_err();
         assert!(format!("{gone:#}").contains("gone.config"), "{gone:#}");
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -154,8 +154,8 @@ mod tests {
     /// With the gen_init_cpio of the tree `cargo xtask boot-test` prepared.
     #[test]
     fn gen_init_cpio_makes_the_archive() {
-        let dir = std::env::temp_dir().join(format!("xtask-initramfs-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         let src = Cache::from_env().linux().join("usr/gen_init_cpio.c");
         let tool = dir.join("gen_init_cpio");
         output(Command::new("cc").arg("-o").arg(&tool).arg(&src)).unwrap();
@@ -187,6 +187,5 @@ mod tests {
         a.file("tests/a b", Vec::new(), 0o755);
         let spaced = a.archive(&tool, &gz).unwrap_err().to_string();
         assert!(spaced.contains("cannot take whitespace"), "{spaced}");
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

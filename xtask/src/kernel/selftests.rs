@@ -45,13 +45,9 @@ pub fn build(tree: &Path, build: &Path) -> Result<Vec<(String, PathBuf)>> {
         return Ok(built);
     }
     let mut make = super::run::make(tree);
-    make.args([
-        "-C",
-        KVM_SELFTESTS,
-        "LDFLAGS=-static",
-        "EXTRA_CFLAGS=-Werror",
-    ]);
-    make.arg(format!("OUTPUT={}", out.display()));
+    make.args(["-C", KVM_SELFTESTS, "EXTRA_CFLAGS=-Werror"]);
+    make.arg("LDFLAGS=-static")
+        .arg(format!("OUTPUT={}", out.display()));
     make.arg(format!("KHDR_INCLUDES=-isystem {}", include.display()));
     let log = super::Cache::from_env().log("selftests-build");
     logged(make.args(built.iter().map(|(_, bin)| bin)), &log, None)?;
