@@ -14,8 +14,7 @@ use anyhow::{Result, ensure};
 /// Builds `targets` in `<cache>/build/<name>` and scans the log.
 pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<PathBuf> {
     let (out, log) = (cache.build(name), cache.log(&format!("{name}-build")));
-    // This build's own ccache statistics, so that other builds sharing the
-    // cache neither skew nor reset them.
+    // This build's own ccache statistics: other builds neither skew nor reset them.
     let stats = cache.log(&format!("{name}-ccache-stats"));
     let _ = fs::remove_file(&stats);
     let ccache = [

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Kernel configurations: `kernel-patch/configs/*.config` merged by the
-//! tree's `merge_config.sh`, expanded by `make allnoconfig`, then checked:
-//! Kconfig silently drops a symbol whose dependencies are unmet.
+//! `kernel-patch/configs/*.config` merged by the tree's `merge_config.sh`, expanded by
+//! `make allnoconfig`, then checked: Kconfig silently drops a symbol with unmet dependencies.
 
 use std::collections::HashMap;
 use std::fs;

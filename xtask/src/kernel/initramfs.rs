@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! The initramfs: busybox and an `/init` that runs every executable in
-//! `/tests/` and powers off, archived by the tested tree's `usr/gen_init_cpio`
-//! (any mode, owner or device node without root) from a list, then gzipped.
+//! The initramfs: busybox and an `/init` that runs every executable in `/tests/`, archived
+//! from a list by the tree's `usr/gen_init_cpio` (any mode, owner or node without root).
 
 use super::Cache;
 use super::run::output;

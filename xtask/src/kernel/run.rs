@@ -14,8 +14,7 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(20);
 /// Runs `cmd`, output into `log`, killing it (SIGKILL, only the process
 /// started here) when `timeout` passes; on failure prints the log's tail.
 pub fn logged(cmd: &mut Command, log: &Path, timeout: Option<Duration>) -> Result<()> {
-    let limit = timeout.map(|t| format!(" (timeout {})", clock(t)));
-    let limit = limit.unwrap_or_default();
+    let limit = timeout.map_or(String::new(), |t| format!(" (timeout {})", clock(t)));
     println!("    {cmd:?}\n    log: {}{limit}", log.display());
     let file = File::create(log).with_context(|| format!("create {}", log.display()))?;
     cmd.stdin(Stdio::null()).stdout(file.try_clone()?);

@@ -47,8 +47,7 @@ pub fn hidden_without_target(cache: &Cache, tree: &Path) -> Result<()> {
     let sysroot = dir.join("sysroot");
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(sysroot.join("lib/rustlib"))?;
-    // The host's libraries, not the bare-metal target's (rustc finds its own
-    // through its RUNPATH).
+    // The host's libraries only (rustc finds its own through its RUNPATH).
     let (from, to) = (real.join(&host_lib), sysroot.join(&host_lib));
     std::os::unix::fs::symlink(&from, &to).with_context(|| format!("ln -s {from:?} {to:?}"))?;
     let (wrapper, s) = (dir.join("rustc"), sysroot.display());
