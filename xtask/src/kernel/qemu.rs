@@ -66,8 +66,7 @@ fn append(paging: Paging, extra: &str) -> String {
     line.trim_end().to_string()
 }
 
-/// Boots `kernel` with `initrd`, console into `log`; again after upstream's
-/// false positive, that log kept as `<log>.<attempt>`.
+/// Boots `kernel` with `initrd`, console into `log`; a retried boot's log is `<log>.<attempt>`.
 pub fn boot(
     kernel: &Path,
     initrd: &Path,

@@ -8,7 +8,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// How often a progress line is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(20);
 
 /// Runs `cmd`, output into `log`, killing it (SIGKILL, only the process
