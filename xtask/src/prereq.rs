@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! What a fresh Debian 12 machine lacks, installed or named exactly.
 
+use crate::kernel::run::output;
 use anyhow::{Context as _, Result, ensure};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Instant;
 
 /// Installs what is missing, or says exactly how to.
@@ -10,52 +11,34 @@ pub fn ensure() -> Result<()> {
     rustup("target", "x86_64-unknown-none")?;
     rustup("component", "rustfmt")?;
     rustup("component", "clippy")?;
-    // The Debian packages of the commands the checks run.
-    let apt = [("cc", "gcc"), ("nm", "binutils"), ("readelf", "binutils")];
-    let missing = apt.iter().filter(|c| !has_command(c.0));
-    let mut missing: Vec<&str> = missing.map(|c| c.1).collect();
-    missing.dedup();
-    match missing.is_empty() {
-        true => Ok(()),
-        false => apt_install(&missing),
-    }
-}
-
-/// `program args`, its output captured.
-fn run(program: &str, args: &[&str]) -> std::io::Result<Output> {
-    Command::new(program).args(args).output()
+    // cc, nm and readelf, which the checks run.
+    apt_ensure(&["gcc", "binutils"])
 }
 
 /// `rustup <kind> add <item>` unless `rustup <kind> list --installed` has it.
 fn rustup(kind: &str, item: &str) -> Result<()> {
-    let listed = run("rustup", &[kind, "list", "--installed"]);
+    let listed = output(Command::new("rustup").args([kind, "list", "--installed"]));
     let listed = listed.context("rustup not found; install Rust with rustup first")?;
-    if String::from_utf8_lossy(&listed.stdout)
-        .lines()
-        .any(|l| l.starts_with(item))
-    {
+    if listed.lines().any(|l| l.starts_with(item)) {
         return Ok(());
     }
     println!("    installing {item}: rustup {kind} add {item}");
     let added = Command::new("rustup").args([kind, "add", item]).status();
-    let ok = added.is_ok_and(|s| s.success());
-    ensure!(ok, "`rustup {kind} add {item}` failed");
+    let added = added.is_ok_and(|s| s.success());
+    ensure!(added, "`rustup {kind} add {item}` failed");
     Ok(())
 }
 
 /// True when dpkg says `pkg` (`name` or `name=version`) is installed.
 pub fn installed(pkg: &str) -> bool {
     let (name, wanted) = pkg.split_once('=').unwrap_or((pkg, ""));
-    let Ok(query) = run("dpkg-query", &["-W", "-f=${Status} ${Version}", name]) else {
-        return false;
-    };
-    let text = String::from_utf8_lossy(&query.stdout);
+    let query = ["-W", "-f=${Status} ${Version}", name];
+    let text = output(Command::new("dpkg-query").args(query)).unwrap_or_default();
     let version = text.split_once(" installed ").map(|(_, v)| v);
-    query.status.success() && version.is_some_and(|v| wanted.is_empty() || v == wanted)
+    version.is_some_and(|v| wanted.is_empty() || v == wanted)
 }
 
-/// Installs those of `packages` dpkg lacks, printing what and how long it
-/// took.
+/// Installs those of `packages` dpkg lacks, printing what and how long it took.
 pub fn apt_ensure(packages: &[&str]) -> Result<()> {
     let missing = || packages.iter().copied().filter(|p| !installed(p));
     let wanted: Vec<&str> = missing().collect();
@@ -73,13 +56,12 @@ pub fn apt_ensure(packages: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Installs `packages` with apt (`--no-install-recommends`; a `name=version`
-/// may be a downgrade) when running as
-/// root, or fails naming the exact command to run.
+/// Installs `packages` with apt as root (a `name=version` may be a
+/// downgrade), or fails naming the exact command to run.
 pub fn apt_install(packages: &[&str]) -> Result<()> {
     let list = packages.join(" ");
     let install = format!("apt-get install -y --allow-downgrades --no-install-recommends {list}");
-    let root = run("id", &["-u"]).is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let root = output(Command::new("id").arg("-u")).is_ok_and(|id| id == "0\n");
     let how = format!("missing {list}; run: sudo apt-get update && sudo {install}");
     ensure!(root && has_command("apt-get"), how);
     println!("    installing {list}: {install}");
@@ -91,18 +73,19 @@ pub fn apt_install(packages: &[&str]) -> Result<()> {
 
 /// Whether `cmd` is on the PATH.
 pub fn has_command(cmd: &str) -> bool {
-    let found = run("sh", &["-c", &format!("command -v {cmd}")]);
-    found.is_ok_and(|o| o.status.success())
+    output(Command::new("sh").args(["-c", &format!("command -v {cmd}")])).is_ok()
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_pinned_package_is_installed_only_at_its_version() {
-        let version = super::run("dpkg-query", &["-W", "-f=${Version}", "dpkg"]).unwrap();
-        let version = String::from_utf8(version.stdout).unwrap();
-        assert!(super::installed("dpkg") && super::installed(&format!("dpkg={version}")));
-        assert!(!super::installed("dpkg=0.0-not-this-one"));
-        assert!(!super::installed("no-such-package-gmem-kmap"));
+        let version = output(Command::new("dpkg-query").args(["-W", "-f=${Version}", "dpkg"]));
+        let version = version.unwrap();
+        assert!(installed("dpkg") && installed(&format!("dpkg={version}")));
+        assert!(!installed("dpkg=0.0-not-this-one"));
+        assert!(!installed("no-such-package-gmem-kmap"));
     }
 }

@@ -72,7 +72,7 @@ impl Boots<'_> {
             one_thread: true,
         };
         let image = image.expect("built before booting");
-        qemu::boot(image, initrd, at.0, at.1, boot_timeout(), log, extra)?.result()
+        qemu::boot(image, initrd, at.0, at.1, boot_timeout(), log, extra)
     }
 
     /// Boots `program` alone (KUnit off; it ran already), logged as `<kernel>-<name>`: the log.
@@ -177,7 +177,7 @@ pub fn boot_script(
     write_initramfs(&initrd, false, &tools, &[(&test, script)])?;
     let log = script_log(cache, name, smp, paging);
     let image = extra.kernel.unwrap_or(&built.kernel);
-    qemu::boot(image, &initrd, smp, paging, boot_timeout(), &log, extra)?.result()?;
+    qemu::boot(image, &initrd, smp, paging, boot_timeout(), &log, extra)?;
     let text = read_log(&log)?;
     let problems = super::verdict::script_problems(&text, paging);
     problems.with_context(|| format!("log: {}", log.display()))?;

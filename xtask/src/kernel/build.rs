@@ -9,13 +9,12 @@ use std::process::Command;
 use super::Cache;
 use super::run::{logged, output};
 use super::verdict::read_log;
-use anyhow::{Result, bail};
+use anyhow::{Result, ensure};
 
 /// Builds `targets` in `<cache>/build/<name>` and scans the log.
 pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<PathBuf> {
     let (out, log) = (cache.build(name), cache.log(&format!("{name}-build")));
-    // This build's own ccache statistics, so that other builds sharing the
-    // cache neither skew nor reset them.
+    // This build's own ccache statistics: other builds neither skew nor reset them.
     let stats = cache.log(&format!("{name}-ccache-stats"));
     let _ = fs::remove_file(&stats);
     let ccache = [
@@ -26,39 +25,27 @@ pub fn make(cache: &Cache, tree: &Path, name: &str, targets: &[&str]) -> Result<
     let mut make = super::run::make(tree);
     make.arg(format!("O={}", out.display())).args(targets);
     make.args(["CC=ccache gcc", "HOSTCC=ccache gcc"]);
-    let shown = format!("make O={} {}", out.display(), targets.join(" "));
-    println!("    {shown}\n    log: {}", log.display());
-    let ended = logged(make.envs(ccache.clone()), &log, None)?;
+    // Judged after the scan, which sees a failed build's warnings too.
+    let made = logged(make.envs(ccache.clone()), &log, None);
+    let stats = output(Command::new("ccache").arg("--show-log-stats").envs(ccache));
     println!("    ccache, this build:");
-    for (args, keep) in [("--show-log-stats", ""), ("-s", "Cache size")] {
-        match output(Command::new("ccache").arg(args).envs(ccache.clone())) {
-            Ok(text) => (text.lines())
-                .filter(|l| !l.trim().is_empty() && l.contains(keep))
-                .for_each(|l| println!("    | {l}")),
-            Err(e) => println!("    | {e:#}"),
-        }
-    }
+    let stats = stats.unwrap_or_else(|e| format!("{e:#}"));
+    stats.lines().for_each(|l| println!("    | {l}"));
     let scan = scan(&read_log(&log)?, &tree.display().to_string());
     for obj in &scan.stale {
         // Rebuilt next time, so its warnings are printed again.
         let _ = fs::remove_file(out.join(obj));
     }
-    let said = scan.objtool.is_empty().then_some(" no output");
-    println!("    objtool:{}", said.unwrap_or(""));
+    println!("    objtool: {} line(s)", scan.objtool.len());
     scan.objtool.iter().for_each(|l| println!("    | {l}"));
-    ended.result()?;
-    if !scan.fatal.is_empty() {
-        println!("    warnings that fail the build stage:");
-        scan.fatal.iter().for_each(|l| println!("    | {l}"));
-        let n = scan.fatal.len();
-        let from = "from gmem_kmap, objtool or the linker";
-        bail!("{n} warning(s) {from}; log: {}", log.display());
-    }
+    made?;
+    let (n, shown) = (scan.fatal.len(), log.display());
+    scan.fatal.iter().for_each(|l| println!("    fatal: {l}"));
+    ensure!(n == 0, "{n} warning(s) that fail the stage; log: {shown}");
     Ok(out)
 }
 
-/// A build log's objtool lines, the lines that fail the stage, and the
-/// objects that gave them (removed, so that the next make says it again).
+/// A build log's objtool lines, the lines that fail the stage, their objects.
 #[derive(Debug, Default)]
 struct Scan {
     objtool: Vec<String>,

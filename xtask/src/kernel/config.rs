@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Kernel configurations: `kernel-patch/configs/*.config` merged by the
-//! tree's `merge_config.sh`, expanded by `make allnoconfig`, then checked:
-//! Kconfig silently drops a symbol whose dependencies are unmet.
+//! `kernel-patch/configs/*.config` merged by the tree's `merge_config.sh`, expanded by
+//! `make allnoconfig`, then checked: Kconfig silently drops a symbol with unmet dependencies.
 
 use std::collections::HashMap;
 use std::fs;
@@ -10,7 +9,7 @@ use std::process::Command;
 
 use super::Cache;
 use super::run::{logged, output};
-use super::source::git;
+use super::verdict::read_log;
 use anyhow::{Context as _, Result, ensure};
 
 /// `kernel-patch/configs/<name>.config`, or the `--<name>-config` file.
@@ -39,7 +38,7 @@ fn merge(tree: &Path, frags: &[PathBuf], out: &Path) -> Result<String> {
     let merged = out.join("fragment.config");
     let said = output(merge.current_dir(out).env("KCONFIG_CONFIG", &merged))?;
     said.lines().for_each(|l| println!("    | {l}"));
-    fs::read_to_string(&merged).with_context(|| format!("read {}", merged.display()))
+    read_log(&merged)
 }
 
 /// Configures and checks `<cache>/build/<name>` (`debug`: `boot` + `debug`).
@@ -48,37 +47,17 @@ pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf> {
     let frags: Vec<_> = base.into_iter().chain([fragment(name)]).collect();
     let out = cache.build(name);
     let text = merge(tree, &frags, &out)?;
-    // Same fragment on the same tree: .config would come out the same, and
-    // rewriting it costs a relink.
-    let head = output(git(tree).args(["rev-parse", "HEAD"]))?;
-    let (stamp_path, stamp) = (out.join(".gmem-kmap-fragment"), format!("{head}{text}"));
-    let config = if fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp)
-        && let Ok(config) = fs::read_to_string(out.join(".config"))
-    {
-        println!("    unchanged: .config from this fragment on this tree");
-        config
-    } else {
-        let _ = fs::remove_file(&stamp_path);
-        let config = allnoconfig(cache, tree, name, &[])?;
-        fs::write(&stamp_path, stamp)?;
-        config
-    };
-    let wanted = parse_fragment(&text);
-    let missing = missing(&wanted, &config);
-    for m in &missing {
-        println!("    not in .config as asked: {m}");
-    }
-    let (n, frag) = (missing.len(), out.join("fragment.config"));
+    // Kconfig leaves an unchanged .config alone (no relink).
+    let config = allnoconfig(cache, tree, name, &[])?;
+    let (wanted, frag) = (parse_fragment(&text), out.join("fragment.config"));
+    let missing = missing(&wanted, &config).join(", ");
     let why = "did not take (unmet dependencies or unknown symbols)";
-    let why = format!("{why}: {}", missing.join(", "));
-    ensure!(n == 0, "{n} option(s) of {} {why}", frag.display());
-    let n = wanted.len();
-    println!("    all {n} options of the fragment are set as asked");
+    ensure!(missing.is_empty(), "{} {why}: {missing}", frag.display());
+    println!("    all {} fragment options set as asked", wanted.len());
     Ok(out)
 }
 
-/// The unchecked `.config` of the boot fragment in build directory `name`,
-/// with `extra` make arguments (e.g. `RUSTC=`).
+/// The unchecked `.config` of the boot fragment, `extra` make arguments added.
 pub fn configure_with(cache: &Cache, tree: &Path, name: &str, extra: &[String]) -> Result<String> {
     merge(tree, &[fragment("boot")], &cache.build(name))?;
     allnoconfig(cache, tree, name, extra)
@@ -88,13 +67,11 @@ pub fn configure_with(cache: &Cache, tree: &Path, name: &str, extra: &[String]) 
 fn allnoconfig(cache: &Cache, tree: &Path, name: &str, extra: &[String]) -> Result<String> {
     let (out, log) = (cache.build(name), cache.log(&format!("{name}-config")));
     let frag = out.join("fragment.config");
-    println!("    {} -> {}/.config", frag.display(), out.display());
     let mut make = super::run::make(tree);
     make.arg(format!("O={}", out.display()));
     make.arg(format!("KCONFIG_ALLCONFIG={}", frag.display()));
-    logged(make.args(extra).arg("allnoconfig"), &log, None)?.result()?;
-    let config = out.join(".config");
-    fs::read_to_string(&config).with_context(|| format!("read {}", config.display()))
+    logged(make.args(extra).arg("allnoconfig"), &log, None)?;
+    read_log(&out.join(".config"))
 }
 
 /// `(CONFIG_X, v)` for `CONFIG_X=v`, `(CONFIG_X, "n")` for `# ... is not set`.
@@ -110,15 +87,11 @@ fn parse_fragment(text: &str) -> Vec<(&str, &str)> {
 /// The wishes .config does not meet (`n` is met by absence too).
 fn missing(wanted: &[(&str, &str)], config: &str) -> Vec<String> {
     let have: HashMap<_, _> = parse_fragment(config).into_iter().collect();
-    let mut missing = Vec::new();
-    for &(k, want) in wanted {
-        let got = have.get(k).copied().unwrap_or("n");
-        if want != got {
-            let got = if got == "n" { "unset" } else { got };
-            missing.push(format!("{k}={want} (got {got})"));
-        }
-    }
-    missing
+    let got = |k: &str| have.get(k).copied().unwrap_or("n");
+    let unmet = wanted.iter().filter(|&&(k, want)| got(k) != want);
+    let unset = |v| if v == "n" { "unset" } else { v };
+    let said = |&(k, want): &(&str, &str)| format!("{k}={want} (got {})", unset(got(k)));
+    unmet.map(said).collect()
 }
 
 #[cfg(test)]
@@ -131,28 +104,23 @@ mod tests {
         let wanted = parse_fragment(frag);
         assert_eq!((wanted.len(), wanted[2]), (5, ("CONFIG_B", "n")));
         let config = "CONFIG_A=y\nCONFIG_NR=512\n# CONFIG_C is not set\nCONFIG_B=y\n";
-        let want = [
-            "CONFIG_NR=8192 (got 512)",
-            "CONFIG_B=n (got y)",
-            "CONFIG_D=y (got unset)",
-        ];
-        assert_eq!(missing(&wanted, config), want);
+        let want = "CONFIG_NR=8192 (got 512), CONFIG_B=n (got y), CONFIG_D=y (got unset)";
+        assert_eq!(missing(&wanted, config).join(", "), want);
     }
 
     /// The tree's merge_config.sh, as `cargo xtask boot-test` prepared it.
     #[test]
     fn a_later_layer_overrides_an_earlier_one() {
         let tree = Cache::from_env().linux();
-        let dir = std::env::temp_dir().join(format!("xtask-merge-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         let (a, b) = (dir.join("a.config"), dir.join("b.config"));
         fs::write(&a, "CONFIG_A=y\nCONFIG_B=y\n").unwrap();
         fs::write(&b, "# CONFIG_A is not set\nCONFIG_C=m").unwrap();
-        let text = merge(&tree, &[a.clone(), b], &dir).unwrap();
+        let text = merge(&tree, &[a.clone(), b], dir).unwrap();
         let want = [("CONFIG_B", "y"), ("CONFIG_A", "n"), ("CONFIG_C", "m")];
         assert_eq!(parse_fragment(&text), want);
-        let gone = merge(&tree, &[a, dir.join("gone.config")], &dir).unwrap_err();
+        let gone = merge(&tree, &[a, dir.join("gone.config")], dir).unwrap_err();
         assert!(format!("{gone:#}").contains("gone.config"), "{gone:#}");
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

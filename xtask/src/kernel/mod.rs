@@ -18,7 +18,7 @@ mod initramfs;
 mod ktap;
 mod packages;
 mod qemu;
-mod run;
+pub(crate) mod run;
 mod selftests;
 mod source;
 mod stage;

@@ -4,39 +4,21 @@
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// How often a progress line is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(20);
 
-/// How a logged command ended: why it failed, if it did, and its log.
-pub struct Ended(Option<String>, PathBuf);
-
-impl Ended {
-    /// Ok after a successful exit; else prints the log's tail and says why.
-    pub fn result(self) -> Result<()> {
-        let Ended(Some(failure), log) = self else {
-            return Ok(());
-        };
-        println!("    last 40 lines of {}:", log.display());
-        for line in tail(&log, 40) {
-            println!("    | {line}");
-        }
-        bail!("{failure}; log: {}", log.display())
-    }
-}
-
 /// Runs `cmd`, output into `log`, killing it (SIGKILL, only the process
-/// started here) when `timeout` passes.
-pub fn logged(cmd: &mut Command, log: &Path, timeout: Option<Duration>) -> Result<Ended> {
+/// started here) when `timeout` passes; on failure prints the log's tail.
+pub fn logged(cmd: &mut Command, log: &Path, timeout: Option<Duration>) -> Result<()> {
+    let limit = timeout.map_or(String::new(), |t| format!(" (timeout {})", clock(t)));
+    println!("    {cmd:?}\n    log: {}{limit}", log.display());
     let file = File::create(log).with_context(|| format!("create {}", log.display()))?;
     cmd.stdin(Stdio::null()).stdout(file.try_clone()?);
-    let mut child = cmd
-        .stderr(file)
-        .spawn()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
+    cmd.stderr(file);
+    let mut child = cmd.spawn().with_context(|| format!("cannot run {cmd:?}"))?;
     let program = cmd.get_program().to_string_lossy().into_owned();
     let (start, mut next) = (Instant::now(), PROGRESS_EVERY);
     let failure = loop {
@@ -56,11 +38,16 @@ pub fn logged(cmd: &mut Command, log: &Path, timeout: Option<Duration>) -> Resul
         }
         std::thread::sleep(Duration::from_millis(250));
     };
-    Ok(Ended(failure, log.to_path_buf()))
+    let Some(failure) = failure else {
+        return Ok(());
+    };
+    println!("    last 40 lines of {}:", log.display());
+    tail(log, 40).iter().for_each(|l| println!("    | {l}"));
+    bail!("{failure}; log: {}", log.display())
 }
 
 /// The last `n` lines of `path`, control characters (serial `\r`s) removed.
-pub fn tail(path: &Path, n: usize) -> Vec<String> {
+fn tail(path: &Path, n: usize) -> Vec<String> {
     let text = output(Command::new("tail").arg(format!("-n{n}")).arg(path)).unwrap_or_default();
     let text_only = |l: &str| l.replace(|c: char| c.is_control() && c != '\t', "");
     text.lines().map(text_only).collect()
@@ -75,7 +62,7 @@ pub fn make(dir: &Path) -> Command {
 }
 
 /// `1m05s` style.
-pub fn clock(d: Duration) -> String {
+fn clock(d: Duration) -> String {
     format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
 }
 
@@ -98,16 +85,15 @@ mod tests {
     #[test]
     fn a_logged_command_fails_on_error_or_timeout() {
         let log = std::env::temp_dir().join(format!("xtask-run-{}.log", std::process::id()));
+        let timeout = Some(Duration::from_millis(300));
         for (script, want, last) in [
             ("printf 'fi\\rne\\n'", "", "fine"),
             ("echo bad; exit 3", "sh exited with exit status: 3", "bad"),
             ("sleep 5", "sh timed out after 0m00s and was killed", ""),
         ] {
-            let mut sh = Command::new("sh");
-            sh.args(["-c", script]);
-            let ended = logged(&mut sh, &log, Some(Duration::from_millis(300))).unwrap();
-            let got = ended.result().err().map(|e| e.to_string());
-            assert_eq!(got.unwrap_or_default().split(';').next(), Some(want));
+            let got = logged(Command::new("sh").args(["-c", script]), &log, timeout);
+            let got = got.err().map(|e| e.to_string()).unwrap_or_default();
+            assert_eq!(got.split(';').next(), Some(want));
             assert_eq!(tail(&log, 1).concat(), last);
         }
         let failed = output(Command::new("sh").args(["-c", "echo oops >&2; false"]));

@@ -3,10 +3,9 @@
 //! against the build's uapi headers; a test's TAP is the suite `selftest <name>`.
 
 use super::run::logged;
-use anyhow::{Context as _, Result, ensure};
-use std::fs;
+use super::verdict::read_log;
+use anyhow::{Result, ensure};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The programs (`x86_64/<name>.c`) and their guest directory: `/init` runs
 /// `/tests/*` at every boot, scripts `/bin/*` when they ask.
@@ -25,16 +24,6 @@ pub const DEBUG_TESTS: &str = "/debug-tests";
 /// The selftests' directory whose Makefile builds the programs.
 const KVM_SELFTESTS: &str = "tools/testing/selftests/kvm";
 
-/// `make` into `out`: static, against `include`, `-Werror`.
-fn make_command(tree: &Path, out: &Path, include: &Path) -> Command {
-    let mut make = super::run::make(tree);
-    make.args(["-C", KVM_SELFTESTS]);
-    make.arg(format!("OUTPUT={}", out.display()));
-    make.arg(format!("KHDR_INCLUDES=-isystem {}", include.display()));
-    make.args(["LDFLAGS=-static", "EXTRA_CFLAGS=-Werror"]);
-    make
-}
-
 /// The warnings in a build's output (the linker's too).
 fn warnings(text: &str) -> Vec<&str> {
     text.lines().filter(|l| l.contains("warning:")).collect()
@@ -43,10 +32,7 @@ fn warnings(text: &str) -> Vec<&str> {
 /// Builds the programs present into `<build>/selftests/`: (guest path, binary).
 pub fn build(tree: &Path, build: &Path) -> Result<Vec<(String, PathBuf)>> {
     let include = build.join("usr/include");
-    let (kvm_h, dir) = (include.join("linux/kvm.h"), build.display());
-    ensure!(kvm_h.exists(), "{dir}: no uapi headers from `make headers`");
     let out = build.join("selftests");
-    fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
     let mut built = Vec::new();
     for &(name, dir) in PROGRAMS {
         let src = format!("{KVM_SELFTESTS}/x86_64/{name}.c");
@@ -58,13 +44,15 @@ pub fn build(tree: &Path, build: &Path) -> Result<Vec<(String, PathBuf)>> {
     if built.is_empty() {
         return Ok(built);
     }
-    let mut make = make_command(tree, &out, &include);
-    make.args(built.iter().map(|(_, bin)| bin));
+    let mut make = super::run::make(tree);
+    make.args(["-C", KVM_SELFTESTS, "EXTRA_CFLAGS=-Werror"]);
+    make.arg("LDFLAGS=-static")
+        .arg(format!("OUTPUT={}", out.display()));
+    make.arg(format!("KHDR_INCLUDES=-isystem {}", include.display()));
     let log = super::Cache::from_env().log("selftests-build");
-    println!("    {make:?}\n    log: {}", log.display());
-    logged(&mut make, &log, None)?.result()?;
-    let text = fs::read_to_string(&log).with_context(|| format!("read {}", log.display()))?;
+    logged(make.args(built.iter().map(|(_, bin)| bin)), &log, None)?;
     // Warnings fail the stage, as they fail the kernel build.
+    let text = read_log(&log)?;
     let found = warnings(&text);
     found.iter().for_each(|l| println!("    | {l}"));
     let n = found.len();
@@ -90,17 +78,7 @@ mod tests {
     }
 
     #[test]
-    fn the_make_command_is_static_with_werror_and_warnings_are_found() {
-        let (tree, out) = (Path::new("/linux"), Path::new("/b/selftests"));
-        let make = make_command(tree, out, Path::new("/b/usr/include"));
-        let args: Vec<_> = make.get_args().map(|a| a.to_str().unwrap()).collect();
-        assert!(args[0].starts_with("-j"), "{args:?}");
-        let want = "-C tools/testing/selftests/kvm OUTPUT=/b/selftests \
-            KHDR_INCLUDES=-isystem /b/usr/include LDFLAGS=-static EXTRA_CFLAGS=-Werror";
-        assert_eq!(
-            (args[1..].join(" "), make.get_current_dir()),
-            (want.into(), Some(tree))
-        );
+    fn warnings_and_linker_warnings_are_found() {
         let text = "gcc -c x.c\nx.c:1:2: warning: unused variable 'a'\n\
                     /usr/bin/ld: warning: y.o: missing .note.GNU-stack section\nmake: done\n";
         assert_eq!(warnings(text).len(), 2);
