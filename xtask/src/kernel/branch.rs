@@ -224,26 +224,25 @@ mod tests {
     #[test]
     fn ready_refuses_what_could_lose_work() {
         let scratch = tempfile::tempdir().unwrap();
-        let dir = scratch.path().join("repo");
-        fs::create_dir_all(dir.join("mm")).unwrap();
-        let run = |args: &[&str]| git(&dir, args).unwrap();
+        let dir = scratch.path();
+        let run = |args: &[&str]| git(dir, args).unwrap();
         run(&["init", "-q", "-b", BRANCH]);
         // Debian's top-level .gitignore: `git status` hides every new file.
         fs::write(dir.join(".gitignore"), "/*\n").unwrap();
-        fs::write(dir.join("mm/a.c"), "int a;\n").unwrap();
+        fs::write(dir.join("a.c"), "int a;\n").unwrap();
         run(&["add", "-f", "."]);
         run(&["commit", "-q", "-m", "base"]);
-        ready(&dir).unwrap();
+        ready(dir).unwrap();
         let refused = |why: &str| {
-            let err = ready(&dir).unwrap_err().to_string();
+            let err = ready(dir).unwrap_err().to_string();
             assert!(err.contains(why), "{err}");
         };
-        fs::write(dir.join("mm/new.c"), "int b;\n").unwrap();
-        refused("untracked files (`! mm/new.c`)");
-        fs::remove_file(dir.join("mm/new.c")).unwrap();
-        fs::write(dir.join("mm/a.c"), "int c;\n").unwrap();
+        fs::write(dir.join("new.c"), "int b;\n").unwrap();
+        refused("untracked files (`! new.c`)");
+        fs::remove_file(dir.join("new.c")).unwrap();
+        fs::write(dir.join("a.c"), "int c;\n").unwrap();
         refused("uncommitted");
-        run(&["checkout", "-q", "mm/a.c"]);
+        run(&["checkout", "-q", "a.c"]);
         run(&["checkout", "-q", "--detach"]);
         refused("HEAD is not branch");
         run(&["checkout", "-q", BRANCH]);

@@ -214,7 +214,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_cover_letter_and_the_first_difference() {
+    fn the_cover_letter_the_first_difference_and_the_kernel_crate() {
         let text = "Subject: KVM: x\nTail: c\n\n{patches}: {head} propose, {tail} compare\n";
         let (subject, body) = cover(text, &["a", "b", "c", "d"]).unwrap();
         assert_eq!(subject + &body, "KVM: x4: 1-2 propose, 3-4 compare\n");
@@ -236,6 +236,22 @@ mod tests {
         let extra = "0003-z.patch is not in what the series exports";
         assert_eq!(first(&a, &b).unwrap(), extra);
         assert_eq!(first(&b, &a).unwrap(), "0003-z.patch is missing");
+
+        let root_lock = fs::read_to_string(root().join("Cargo.lock")).unwrap();
+        let x86 = root_lock.find("name = \"x86_64\"").unwrap();
+        let entry = format!("[[package]]\n{}", &root_lock[x86..x86 + 60]);
+        assert!(pinned_by_root_lock(&entry).is_ok());
+        let bumped = "[[package]]\nname = \"x86_64\"\nversion = \"9.9.9\"\n";
+        let err = pinned_by_root_lock(bumped).unwrap_err().to_string();
+        assert!(err.contains("version = \"9.9.9\""), "{err}");
+        let out = kernel_manifest(include_str!("host-manifest.toml")).unwrap();
+        assert!(out.starts_with("# The gmem-kmap core as Linux builds it"));
+        for kept in ["a = \"1\"", "[profile.release]\npanic", "\n[workspace]\n"] {
+            assert!(out.contains(kept), "{kept} lost:\n{out}");
+        }
+        for gone in ["dev-dependencies", "test", "bench", "members"] {
+            assert!(!out.contains(gone), "{gone} left in:\n{out}");
+        }
     }
 
     #[test]
@@ -248,10 +264,8 @@ mod tests {
             fs::write(at.join(CRATE_DIR).join("lib.rs"), lib).unwrap();
             fs::write(at.join(HEADER), "old\n").unwrap();
         };
-        let (git, refresh) = (
-            |args: &[&str]| run(&repo, args).unwrap(),
-            || refresh_with(&repo, "base", "HEAD", scratch.path()),
-        );
+        let git = |args: &[&str]| run(&repo, args).unwrap();
+        let refresh = || refresh_with(&repo, "base", "HEAD", scratch.path());
         put(&repo, "old\n");
         put(&files, "old\n");
         git(&["init", "-q", "-b", "main"]);
@@ -277,24 +291,5 @@ mod tests {
         git(&["commit", "-q", "-a", "-m", "tweak the vendored crate"]);
         let err = refresh().unwrap_err().to_string();
         assert!(err.contains("tweak the vendored crate") && err.contains("changes generated"));
-    }
-
-    #[test]
-    fn the_kernel_crate_keeps_only_what_the_library_needs() {
-        let root_lock = fs::read_to_string(root().join("Cargo.lock")).unwrap();
-        let x86 = root_lock.find("name = \"x86_64\"").unwrap();
-        let entry = format!("[[package]]\n{}", &root_lock[x86..x86 + 60]);
-        assert!(pinned_by_root_lock(&entry).is_ok());
-        let bumped = "[[package]]\nname = \"x86_64\"\nversion = \"9.9.9\"\n";
-        let err = pinned_by_root_lock(bumped).unwrap_err().to_string();
-        assert!(err.contains("version = \"9.9.9\""), "{err}");
-        let out = kernel_manifest(include_str!("host-manifest.toml")).unwrap();
-        assert!(out.starts_with("# The gmem-kmap core as Linux builds it"));
-        for kept in ["a = \"1\"", "[profile.release]\npanic", "\n[workspace]\n"] {
-            assert!(out.contains(kept), "{kept} lost:\n{out}");
-        }
-        for gone in ["dev-dependencies", "test", "bench", "members"] {
-            assert!(!out.contains(gone), "{gone} left in:\n{out}");
-        }
     }
 }

@@ -43,9 +43,8 @@ pub fn cached(cache: &Cache) -> Option<Tree> {
     (stamp == version && tagged.is_ok()).then_some(Tree { dir, version })
 }
 
-/// The tree of the installed package (installed first), unpacked and
-/// committed unless cached; a new one empties the build directories too
-/// (its old mtimes would look older than stale objects). Run locked.
+/// The installed package's tree, unpacked and committed unless cached, the
+/// build directories emptied (old mtimes would hide stale objects). Locked.
 pub fn prepare(cache: &Cache) -> Result<Tree> {
     if let Some(tree) = cached(cache) {
         let (version, dir) = (&tree.version, tree.dir.display());
@@ -57,25 +56,18 @@ pub fn prepare(cache: &Cache) -> Result<Tree> {
     }
     let (version, dir) = (installed()?, cache.linux());
     // `series edit`'s work is never removed behind the user's back.
-    let work = run(
-        &dir,
-        &["for-each-ref", "refs/heads/gmem-kmap", "refs/gmem-kmap/"],
-    );
+    let refs = ["for-each-ref", "refs/heads/gmem-kmap", "refs/gmem-kmap/"];
+    let work = run(&dir, &refs).is_ok_and(|refs| !refs.is_empty());
     let worktrees = run(&dir, &["worktree", "list"]).map_or(0, |w| w.lines().count());
-    if work.is_ok_and(|refs| !refs.is_empty()) || worktrees > 1 {
+    if work || worktrees > 1 {
         bail!(
             "{dir:?} must be made again for {PACKAGE} {version}, but holds `series edit`'s work: \
              export it, then remove it and the worktree by hand"
         );
     }
-    let stamp = cache.root.join("linux.version");
-    let _ = fs::remove_file(&stamp);
-    for stale in [&dir, &cache.root.join("build")] {
-        if stale.exists() {
-            println!("    removing {stale:?}");
-            fs::remove_dir_all(stale).with_context(|| format!("rm {stale:?}"))?;
-        }
-    }
+    let (stamp, build) = (cache.root.join("linux.version"), cache.root.join("build"));
+    println!("    removing {dir:?}, {build:?} and {stamp:?}");
+    output(Command::new("rm").arg("-rf").args([&dir, &build, &stamp]))?;
     let init = ["init", "-q", "-b", "main", &dir.display().to_string()];
     run(&cache.root, &init)?;
     let tarball = format!("/usr/src/{PACKAGE}.tar.xz");
@@ -85,16 +77,8 @@ pub fn prepare(cache: &Cache) -> Result<Tree> {
     println!("    committing it as tag `{BASE}` (git add of ~90k files, about half a minute)");
     // Debian's top-level .gitignore ends with `/*`: without -f nothing is added.
     run(&dir, &["add", "-A", "-f"])?;
-    run(
-        &dir,
-        &[
-            "commit",
-            "-q",
-            "--no-verify",
-            "-m",
-            &format!("{PACKAGE} {version}"),
-        ],
-    )?;
+    let message = format!("{PACKAGE} {version}");
+    run(&dir, &["commit", "-q", "--no-verify", "-m", &message])?;
     run(&dir, &["tag", BASE])?;
     fs::write(&stamp, &version)?;
     Ok(Tree { dir, version })
@@ -126,12 +110,8 @@ pub fn apply(tree: &Tree, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `git am` of `patches` in `dir`, aborted (HEAD back where it was) when
-/// one does not apply.
+/// `git am` of `patches` in `dir`, aborted (HEAD back) when one does not apply.
 pub fn am(dir: &Path, patches: &[PathBuf]) -> Result<()> {
-    if patches.is_empty() {
-        return Ok(());
-    }
     let mut am = git(dir);
     am.args(["am", "--quiet", "--3way", "--keep-cr"]);
     let applied = output(am.arg("--committer-date-is-author-date").args(patches));
@@ -162,10 +142,7 @@ pub fn series_patches(dir: &Path) -> Result<Vec<PathBuf>> {
 /// The series' identity: its files' names and blob ids (`git hash-object`).
 pub fn series_id(repo: &Path, files: &[PathBuf]) -> Result<String> {
     let names: Vec<_> = files.iter().filter_map(|f| f.file_name()).collect();
-    let ids = match files {
-        [] => String::new(),
-        _ => output(git(repo).arg("hash-object").args(files))?,
-    };
+    let ids = output(git(repo).arg("hash-object").args(files))?;
     Ok(format!("{names:?}\n{ids}").trim_end().to_string())
 }
 
@@ -182,9 +159,8 @@ pub fn base_version(dir: &Path) -> Option<String> {
     Some(word.trim_end_matches(['.', ':', ';']).into())
 }
 
-/// `git` in `dir` with a fixed identity and dates, no user or system
-/// configuration, no hooks, no inherited `GIT_*` variable (from a hook or
-/// `rebase -x`): what xtask commits and exports is the same for anyone.
+/// `git` in `dir` with a fixed identity and dates, no configuration, hooks
+/// or inherited `GIT_*` variable: what xtask commits is the same for anyone.
 pub fn git(dir: &Path) -> Command {
     let mut cmd = Command::new("git");
     for (name, _) in std::env::vars_os().filter(|(n, _)| n.to_string_lossy().starts_with("GIT_")) {
@@ -214,8 +190,7 @@ pub fn checkpatch(tree: &Tree, dir: &Path) -> Result<()> {
     let mut cmd = Command::new("perl");
     cmd.arg("scripts/checkpatch.pl").current_dir(&tree.dir);
     cmd.args(["--strict", "--terse", "--summary-file", "--show-types"]);
-    // Debian's python3, with the `ply` and `git` modules spdxcheck.py
-    // needs, before any pyenv or venv one.
+    // Debian's python3 (spdxcheck.py imports `ply` and `git`) before any venv's.
     let path = std::env::var("PATH").unwrap_or_default();
     cmd.env("PATH", format!("/usr/bin:/bin:{path}"));
     let patches = series_patches(dir)?;
@@ -250,8 +225,7 @@ fn verdict(ok: bool, out: &str, err: &str) -> Result<()> {
     Ok(())
 }
 
-/// The patch without the diffs of files under [`VENDORED`], and how many
-/// were left out.
+/// The patch without the diffs under [`VENDORED`], and how many it left out.
 fn without_vendored(patch: &str) -> (String, usize) {
     let (mut kept, mut skipping, mut left_out) = (String::new(), false, 0);
     for line in patch.split_inclusive('\n') {
