@@ -1,16 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! `cargo xtask series edit|export [--check]`, as Debian's `gbp pq`: the
 //! series as commits on [`BRANCH`] in a worktree of the cache's kernel
-//! repository (`<cache>/edit`), exported into `kernel-patch/`. A sync sets
-//! [`SYNCED`] to the tip and notes `kernel-patch/`'s files on it: `edit`
-//! stops on commits past it that `kernel-patch/` lacks, `export` on a
-//! `kernel-patch/` changed since (unless `--force`), both in a worktree off
-//! the branch, in a git operation or not clean. Progress goes to stderr.
+//! repository (`<cache>/edit`), exported into `kernel-patch/`. Each sync
+//! is recorded ([`SYNCED`], [`EXPORTED`]) so that neither side's changes
+//! are overwritten unseen. Progress goes to stderr.
 
-use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use super::export;
+use super::run::output;
 use super::source::{self, BASE, patch_files, run as git, series_id};
 use super::{Cache, series_dir};
 use anyhow::{Context as _, Result, bail, ensure};
@@ -59,8 +58,6 @@ pub fn run(task: SeriesTask) -> Result<()> {
 
 /// `series edit`: `kernel-patch/` onto the branch in `dir`.
 fn edit(cache: &Cache, dir: &Path) -> Result<()> {
-    // A boot test holds the lock for its whole run: wait for it only when
-    // the tree has to be made.
     // Locked only to make the tree: a boot test holds the lock all its run.
     if source::cached(cache).is_none() {
         let _lock = cache.lock()?;
@@ -123,7 +120,7 @@ fn ready(dir: &Path) -> Result<()> {
 /// A fresh export: its directory, its files and its first difference.
 type Export = (TempDir, Vec<PathBuf>, Option<String>);
 
-/// `tip` of `repo` exported afresh and compared with `series`.
+/// `tip` of `repo` exported and compared with `series`.
 fn reexport(repo: &Path, tip: &str, series: &Path) -> Result<Export> {
     let out = tempfile::tempdir()?;
     let files = export::format(repo, tip, series, out.path())?;
@@ -131,9 +128,8 @@ fn reexport(repo: &Path, tip: &str, series: &Path) -> Result<Export> {
     Ok((out, files, first))
 }
 
-/// Resets the worktree to `base` and applies `kernel-patch/`; `old` is the
-/// tip being replaced, kept as `refs/gmem-kmap/backup/<old>` and restored
-/// if `git am` fails.
+/// `kernel-patch/` applied on `base`; `old`, the tip replaced, is kept as
+/// `refs/gmem-kmap/backup/<old>` and restored if `git am` fails.
 fn apply(dir: &Path, old: Option<&str>) -> Result<()> {
     if let Some(old) = old {
         let backup = format!("refs/gmem-kmap/backup/{old}");
@@ -191,13 +187,8 @@ fn export(dir: &Path, force: bool) -> Result<()> {
          branch lacks that: `series edit` takes it in if the branch has no work of yours, \
          `series export --force` overwrites it; nothing was changed"
     );
-    for old in patch_files(&target)? {
-        fs::remove_file(&old).with_context(|| format!("rm {old:?}"))?;
-    }
-    for file in &files {
-        let name = file.file_name().context("a file")?;
-        fs::copy(file, target.join(name)).with_context(|| format!("copy {name:?}"))?;
-    }
+    output(Command::new("rm").arg("-f").args(patch_files(&target)?))?;
+    output(Command::new("cp").args(&files).arg(&target))?;
     mark_synced(dir)?;
     let n = files.len();
     match first {
@@ -207,8 +198,8 @@ fn export(dir: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// `series export --check` on a tree whose HEAD is `dir`'s series applied
-/// to `base`: exports it again and compares it with `dir` byte for byte.
+/// `series export --check`: `tree`'s HEAD, `dir` applied on `base`,
+/// exported again must be `dir` byte for byte.
 pub fn check(tree: &Path, dir: &Path) -> Result<()> {
     let (_out, files, first) = reexport(tree, &export::refresh(tree, "HEAD")?, dir)?;
     if let Some(first) = first {
@@ -221,40 +212,37 @@ pub fn check(tree: &Path, dir: &Path) -> Result<()> {
 
 /// The commit `name` names, if any.
 fn rev(dir: &Path, name: &str) -> Option<String> {
-    git(
-        dir,
-        &["rev-parse", "-q", "--verify", &format!("{name}^{{commit}}")],
-    )
-    .ok()
+    let commit = format!("{name}^{{commit}}");
+    git(dir, &["rev-parse", "-q", "--verify", &commit]).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn ready_refuses_what_could_lose_work() {
         let scratch = tempfile::tempdir().unwrap();
-        let dir = scratch.path().join("repo");
-        fs::create_dir_all(dir.join("mm")).unwrap();
-        let run = |args: &[&str]| git(&dir, args).unwrap();
+        let dir = scratch.path();
+        let run = |args: &[&str]| git(dir, args).unwrap();
         run(&["init", "-q", "-b", BRANCH]);
         // Debian's top-level .gitignore: `git status` hides every new file.
         fs::write(dir.join(".gitignore"), "/*\n").unwrap();
-        fs::write(dir.join("mm/a.c"), "int a;\n").unwrap();
+        fs::write(dir.join("a.c"), "int a;\n").unwrap();
         run(&["add", "-f", "."]);
         run(&["commit", "-q", "-m", "base"]);
-        ready(&dir).unwrap();
+        ready(dir).unwrap();
         let refused = |why: &str| {
-            let err = ready(&dir).unwrap_err().to_string();
+            let err = ready(dir).unwrap_err().to_string();
             assert!(err.contains(why), "{err}");
         };
-        fs::write(dir.join("mm/new.c"), "int b;\n").unwrap();
-        refused("untracked files (`! mm/new.c`)");
-        fs::remove_file(dir.join("mm/new.c")).unwrap();
-        fs::write(dir.join("mm/a.c"), "int c;\n").unwrap();
+        fs::write(dir.join("new.c"), "int b;\n").unwrap();
+        refused("untracked files (`! new.c`)");
+        fs::remove_file(dir.join("new.c")).unwrap();
+        fs::write(dir.join("a.c"), "int c;\n").unwrap();
         refused("uncommitted");
-        run(&["checkout", "-q", "mm/a.c"]);
+        run(&["checkout", "-q", "a.c"]);
         run(&["checkout", "-q", "--detach"]);
         refused("HEAD is not branch");
         run(&["checkout", "-q", BRANCH]);

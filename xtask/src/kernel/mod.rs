@@ -11,7 +11,6 @@
 mod boots;
 mod branch;
 mod build;
-mod checkpatch;
 mod config;
 mod export;
 mod initramfs;
@@ -223,7 +222,7 @@ fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool, made: &mut Made) {
         // What was applied, exported again, must be kernel-patch/.
         p.run(Stage::RoundTrip, || branch::check(dir(), &series_dir()));
         p.run(Stage::Checkpatch, || {
-            checkpatch::check(tree.expect("tree"), &series_dir())
+            source::checkpatch(tree.expect("tree"), &series_dir())
         });
     }
     p.run(Stage::Configure(Kernel::Boot), || {

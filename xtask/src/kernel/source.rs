@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! The kernel tree: Debian's `linux-source-6.12` unpacked once into
-//! `<cache>/linux`, committed with the tag `base`, and the series applied
-//! with `git am`; an unchanged series on a clean tree is left alone, so
-//! mtimes stay and a rebuild does nothing.
+//! The kernel tree: Debian's `linux-source-6.12` unpacked into
+//! `<cache>/linux`, tagged `base`, the series applied with `git am` (left
+//! alone when HEAD holds it: mtimes stay, a rebuild does nothing), and
+//! [`checkpatch`] on the series.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use std::process::Command;
 
 use super::Cache;
 use super::run::output;
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, bail, ensure};
 
 /// The Debian package the tree comes from.
 pub const PACKAGE: &str = "linux-source-6.12";
@@ -20,6 +20,8 @@ pub const BASE: &str = "base";
 pub const COVER: &str = "0000-cover-letter.patch";
 /// The git notes ref that records which series HEAD holds.
 const NOTES: &str = "--ref=gmem-kmap-series";
+/// The crates `cargo vendor` copied: not kernel code, not checkpatch's.
+const VENDORED: &str = "arch/x86/mm/gmem_kmap/vendor/";
 
 /// The unpacked tree.
 pub struct Tree {
@@ -41,10 +43,8 @@ pub fn cached(cache: &Cache) -> Option<Tree> {
     (stamp == version && tagged.is_ok()).then_some(Tree { dir, version })
 }
 
-/// Unpacks and commits the tree (the package installed first) unless the
-/// cache holds this version; a new one also empties the build directories
-/// (the tarball's old mtimes would look older than stale objects). The
-/// caller holds the cache lock.
+/// The installed package's tree, unpacked and committed unless cached, the
+/// build directories emptied (old mtimes would hide stale objects). Locked.
 pub fn prepare(cache: &Cache) -> Result<Tree> {
     if let Some(tree) = cached(cache) {
         let (version, dir) = (&tree.version, tree.dir.display());
@@ -55,32 +55,26 @@ pub fn prepare(cache: &Cache) -> Result<Tree> {
         super::packages::ensure()?;
     }
     let (version, dir) = (installed()?, cache.linux());
-    let stamp = cache.root.join("linux.version");
-    // The repository also holds `series edit`'s work: never removed behind
-    // the user's back.
+    // `series edit`'s work is never removed behind the user's back.
     let refs = ["for-each-ref", "refs/heads/gmem-kmap", "refs/gmem-kmap/"];
-    let refs = run(&dir, &refs);
-    let worktrees = run(&dir, &["worktree", "list"]).map(|w| w.lines().count());
-    if dir.exists() && (refs.is_ok_and(|r| !r.is_empty()) || worktrees.is_ok_and(|n| n > 1)) {
+    let work = run(&dir, &refs).is_ok_and(|refs| !refs.is_empty());
+    let worktrees = run(&dir, &["worktree", "list"]).map_or(0, |w| w.lines().count());
+    if work || worktrees > 1 {
         bail!(
             "{dir:?} must be made again for {PACKAGE} {version}, but holds `series edit`'s work: \
              export it, then remove it and the worktree by hand"
         );
     }
-    let _ = fs::remove_file(&stamp);
-    for stale in [&dir, &cache.root.join("build")] {
-        if stale.exists() {
-            println!("    removing {stale:?}");
-            fs::remove_dir_all(stale).with_context(|| format!("rm {stale:?}"))?;
-        }
-    }
-    fs::create_dir_all(&dir)?;
+    let (stamp, build) = (cache.root.join("linux.version"), cache.root.join("build"));
+    println!("    removing {dir:?}, {build:?} and {stamp:?}");
+    output(Command::new("rm").arg("-rf").args([&dir, &build, &stamp]))?;
+    let init = ["init", "-q", "-b", "main", &dir.display().to_string()];
+    run(&cache.root, &init)?;
     let tarball = format!("/usr/src/{PACKAGE}.tar.xz");
     println!("    unpacking {tarball} ({PACKAGE} {version})");
     let tar = ["-xf", &tarball, "--strip-components=1", "-C"];
     output(Command::new("tar").args(tar).arg(&dir))?;
     println!("    committing it as tag `{BASE}` (git add of ~90k files, about half a minute)");
-    run(&dir, &["init", "-q", "-b", "main"])?;
     // Debian's top-level .gitignore ends with `/*`: without -f nothing is added.
     run(&dir, &["add", "-A", "-f"])?;
     let message = format!("{PACKAGE} {version}");
@@ -106,8 +100,7 @@ pub fn apply(tree: &Tree, dir: &Path) -> Result<()> {
     git(&["checkout", "-q", "-f", BASE])?;
     git(&["clean", "-fdxq"])?;
     am(&tree.dir, &patches).with_context(|| {
-        let made_for = base_version(dir);
-        let made_for = made_for.as_deref().unwrap_or("no `6.12.N` named");
+        let made_for = base_version(dir).unwrap_or("no `6.12.N` named".into());
         let on = &tree.version;
         format!("the series ({made_for} in its cover letter) on {PACKAGE} {on}")
     })?;
@@ -117,12 +110,8 @@ pub fn apply(tree: &Tree, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `git am` of `patches` in `dir`, aborted (HEAD back where it was) when
-/// one does not apply.
+/// `git am` of `patches` in `dir`, aborted (HEAD back) when one does not apply.
 pub fn am(dir: &Path, patches: &[PathBuf]) -> Result<()> {
-    if patches.is_empty() {
-        return Ok(());
-    }
     let mut am = git(dir);
     am.args(["am", "--quiet", "--3way", "--keep-cr"]);
     let applied = output(am.arg("--committer-date-is-author-date").args(patches));
@@ -132,16 +121,13 @@ pub fn am(dir: &Path, patches: &[PathBuf]) -> Result<()> {
     applied.map(drop)
 }
 
-/// The `.patch` files in `dir`, sorted (the cover letter first), if any.
+/// The `.patch` files in `dir`, sorted (the cover letter first).
 pub fn patch_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = match fs::read_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        entries => entries.with_context(|| format!("read {dir:?}"))?,
-    };
-    let mut files = entries
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<Vec<_>, _>>()?;
-    files.retain(|p| p.extension().is_some_and(|e| e == "patch"));
+    let entries = fs::read_dir(dir).with_context(|| format!("read {dir:?}"))?;
+    let mut files = Vec::new();
+    for path in entries.map(|e| e.map(|e| e.path())) {
+        files.extend(Some(path?).filter(|p| p.extension().is_some_and(|e| e == "patch")));
+    }
     files.sort();
     Ok(files)
 }
@@ -156,33 +142,25 @@ pub fn series_patches(dir: &Path) -> Result<Vec<PathBuf>> {
 /// The series' identity: its files' names and blob ids (`git hash-object`).
 pub fn series_id(repo: &Path, files: &[PathBuf]) -> Result<String> {
     let names: Vec<_> = files.iter().filter_map(|f| f.file_name()).collect();
-    let ids = match files {
-        [] => String::new(),
-        _ => output(git(repo).arg("hash-object").args(files))?,
-    };
+    let ids = output(git(repo).arg("hash-object").args(files))?;
     Ok(format!("{names:?}\n{ids}").trim_end().to_string())
 }
 
-/// The `linux-source-6.12` version the series in `dir` was made for, as its
-/// cover letter names it.
+/// The `linux-source-6.12` version the series in `dir` was made for: the
+/// first `6.12.N...` word of its cover letter.
 pub fn base_version(dir: &Path) -> Option<String> {
     let cover = fs::read_to_string(dir.join(COVER)).ok()?;
-    version_in(&cover).map(String::from)
-}
-
-/// The first `6.12.N...` word of `text` (a cover letter).
-fn version_in(text: &str) -> Option<&str> {
-    let mut words = text.split(|c: char| c.is_whitespace() || "(),".contains(c));
+    let mut words = cover.split(|c: char| c.is_whitespace() || "(),".contains(c));
     let version = |w: &&str| {
-        w.strip_prefix("6.12.")
-            .is_some_and(|r| r.starts_with(char::is_numeric))
+        let minor = w.strip_prefix("6.12.");
+        minor.is_some_and(|n| n.starts_with(char::is_numeric))
     };
-    Some(words.find(version)?.trim_end_matches(['.', ':', ';']))
+    let word = words.find(version)?;
+    Some(word.trim_end_matches(['.', ':', ';']).into())
 }
 
-/// `git` in `dir` with a fixed identity and dates, no user or system
-/// configuration, no hooks, no inherited `GIT_*` variable (from a hook or
-/// `rebase -x`): what xtask commits and exports is the same for anyone.
+/// `git` in `dir` with a fixed identity and dates, no configuration, hooks
+/// or inherited `GIT_*` variable: what xtask commits is the same for anyone.
 pub fn git(dir: &Path) -> Command {
     let mut cmd = Command::new("git");
     for (name, _) in std::env::vars_os().filter(|(n, _)| n.to_string_lossy().starts_with("GIT_")) {
@@ -205,9 +183,83 @@ pub fn run(dir: &Path, args: &[&str]) -> Result<String> {
     Ok(output(git(dir).args(args))?.trim().to_string())
 }
 
+/// `scripts/checkpatch.pl --strict` on the series in `dir` in one run, the
+/// diffs under [`VENDORED`] left out; any report fails.
+pub fn checkpatch(tree: &Tree, dir: &Path) -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let mut cmd = Command::new("perl");
+    cmd.arg("scripts/checkpatch.pl").current_dir(&tree.dir);
+    cmd.args(["--strict", "--terse", "--summary-file", "--show-types"]);
+    // Debian's python3 (spdxcheck.py imports `ply` and `git`) before any venv's.
+    let path = std::env::var("PATH").unwrap_or_default();
+    cmd.env("PATH", format!("/usr/bin:/bin:{path}"));
+    let patches = series_patches(dir)?;
+    for patch in &patches {
+        let name = patch.file_name().context("a patch")?;
+        let (text, left_out) = without_vendored(&fs::read_to_string(patch)?);
+        if left_out > 0 {
+            println!("    {name:?}: {left_out} vendored file(s) under {VENDORED} left out");
+        }
+        fs::write(scratch.path().join(name), text)?;
+        cmd.arg(scratch.path().join(name));
+    }
+    let out = cmd.output().context("cannot run scripts/checkpatch.pl")?;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    verdict(out.status.success(), &text(&out.stdout), &text(&out.stderr))?;
+    let n = patches.len();
+    println!("    {n} patch(es): no errors, warnings or checks");
+    Ok(())
+}
+
+/// Fails on any report (a summary line for each patch with one), on errors
+/// of checkpatch's own (a Python traceback: a check not run), on a failure.
+fn verdict(ok: bool, out: &str, err: &str) -> Result<()> {
+    for line in out.lines().chain(err.lines()) {
+        println!("      {line}");
+    }
+    let reports: Vec<&str> = out.lines().filter(|l| l.contains(" total: ")).collect();
+    let (reports, own) = (reports.join("; "), "checkpatch printed errors of its own");
+    ensure!(reports.is_empty(), "checkpatch --strict: {reports}");
+    ensure!(err.trim().is_empty(), "checkpatch --strict: {own}");
+    ensure!(ok, "checkpatch --strict: checkpatch failed");
+    Ok(())
+}
+
+/// The patch without the diffs under [`VENDORED`], and how many it left out.
+fn without_vendored(patch: &str) -> (String, usize) {
+    let (mut kept, mut skipping, mut left_out) = (String::new(), false, 0);
+    for line in patch.split_inclusive('\n') {
+        if let Some(paths) = line.strip_prefix("diff --git a/") {
+            skipping = paths.starts_with(VENDORED);
+            left_out += usize::from(skipping);
+        } else if line == "-- \n" || line.starts_with("From ") {
+            skipping = false; // the signature or the next message
+        }
+        if !skipping {
+            kept.push_str(line);
+        }
+    }
+    (kept, left_out)
+}
+
 #[test]
-fn the_version_the_cover_letter_names() {
+fn the_base_version_and_checkpatch_s_verdict() {
+    let scratch = tempfile::tempdir().unwrap();
     let cover = "Subject: [PATCH 0/2] x\n\nMade on linux-source-6.12 6.12.117-1~deb12u1.\n";
-    assert_eq!(version_in(cover), Some("6.12.117-1~deb12u1"));
-    assert_eq!(version_in("Linux 6.12 only"), None);
+    fs::write(scratch.path().join(COVER), cover).unwrap();
+    assert_eq!(base_version(scratch.path()).unwrap(), "6.12.117-1~deb12u1");
+    fs::write(scratch.path().join(COVER), "Linux 6.12 only").unwrap();
+    assert_eq!(base_version(scratch.path()), None);
+
+    let (kept, left_out) = without_vendored(include_str!("vendored.patch"));
+    assert_eq!(left_out, 1);
+    assert!(kept.contains("+int a;") && kept.contains("+//! y") && !kept.contains("fn x()"));
+    assert!(verdict(true, "", "").is_ok());
+    let summary = "/t/0001-x.patch total: 0 errors, 0 warnings, 1 checks, 9 lines checked";
+    let found = format!("/t/0001-x.patch:12: CHECK:BLANK: Please use a blank line\n{summary}");
+    let err = verdict(false, &found, "").unwrap_err().to_string();
+    assert!(err.contains(summary), "{err}");
+    let traceback = verdict(true, "", "Traceback (most recent call last):\n");
+    assert!(traceback.unwrap_err().to_string().contains("its own"));
+    assert!(verdict(false, "", "").is_err());
 }
