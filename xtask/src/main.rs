@@ -64,7 +64,7 @@ enum Task {
 
 /// What every task may be pointed elsewhere with, each with its
 /// environment variable.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(Parser, Debug, Clone)]
 pub struct Settings {
     /// The cache root: kernel tree, builds, ccache, logs, initramfs images.
     #[arg(
@@ -115,38 +115,29 @@ static SETTINGS: OnceLock<Settings> = OnceLock::new();
 /// The settings of this run: the command line's, or (in host tests) the
 /// environment's and the defaults.
 pub fn settings() -> &'static Settings {
-    SETTINGS.get_or_init(|| {
-        #[derive(Parser)]
-        struct Only {
-            #[command(flatten)]
-            settings: Settings,
-        }
-        Only::parse_from(["xtask"]).settings
-    })
+    SETTINGS.get_or_init(|| Settings::parse_from(["xtask"]))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     SETTINGS.set(cli.settings).expect("settings are set once");
-    let result = match cli.task {
-        Task::Test { host_only } => Ok(test::run(!host_only)),
+    let passed = match cli.task {
+        Task::Test { host_only } => test::run(!host_only),
         Task::BootTest(opts) => {
             let mut report = report::Report::default();
             kernel::test(&mut report, Some(&opts), |_| {});
-            Ok(report.finish())
+            report.finish()
         }
-        Task::Header => Ok(test::bless_header()),
-        Task::Bench { from_logs } => Ok(bench::run(from_logs)),
-        Task::BenchCore => Ok(bench_core::run()),
-        Task::Series(task) => kernel::series(task).map(|()| true),
+        Task::Header => test::bless_header(),
+        Task::Bench { from_logs } => bench::run(from_logs),
+        Task::BenchCore => bench_core::run(),
+        Task::Series(task) => kernel::series(task)
+            .map_err(|e| eprintln!("error: {e:#}"))
+            .is_ok(),
     };
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+    match passed {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::FAILURE,
     }
 }
 

@@ -23,7 +23,6 @@ mod selftests;
 mod source;
 mod stage;
 mod toolchain;
-mod verdict;
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
@@ -35,9 +34,9 @@ use crate::report::Report;
 pub use boots::{boot_script, script_log};
 pub use branch::{SeriesTask, run as series};
 pub use initramfs::Initramfs;
+pub use ktap::check_paging;
 pub use qemu::{Extra, Paging};
 use stage::{Kernel, Pipeline, Stage};
-pub use verdict::check_paging;
 
 /// The suites every boot log must show, all passing, none skipped (unless
 /// `--expected-suites` says otherwise).
@@ -79,12 +78,7 @@ impl Cache {
     pub fn lock(&self) -> Result<File> {
         let path = self.root.join("lock");
         std::fs::create_dir_all(&self.root)?;
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path);
-        let file = file.with_context(|| format!("open {}", path.display()))?;
+        let file = File::create(&path).with_context(|| format!("open {}", path.display()))?;
         match file.try_lock() {
             Err(TryLockError::WouldBlock) => {
                 println!("    waiting for another run using {}", self.root.display());
@@ -104,7 +98,7 @@ impl Cache {
 }
 
 /// `cargo xtask boot-test`'s options.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Parser, Debug)]
 pub struct Options {
     /// CPUs of the test boots (`-smp`); the race stress boots have 8.
     #[arg(long, default_value_t = 2)]
@@ -117,18 +111,6 @@ pub struct Options {
     /// the guest, whose non-zero exit fails the boot. Repeatable.
     #[arg(long = "add", value_name = "GUEST_PATH=HOST_FILE", value_parser = guest_file)]
     pub extra: Vec<(String, PathBuf)>,
-}
-
-impl Default for Options {
-    /// The defaults of the command line.
-    fn default() -> Self {
-        #[derive(clap::Parser)]
-        struct BootTest {
-            #[command(flatten)]
-            opts: Options,
-        }
-        <BootTest as clap::Parser>::parse_from(["boot-test"]).opts
-    }
 }
 
 /// `--paging`'s values.
@@ -178,60 +160,44 @@ pub struct Built {
     _lock: File,
 }
 
-/// What the build stages made so far, each `None` until its stage passed.
-#[derive(Default)]
-struct Made {
-    tree: Option<source::Tree>,
-    lock: Option<File>,
-    kernel: Option<PathBuf>,
-    programs: Option<Vec<(String, PathBuf)>>,
-}
-
 /// The stages up to a kernel and its programs; `None` when one failed
 /// (already reported). `style` adds the checks that never stop a boot.
 pub fn build(report: &mut Report, cache: &Cache, style: bool) -> Option<Built> {
     let mut p = Pipeline::new(report);
-    let mut made = tree_stages(&mut p, cache);
-    build_stages(&mut p, cache, style, &mut made);
+    let (lock, tree) = tree_stages(&mut p, cache).unzip();
+    let (kernel, programs) = build_stages(&mut p, cache, style, tree.as_ref());
     Some(Built {
-        kernel: made.kernel?,
-        programs: made.programs?,
-        tree: made.tree?,
-        _lock: made.lock?,
+        kernel: kernel?,
+        programs: programs?,
+        tree: tree?,
+        _lock: lock?,
     })
 }
 
 /// The packages, and the tree unpacked with the cache locked.
-fn tree_stages(p: &mut Pipeline, cache: &Cache) -> Made {
+fn tree_stages(p: &mut Pipeline, cache: &Cache) -> Option<(File, source::Tree)> {
     p.run(Stage::Packages, packages::ensure);
-    let locked = p.run(Stage::Tree, || Ok((cache.lock()?, source::prepare(cache)?)));
-    let (lock, tree) = locked.unzip();
-    Made {
-        lock,
-        tree,
-        ..Made::default()
-    }
+    p.run(Stage::Tree, || Ok((cache.lock()?, source::prepare(cache)?)))
 }
 
-fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool, made: &mut Made) {
-    let tree = made.tree.as_ref();
-    let dir = || &tree.expect("the tree stage passed").dir;
-    p.run(Stage::Series, || {
-        source::apply(tree.expect("tree"), &series_dir())
-    });
+/// The series applied to `tree`, the tested kernel and its programs built.
+fn build_stages(
+    p: &mut Pipeline,
+    cache: &Cache,
+    style: bool,
+    tree: Option<&source::Tree>,
+) -> (Option<PathBuf>, Option<Vec<(String, PathBuf)>>) {
+    let tree = || tree.expect("the tree stage passed");
+    let dir = || tree().dir.as_path();
+    p.run(Stage::Series, || source::apply(tree(), &series_dir()));
     if style {
         // What was applied, exported again, must be kernel-patch/.
         p.run(Stage::RoundTrip, || branch::check(dir(), &series_dir()));
         p.run(Stage::Checkpatch, || {
-            checkpatch::check(tree.expect("tree"), &series_dir())
+            checkpatch::check(tree(), &series_dir())
         });
     }
-    p.run(Stage::Configure(Kernel::Boot), || {
-        config::configure(cache, dir(), "boot")
-    });
-    made.kernel = p.run(Stage::Build(Kernel::Boot), || {
-        bzimage(&build::make(cache, dir(), "boot", &["bzImage", "headers"])?)
-    });
+    let kernel = build_kernel(p, cache, Kernel::Boot, dir);
     if style {
         p.run(Stage::PanicProbe, || {
             toolchain::check_rejects_panics(cache, dir())
@@ -240,9 +206,30 @@ fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool, made: &mut Made) {
             toolchain::hidden_without_target(cache, dir())
         });
     }
-    made.programs = p.run(Stage::Selftests, || {
+    let programs = p.run(Stage::Selftests, || {
         selftests::build(dir(), &cache.build("boot"))
     });
+    (kernel, programs)
+}
+
+/// Kernel `k` configured and built in `tree` (the tested one with the uapi
+/// headers the selftests need): its bzImage.
+fn build_kernel<'t>(
+    p: &mut Pipeline,
+    cache: &Cache,
+    k: Kernel,
+    tree: impl Fn() -> &'t Path,
+) -> Option<PathBuf> {
+    p.run(Stage::Configure(k), || {
+        config::configure(cache, tree(), k.name())
+    });
+    let targets: &[&str] = match k {
+        Kernel::Boot => &["bzImage", "headers"],
+        Kernel::Debug => &["bzImage"],
+    };
+    p.run(Stage::Build(k), || {
+        bzimage(&build::make(cache, tree(), k.name(), targets)?)
+    })
 }
 
 /// `bzImage` of configuration `name`: the `boot` fragment with the symbols
@@ -260,9 +247,7 @@ pub fn build_variant(
     let dot_config = cache.build(name).join(".config");
     let mut edit = std::process::Command::new(tree.join("scripts/config"));
     edit.arg("--file").arg(&dot_config);
-    for symbol in disable {
-        edit.args(["-d", symbol]);
-    }
+    edit.args(disable.iter().flat_map(|symbol| ["-d", symbol]));
     run::output(&mut edit)?;
     build::make(cache, tree, name, &["olddefconfig"])?;
     let text = std::fs::read_to_string(&dot_config)?;
@@ -278,22 +263,30 @@ pub fn build_variant(
 pub fn test(report: &mut Report, opts: Option<&Options>, host_tests: impl FnOnce(&mut Report)) {
     let cache = Cache::from_env();
     let mut p = Pipeline::new(report);
-    let mut made = tree_stages(&mut p, &cache);
+    let (_lock, tree) = tree_stages(&mut p, &cache).unzip();
     host_tests(p.report);
     let Some(opts) = opts else { return };
-    build_stages(&mut p, &cache, true, &mut made);
-    let programs = made.programs.as_deref().unwrap_or_default();
-    boots::boot_kernel(&mut p, &cache, made.kernel.as_deref(), programs, opts);
-    let tree = made.tree.as_ref().map(|t| t.dir.as_path());
-    boots::debug_kernel(&mut p, &cache, tree, programs, opts);
+    let (kernel, programs) = build_stages(&mut p, &cache, true, tree.as_ref());
+    let programs = programs.unwrap_or_default();
+    let mut boots = boots::Boots {
+        cache: &cache,
+        kernel: Kernel::Boot,
+        image: kernel.as_deref(),
+        programs: &programs,
+        opts,
+    };
+    boots.run(&mut p);
+    let dir = || tree.as_ref().expect("the series applied").dir.as_path();
+    let debug = build_kernel(&mut p, &cache, Kernel::Debug, dir);
+    (boots.kernel, boots.image) = (Kernel::Debug, debug.as_deref());
+    boots.run(&mut p);
     if p.ready(Stage::Nomitig) {
-        let tree = tree.expect("the series applied");
-        p.report.skippable(&Stage::Nomitig.name(), || {
-            if !tree.join(SERIES_C).exists() {
-                return Ok(Some(format!("series has no {SERIES_C} yet")));
+        p.report.run(&Stage::Nomitig.name(), || {
+            if !dir().join(SERIES_C).exists() {
+                return Ok(Some(format!("skipped: series has no {SERIES_C} yet")));
             }
-            config::configure(&cache, tree, "nomitig")?;
-            build::make(&cache, tree, "nomitig", NOMITIG_OBJECTS)?;
+            config::configure(&cache, dir(), "nomitig")?;
+            build::make(&cache, dir(), "nomitig", NOMITIG_OBJECTS)?;
             Ok(None)
         });
     }
@@ -312,15 +305,8 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    #[derive(Parser)]
-    struct BootTest {
-        #[command(flatten)]
-        opts: Options,
-    }
-
     fn parse(args: &str) -> Result<Options, clap::Error> {
-        let args = std::iter::once("boot-test").chain(args.split_whitespace());
-        BootTest::try_parse_from(args).map(|b| b.opts)
+        Options::try_parse_from(std::iter::once("boot-test").chain(args.split_whitespace()))
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub fn boot(
     println!("    log: {} (timeout {})", log.display(), clock(timeout));
     for attempt in 1..=UPSTREAM_RETRIES {
         let ended = logged(&mut qemu, log, Some(timeout))?;
-        let Some(what) = ktap::upstream_false_positive(&super::verdict::read_log(log)?) else {
+        let Some(what) = ktap::upstream_false_positive(&ktap::read_log(log)?) else {
             return Ok(ended);
         };
         let kept = log.with_extension(format!("log.{attempt}"));

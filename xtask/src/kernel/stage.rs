@@ -3,7 +3,7 @@
 //! when everything it needs passed, and is reported as not run otherwise,
 //! so that a failure stops only what depends on it.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use anyhow::Result;
 
@@ -110,33 +110,24 @@ fn label(k: Kernel) -> &'static str {
 /// stages that need it.
 pub struct Pipeline<'r> {
     pub report: &'r mut Report,
-    passed: HashMap<Stage, bool>,
+    passed: HashSet<Stage>,
 }
 
 impl<'r> Pipeline<'r> {
     pub fn new(report: &'r mut Report) -> Self {
-        Pipeline {
-            report,
-            passed: HashMap::new(),
-        }
-    }
-
-    /// Whether `stage` passed; false when it failed or did not run.
-    pub fn passed(&self, stage: Stage) -> bool {
-        self.passed.get(&stage) == Some(&true)
+        let passed = HashSet::new();
+        Pipeline { report, passed }
     }
 
     /// True when everything `stage` needs passed; otherwise reports it as
     /// not run, naming the first stage it needed that did not pass.
     pub fn ready(&mut self, stage: Stage) -> bool {
-        match stage.needs().into_iter().find(|&n| !self.passed(n)) {
-            None => true,
-            Some(missing) => {
-                self.report.not_run(&stage.name(), &missing.name());
-                self.passed.insert(stage, false);
-                false
-            }
-        }
+        let Some(missing) = stage.needs().into_iter().find(|n| !self.passed.contains(n)) else {
+            return true;
+        };
+        let why = format!("not run: needs `{}`, which did not pass", missing.name());
+        self.report.run(&stage.name(), || Ok(Some(why)));
+        false
     }
 
     /// Runs `stage` when it is [`ready`](Self::ready): its value when it
@@ -150,7 +141,9 @@ impl<'r> Pipeline<'r> {
             value = Some(run()?);
             Ok(())
         });
-        self.passed.insert(stage, value.is_some());
+        if value.is_some() {
+            self.passed.insert(stage);
+        }
         value
     }
 }

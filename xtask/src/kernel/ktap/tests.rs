@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use super::super::verdict::window_fault_outcome;
 use super::*;
 
 /// `log` plain, with `\r\n` line ends, and with a timestamp on each line.
