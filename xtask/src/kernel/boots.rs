@@ -33,15 +33,17 @@ impl Boots<'_> {
     /// Its initramfs, a boot and its verdict at each depth, the race stress
     /// alone; the debug kernel's faults alone and the window's faults.
     pub fn run(self, p: &mut Pipeline) {
-        let (k, opts, debug) = (self.kernel, self.opts, self.kernel == Kernel::Debug);
-        let initrd = self
-            .cache
-            .root
-            .join(format!("{}-initramfs.cpio.gz", k.name()));
+        let Boots {
+            cache,
+            kernel: k,
+            opts,
+            ..
+        } = self;
+        let debug = k == Kernel::Debug;
+        let initrd = cache.root.join(format!("{}-initramfs.cpio.gz", k.name()));
         let files = [self.programs, &opts.extra].concat();
-        p.run(Stage::Initramfs(k), || {
-            write_initramfs(&initrd, debug, &files, &[])
-        });
+        let initramfs = || write_initramfs(&initrd, debug, &files, &[]);
+        p.run(Stage::Initramfs(k), initramfs);
         let ours = super::EXPECTED_SUITES.iter().map(|&s| s.into());
         let fault = debug.then(|| format!("selftest {FAULT}"));
         let expected: Vec<String> = match &crate::settings().expected_suites {
@@ -50,15 +52,14 @@ impl Boots<'_> {
         };
         for &paging in opts.paging.list() {
             // The log is judged even when QEMU failed or hung.
-            let log = self.cache.log(&format!("{}-{}", k.name(), paging.tag()));
+            let log = cache.log(&format!("{}-{}", k.name(), paging.tag()));
             let boot = || self.boot(&initrd, &log, opts.smp, paging, "");
             p.run(Stage::Boot(k, paging), boot);
             let verdict = || verdict_of(&log, paging, Some(&expected));
             p.run(Stage::Verdict(k, paging), verdict);
         }
-        p.run(Stage::Stress(k), || {
-            self.alone("stress-smp8", Some(8), "", STRESS)
-        });
+        let stress = || self.alone("stress-smp8", Some(8), "", STRESS);
+        p.run(Stage::Stress(k), stress);
         if debug {
             // Faults meeting the direct map's splits of huge pages.
             let cmdline = "debug_pagealloc=off";

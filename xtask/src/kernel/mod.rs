@@ -1,12 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! `cargo xtask boot-test`: Linux 6.12 built with `kernel-patch/` and booted
-//! under QEMU, each boot's log judged. The stages and what each needs are
-//! in [`stage`]; one module each does the work. `cargo xtask bench` builds
-//! the same way ([`build()`]) and boots a script of its own.
-//!
-//! Everything lives under the cache root (`--cache`): `linux/` (the tree,
-//! reset to tag `base` and the series applied when `kernel-patch/`
-//! changes), `build/<config>/` (O=), `ccache/`, `logs/`, and `lock`.
+//! `cargo xtask boot-test`: Linux 6.12 built with `kernel-patch/`, booted
+//! under QEMU, each boot's log judged; the stages and their needs are in
+//! [`stage`]. `cargo xtask bench` builds the same way ([`build()`]). The
+//! cache root (`--cache`) holds `linux/` (the tree: tag `base` and the
+//! series), `build/<config>/` (O=), `ccache/`, `logs/`, and `lock`.
 
 mod boots;
 mod branch;
@@ -60,9 +57,8 @@ pub struct Cache {
 
 impl Cache {
     pub fn from_env() -> Self {
-        Cache {
-            root: crate::settings().cache.clone(),
-        }
+        let root = crate::settings().cache.clone();
+        Cache { root }
     }
 
     pub fn linux(&self) -> PathBuf {
@@ -187,29 +183,23 @@ fn build_stages(
     style: bool,
     tree: Option<&source::Tree>,
 ) -> (Option<PathBuf>, Option<Vec<(String, PathBuf)>>) {
-    let tree = || tree.expect("the tree stage passed");
+    let (tree, series) = (|| tree.expect("the tree stage passed"), series_dir());
     let dir = || tree().dir.as_path();
-    p.run(Stage::Series, || source::apply(tree(), &series_dir()));
+    p.run(Stage::Series, || source::apply(tree(), &series));
     if style {
         // What was applied, exported again, must be kernel-patch/.
-        p.run(Stage::RoundTrip, || branch::check(dir(), &series_dir()));
-        p.run(Stage::Checkpatch, || {
-            checkpatch::check(tree(), &series_dir())
-        });
+        p.run(Stage::RoundTrip, || branch::check(dir(), &series));
+        p.run(Stage::Checkpatch, || checkpatch::check(tree(), &series));
     }
     let kernel = build_kernel(p, cache, Kernel::Boot, dir);
     if style {
-        p.run(Stage::PanicProbe, || {
-            toolchain::check_rejects_panics(cache, dir())
-        });
-        p.run(Stage::NoTarget, || {
-            toolchain::hidden_without_target(cache, dir())
-        });
+        let rejects_panics = || toolchain::check_rejects_panics(cache, dir());
+        p.run(Stage::PanicProbe, rejects_panics);
+        let hidden = || toolchain::hidden_without_target(cache, dir());
+        p.run(Stage::NoTarget, hidden);
     }
-    let programs = p.run(Stage::Selftests, || {
-        selftests::build(dir(), &cache.build("boot"))
-    });
-    (kernel, programs)
+    let selftests = || selftests::build(dir(), &cache.build("boot"));
+    (kernel, p.run(Stage::Selftests, selftests))
 }
 
 /// Kernel `k` configured and built in `tree` (the tested one with the uapi
@@ -220,16 +210,14 @@ fn build_kernel<'t>(
     k: Kernel,
     tree: impl Fn() -> &'t Path,
 ) -> Option<PathBuf> {
-    p.run(Stage::Configure(k), || {
-        config::configure(cache, tree(), k.name())
-    });
+    let configure = || config::configure(cache, tree(), k.name());
+    p.run(Stage::Configure(k), configure);
     let targets: &[&str] = match k {
         Kernel::Boot => &["bzImage", "headers"],
         Kernel::Debug => &["bzImage"],
     };
-    p.run(Stage::Build(k), || {
-        bzimage(&build::make(cache, tree(), k.name(), targets)?)
-    })
+    let make = || bzimage(&build::make(cache, tree(), k.name(), targets)?);
+    p.run(Stage::Build(k), make)
 }
 
 /// `bzImage` of configuration `name`: the `boot` fragment with the symbols
