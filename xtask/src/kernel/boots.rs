@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail, ensure};
 
-use super::ktap::{WindowFault, verdict_of, window_fault_outcome};
+use super::ktap::{verdict_of, window_fault_outcome};
 use super::stage::{Kernel, Pipeline, Stage};
 use super::{Built, Cache, Extra, Initramfs, Options, Paging, boot_timeout, qemu, selftests};
 
@@ -110,7 +110,7 @@ impl Boots<'_> {
         for n in 1..=MAX {
             let cmdline = format!("fail_gmem_kmap=1,100,{n},1");
             let log = self.alone(&format!("window-fault{n}"), None, &cmdline, FAULT)?;
-            let WindowFault::Off(line) = window_fault_outcome(&log)? else {
+            let Some(line) = window_fault_outcome(&log)? else {
                 ensure!(n > 1, "the first allocation failed nothing");
                 println!("    allocation {n}: none; the window came up: every one was failed");
                 return Ok(());

@@ -264,13 +264,14 @@ pub fn upstream_false_positive(log: &str) -> Option<&'static str> {
         (an interrupt during identify_cpu; upstream, not the series)";
     let lines: Vec<&str> = log.lines().map(clean).collect();
     let ours = lines.iter().position(|l| l.contains("gmem_kmap:"));
-    let start = lines[..ours.unwrap_or(lines.len())]
+    let before_ours = &lines[..ours.unwrap_or(lines.len())];
+    let start = before_ours
         .iter()
         .position(|l| l.contains("BUG: KASAN: wild-memory-access in "))?;
     let end = lines[start..]
         .iter()
-        .position(|l| l.trim().starts_with("=========="));
-    let report = &lines[start..start + end?];
+        .position(|l| l.trim().starts_with("=========="))?;
+    let report = &lines[start..start + end];
     let has = |what: &str| report.iter().any(|l| l.contains(what));
     (has("by task swapper/0/0") && has("<IRQ>") && has("identify_cpu")).then_some(WHAT)
 }
@@ -278,10 +279,10 @@ pub fn upstream_false_positive(log: &str) -> Option<&'static str> {
 /// The distinct N of `# paging: N-level` (or `# case: paging: ...`) lines.
 fn depths(log: &str) -> Vec<u8> {
     let mut depths = Vec::new();
-    for rest in log
+    let comments = log
         .lines()
-        .filter_map(|l| clean(l).trim().strip_prefix("# "))
-    {
+        .filter_map(|l| clean(l).trim().strip_prefix("# "));
+    for rest in comments {
         let value = rest.strip_prefix("paging: ");
         let value = value.or_else(|| rest.split_once(": paging: ").map(|(_, v)| v));
         if let Some(n) = value.and_then(|v| v.strip_suffix("-level")?.parse().ok())
@@ -335,18 +336,10 @@ pub fn verdict_of(log: &Path, paging: Paging, expected: Option<&[String]>) -> Re
     }
 }
 
-/// What a `fail_gmem_kmap=` boot did to the window.
-#[derive(Debug, PartialEq)]
-pub enum WindowFault {
-    /// Off, with its one line.
-    Off(String),
-    /// Up: no n-th allocation to fail.
-    On,
-}
-
 /// Judges a `fail_gmem_kmap=` boot: injected with the window's one line
-/// saying so, or not injected and the window up.
-pub fn window_fault_outcome(log: &str) -> Result<WindowFault> {
+/// saying it is off (`Some(line)`), or not injected and the window up
+/// (`None`: there was no n-th allocation to fail).
+pub fn window_fault_outcome(log: &str) -> Result<Option<String>> {
     let ours: Vec<&str> = log
         .lines()
         .map(|l| clean(l).trim())
@@ -355,13 +348,13 @@ pub fn window_fault_outcome(log: &str) -> Result<WindowFault> {
     let injected = log.contains("FAULT_INJECTION: forcing a failure");
     match (injected, ours.as_slice()) {
         (true, [one]) if one.contains("cannot reserve the window: -12") => {
-            Ok(WindowFault::Off(one.to_string()))
+            Ok(Some(one.to_string()))
         }
         (true, _) => bail!(
             "failure injected; the window said {} line(s), not one ENOMEM: {ours:?}",
             ours.len()
         ),
-        (false, lines) if lines.iter().any(|l| l.contains(" slots for ")) => Ok(WindowFault::On),
+        (false, lines) if lines.iter().any(|l| l.contains(" slots for ")) => Ok(None),
         (false, _) => bail!("nothing injected, and the window did not come up: {ours:?}"),
     }
 }
