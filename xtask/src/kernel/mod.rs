@@ -183,15 +183,16 @@ fn build_stages(
     style: bool,
     tree: Option<&source::Tree>,
 ) -> (Option<PathBuf>, Option<Vec<(String, PathBuf)>>) {
+    let path = tree.map(|t| t.dir.as_path());
     let (tree, series) = (|| tree.expect("the tree stage passed"), series_dir());
-    let dir = || tree().dir.as_path();
+    let dir = || path.expect("the tree stage passed");
     p.run(Stage::Series, || source::apply(tree(), &series));
     if style {
         // What was applied, exported again, must be kernel-patch/.
         p.run(Stage::RoundTrip, || branch::check(dir(), &series));
         p.run(Stage::Checkpatch, || checkpatch::check(tree(), &series));
     }
-    let kernel = build_kernel(p, cache, Kernel::Boot, dir);
+    let kernel = build_kernel(p, cache, Kernel::Boot, path);
     if style {
         let rejects_panics = || toolchain::check_rejects_panics(cache, dir());
         p.run(Stage::PanicProbe, rejects_panics);
@@ -204,12 +205,13 @@ fn build_stages(
 
 /// Kernel `k` configured and built in `tree` (the tested one with the uapi
 /// headers the selftests need): its bzImage.
-fn build_kernel<'t>(
+fn build_kernel(
     p: &mut Pipeline,
     cache: &Cache,
     k: Kernel,
-    tree: impl Fn() -> &'t Path,
+    tree: Option<&Path>,
 ) -> Option<PathBuf> {
+    let tree = || tree.expect("the series applied");
     let configure = || config::configure(cache, tree(), k.name());
     p.run(Stage::Configure(k), configure);
     let targets: &[&str] = match k {
@@ -221,27 +223,24 @@ fn build_kernel<'t>(
 }
 
 /// `bzImage` of configuration `name`: the `boot` fragment with the symbols
-/// in `disable` (without `CONFIG_`) off, from the tree `built` was made
-/// from: a kernel that differs from the tested one only where a
-/// measurement needs it.
-pub fn build_variant(
-    cache: &Cache,
-    built: &Built,
-    name: &str,
-    disable: &[&str],
-) -> Result<PathBuf> {
+/// in `off` (without `CONFIG_`) off, from the tree `built` was made from: a
+/// kernel that differs from the tested one only where a measurement needs it.
+pub fn build_variant(cache: &Cache, built: &Built, name: &str, off: &[&str]) -> Result<PathBuf> {
     let tree = &built.tree.dir;
     config::configure_with(cache, tree, name, &[])?;
     let dot_config = cache.build(name).join(".config");
     let mut edit = std::process::Command::new(tree.join("scripts/config"));
     edit.arg("--file").arg(&dot_config);
-    edit.args(disable.iter().flat_map(|symbol| ["-d", symbol]));
+    edit.args(off.iter().flat_map(|symbol| ["-d", symbol]));
     run::output(&mut edit)?;
     build::make(cache, tree, name, &["olddefconfig"])?;
     let text = std::fs::read_to_string(&dot_config)?;
-    for symbol in disable {
-        let off = format!("# CONFIG_{symbol} is not set");
-        ensure!(text.contains(&off), "{name}: CONFIG_{symbol} is still set");
+    for symbol in off {
+        let unset = format!("# CONFIG_{symbol} is not set");
+        ensure!(
+            text.contains(&unset),
+            "{name}: CONFIG_{symbol} is still set"
+        );
     }
     bzimage(&build::make(cache, tree, name, &["bzImage"])?)
 }
@@ -264,17 +263,18 @@ pub fn test(report: &mut Report, opts: Option<&Options>, host_tests: impl FnOnce
         opts,
     };
     boots.run(&mut p);
-    let dir = || tree.as_ref().expect("the series applied").dir.as_path();
+    let dir = tree.as_ref().map(|t| t.dir.as_path());
     let debug = build_kernel(&mut p, &cache, Kernel::Debug, dir);
     (boots.kernel, boots.image) = (Kernel::Debug, debug.as_deref());
     boots.run(&mut p);
     if p.ready(Stage::Nomitig) {
+        let dir = dir.expect("the series applied");
         p.report.run(&Stage::Nomitig.name(), || {
-            if !dir().join(SERIES_C).exists() {
+            if !dir.join(SERIES_C).exists() {
                 return Ok(Some(format!("skipped: series has no {SERIES_C} yet")));
             }
-            config::configure(&cache, dir(), "nomitig")?;
-            build::make(&cache, dir(), "nomitig", NOMITIG_OBJECTS)?;
+            config::configure(&cache, dir, "nomitig")?;
+            build::make(&cache, dir, "nomitig", NOMITIG_OBJECTS)?;
             Ok(None)
         });
     }
@@ -300,10 +300,8 @@ mod tests {
     #[test]
     fn boots_both_depths_unless_told_otherwise() {
         let o = parse("--smp 4").unwrap();
-        assert_eq!(
-            (o.smp, o.paging.list()),
-            (4, &[Paging::Five, Paging::Four][..])
-        );
+        assert_eq!(o.smp, 4);
+        assert_eq!(o.paging.list(), [Paging::Five, Paging::Four]);
         assert_eq!(parse("--paging 4").unwrap().paging.list(), [Paging::Four]);
         assert_eq!(parse("--paging 5").unwrap().paging.list(), [Paging::Five]);
         for bad in ["--paging 3", "--paging", "--add /tests/a"] {
