@@ -67,12 +67,8 @@ enum Task {
 #[derive(Parser, Debug, Clone)]
 pub struct Settings {
     /// The cache root: kernel tree, builds, ccache, logs, initramfs images.
-    #[arg(
-        long,
-        global = true,
-        env = "GMEM_KMAP_CACHE",
-        default_value = "/var/cache/gmem-kmap"
-    )]
+    #[arg(long, global = true, env = "GMEM_KMAP_CACHE")]
+    #[arg(default_value = "/var/cache/gmem-kmap")]
     pub cache: PathBuf,
     /// Patches to apply instead of kernel-patch/.
     #[arg(long, global = true, env = "GMEM_KMAP_SERIES_DIR")]
@@ -93,20 +89,12 @@ pub struct Settings {
     /// series' own (e.g. `list-kunit-test` for a kernel without the
     /// series; without `gmem_kmap` among them, a log that does not report
     /// its paging depth passes).
-    #[arg(
-        long,
-        global = true,
-        env = "GMEM_KMAP_EXPECTED_SUITES",
-        value_delimiter = ','
-    )]
+    #[arg(long, global = true, env = "GMEM_KMAP_EXPECTED_SUITES")]
+    #[arg(value_delimiter = ',')]
     pub expected_suites: Option<Vec<String>>,
     /// Seconds before a boot's QEMU is killed.
-    #[arg(
-        long,
-        global = true,
-        env = "GMEM_KMAP_BOOT_TIMEOUT",
-        default_value_t = 900
-    )]
+    #[arg(long, global = true, env = "GMEM_KMAP_BOOT_TIMEOUT")]
+    #[arg(default_value_t = 900)]
     pub timeout: u64,
 }
 

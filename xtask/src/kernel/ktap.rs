@@ -88,9 +88,8 @@ pub fn kunit(log: &str) -> Result<(Vec<Node>, String)> {
     // The programs' TAP after `/init` starts would read as more of KUnit's;
     // no KTAP, or no suite (`1..0`, an error to kunit.py): no suite.
     let part = log.split(STARTED).next().unwrap_or(log);
-    let plan = part
-        .split_once("KTAP version")
-        .and_then(|(_, r)| r.lines().nth(1));
+    let after = part.split_once("KTAP version").map(|(_, after)| after);
+    let plan = after.and_then(|after| after.lines().nth(1));
     if plan.is_none_or(|plan| clean(plan).trim() == "1..0") {
         return Ok(Default::default());
     }
@@ -265,12 +264,11 @@ pub fn upstream_false_positive(log: &str) -> Option<&'static str> {
     let lines: Vec<&str> = log.lines().map(clean).collect();
     let ours = lines.iter().position(|l| l.contains("gmem_kmap:"));
     let before_ours = &lines[..ours.unwrap_or(lines.len())];
-    let start = before_ours
-        .iter()
-        .position(|l| l.contains("BUG: KASAN: wild-memory-access in "))?;
+    let bug = |l: &&str| l.contains("BUG: KASAN: wild-memory-access in ");
+    let start = before_ours.iter().position(bug)?;
     let end = lines[start..]
         .iter()
-        .position(|l| l.trim().starts_with("=========="))?;
+        .position(|l| l.trim().starts_with("=="))?;
     let report = &lines[start..start + end];
     let has = |what: &str| report.iter().any(|l| l.contains(what));
     (has("by task swapper/0/0") && has("<IRQ>") && has("identify_cpu")).then_some(WHAT)
@@ -279,10 +277,8 @@ pub fn upstream_false_positive(log: &str) -> Option<&'static str> {
 /// The distinct N of `# paging: N-level` (or `# case: paging: ...`) lines.
 fn depths(log: &str) -> Vec<u8> {
     let mut depths = Vec::new();
-    let comments = log
-        .lines()
-        .filter_map(|l| clean(l).trim().strip_prefix("# "));
-    for rest in comments {
+    let comment = |l| clean(l).trim().strip_prefix("# ");
+    for rest in log.lines().filter_map(comment) {
         let value = rest.strip_prefix("paging: ");
         let value = value.or_else(|| rest.split_once(": paging: ").map(|(_, v)| v));
         if let Some(n) = value.and_then(|v| v.strip_suffix("-level")?.parse().ok())

@@ -49,10 +49,9 @@ fn each_log_has_the_problems_expected_txt_lists() {
                     Ok(outcome) => format!("{outcome:?}"),
                     Err(e) => format!("error: {e}"),
                 }]),
-                "upstream" => Ok(upstream_false_positive(&log)
-                    .into_iter()
-                    .map(String::from)
-                    .collect()),
+                "upstream" => Ok(Vec::from_iter(
+                    upstream_false_positive(&log).map(String::from),
+                )),
                 "script" => problems(&log, paging, None).map(|p| p.0),
                 "-" => problems(&log, paging, Some(&[])).map(|p| p.0),
                 _ => problems(&log, paging, Some(&expected)).map(|p| p.0),
