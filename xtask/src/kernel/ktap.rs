@@ -266,9 +266,8 @@ pub fn upstream_false_positive(log: &str) -> Option<&'static str> {
     let before_ours = &lines[..ours.unwrap_or(lines.len())];
     let bug = |l: &&str| l.contains("BUG: KASAN: wild-memory-access in ");
     let start = before_ours.iter().position(bug)?;
-    let end = lines[start..]
-        .iter()
-        .position(|l| l.trim().starts_with("=="))?;
+    let rule = |l: &&str| l.trim().starts_with("==========");
+    let end = lines[start..].iter().position(rule)?;
     let report = &lines[start..start + end];
     let has = |what: &str| report.iter().any(|l| l.contains(what));
     (has("by task swapper/0/0") && has("<IRQ>") && has("identify_cpu")).then_some(WHAT)
