@@ -206,12 +206,11 @@ pub fn problems(
     // suites beyond KUnit's plan: a `not ok` line is then a problem itself.
     let mut results = suites.iter().flat_map(Node::results);
     if results.all(|(_, status)| matches!(status, "PASS" | "SKIP")) {
-        for line in log.split(STARTED).next().unwrap_or(log).lines() {
-            let line = clean(line).trim();
-            if line.starts_with("not ok ") {
-                problems.push(format!("`{line}`, which kunit.py does not count"));
-            }
-        }
+        let kernel_lines = log.split(STARTED).next().unwrap_or(log).lines();
+        let not_ok = kernel_lines
+            .map(|l| clean(l).trim())
+            .filter(|l| l.starts_with("not ok "));
+        problems.extend(not_ok.map(|l| format!("`{l}`, which kunit.py does not count")));
     }
     let (programs, output) = programs(log);
     suites.extend(programs);
