@@ -33,12 +33,7 @@ impl Boots<'_> {
     /// Its initramfs, a boot and its verdict at each depth, the race stress
     /// alone; the debug kernel's faults alone and the window's faults.
     pub fn run(self, p: &mut Pipeline) {
-        let Boots {
-            cache,
-            kernel: k,
-            opts,
-            ..
-        } = self;
+        let (cache, k, opts) = (self.cache, self.kernel, self.opts);
         let debug = k == Kernel::Debug;
         let initrd = cache.root.join(format!("{}-initramfs.cpio.gz", k.name()));
         let files = [self.programs, &opts.extra].concat();
@@ -53,7 +48,7 @@ impl Boots<'_> {
         for &paging in opts.paging.list() {
             // The log is judged even when QEMU failed or hung.
             let log = cache.log(&format!("{}-{}", k.name(), paging.tag()));
-            let boot = || self.boot(&initrd, &log, opts.smp, paging, "");
+            let boot = || self.boot(&initrd, &log, (opts.smp, paging), "");
             p.run(Stage::Boot(k, paging), boot);
             let verdict = || verdict_of(&log, paging, Some(&expected));
             p.run(Stage::Verdict(k, paging), verdict);
@@ -68,15 +63,9 @@ impl Boots<'_> {
         }
     }
 
-    /// Boots `initrd`, `cmdline` added: debug with page poisoning and memory for KASAN, kmemleak.
-    fn boot(
-        self,
-        initrd: &Path,
-        log: &Path,
-        smp: u32,
-        paging: Paging,
-        cmdline: &str,
-    ) -> Result<()> {
+    /// Boots `initrd` at (CPUs, depth), `cmdline` added: debug with page
+    /// poisoning and memory for KASAN, kmemleak.
+    fn boot(self, initrd: &Path, log: &Path, at: (u32, Paging), cmdline: &str) -> Result<()> {
         let debug = self.kernel == Kernel::Debug;
         let cmdline = format!("{}{cmdline}", if debug { "page_poison=1 " } else { "" });
         let extra = Extra {
@@ -86,7 +75,7 @@ impl Boots<'_> {
             one_thread: true,
         };
         let image = self.image.expect("built before booting");
-        qemu::boot(image, initrd, smp, paging, boot_timeout(), log, extra)?.result()
+        qemu::boot(image, initrd, at.0, at.1, boot_timeout(), log, extra)?.result()
     }
 
     /// Boots `program` alone (KUnit off; it ran already), logged as `<kernel>-<name>`: the log.
@@ -100,7 +89,7 @@ impl Boots<'_> {
         write_initramfs(&initrd, debug, std::slice::from_ref(found), &[])?;
         let (log, cmdline) = (self.cache.log(&name), format!("kunit.enable=0 {cmdline}"));
         let smp = smp.unwrap_or(self.opts.smp);
-        self.boot(&initrd, &log, smp, Paging::Five, &cmdline)?;
+        self.boot(&initrd, &log, (smp, Paging::Five), &cmdline)?;
         verdict_of(&log, Paging::Five, Some(&[format!("selftest {program}")]))
     }
 

@@ -203,15 +203,10 @@ fn build_stages(
     (kernel, p.run(Stage::Selftests, selftests))
 }
 
-/// Kernel `k` configured and built in `tree` (the tested one with the uapi
+/// Kernel `k` configured and built in `dir` (the tested one with the uapi
 /// headers the selftests need): its bzImage.
-fn build_kernel(
-    p: &mut Pipeline,
-    cache: &Cache,
-    k: Kernel,
-    tree: Option<&Path>,
-) -> Option<PathBuf> {
-    let tree = || tree.expect("the series applied");
+fn build_kernel(p: &mut Pipeline, cache: &Cache, k: Kernel, dir: Option<&Path>) -> Option<PathBuf> {
+    let tree = || dir.expect("the series applied");
     let configure = || config::configure(cache, tree(), k.name());
     p.run(Stage::Configure(k), configure);
     let targets: &[&str] = match k {
@@ -223,24 +218,21 @@ fn build_kernel(
 }
 
 /// `bzImage` of configuration `name`: the `boot` fragment with the symbols
-/// in `off` (without `CONFIG_`) off, from the tree `built` was made from: a
-/// kernel that differs from the tested one only where a measurement needs it.
-pub fn build_variant(cache: &Cache, built: &Built, name: &str, off: &[&str]) -> Result<PathBuf> {
+/// in `unset` (without `CONFIG_`) off, from the tree `built` was made from:
+/// a kernel that differs from the tested one only where a measurement needs it.
+pub fn build_variant(cache: &Cache, built: &Built, name: &str, unset: &[&str]) -> Result<PathBuf> {
     let tree = &built.tree.dir;
     config::configure_with(cache, tree, name, &[])?;
     let dot_config = cache.build(name).join(".config");
     let mut edit = std::process::Command::new(tree.join("scripts/config"));
     edit.arg("--file").arg(&dot_config);
-    edit.args(off.iter().flat_map(|symbol| ["-d", symbol]));
+    edit.args(unset.iter().flat_map(|symbol| ["-d", symbol]));
     run::output(&mut edit)?;
     build::make(cache, tree, name, &["olddefconfig"])?;
     let text = std::fs::read_to_string(&dot_config)?;
-    for symbol in off {
-        let unset = format!("# CONFIG_{symbol} is not set");
-        ensure!(
-            text.contains(&unset),
-            "{name}: CONFIG_{symbol} is still set"
-        );
+    for symbol in unset {
+        let off = format!("# CONFIG_{symbol} is not set");
+        ensure!(text.contains(&off), "{name}: CONFIG_{symbol} is still set");
     }
     bzimage(&build::make(cache, tree, name, &["bzImage"])?)
 }
