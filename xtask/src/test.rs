@@ -55,8 +55,9 @@ pub fn bless_header() -> bool {
 
 /// Runs `cmd`: Ok when it exits successfully.
 fn run_ok(cmd: &mut Command) -> Result<()> {
-    let status = cmd.status();
-    let status = status.with_context(|| format!("cannot run {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
     ensure!(status.success(), "{status}");
     Ok(())
 }

@@ -320,13 +320,10 @@ pub fn verdict_of(log: &Path, paging: Paging, expected: Option<&[String]>) -> Re
         report.lines().for_each(|line| println!("    | {line}"));
     }
     problems.iter().for_each(|p| println!("    problem: {p}"));
+    let (n, log) = (problems.len(), log.display());
     match problems.first() {
         None => Ok(text),
-        Some(first) => bail!(
-            "{} problem(s), the first: {first}; log: {}",
-            problems.len(),
-            log.display()
-        ),
+        Some(first) => bail!("{n} problem(s), the first: {first}; log: {log}"),
     }
 }
 
@@ -344,10 +341,10 @@ pub fn window_fault_outcome(log: &str) -> Result<Option<String>> {
         (true, [one]) if one.contains("cannot reserve the window: -12") => {
             Ok(Some(one.to_string()))
         }
-        (true, _) => bail!(
-            "failure injected; the window said {} line(s), not one ENOMEM: {ours:?}",
-            ours.len()
-        ),
+        (true, lines) => {
+            let n = lines.len();
+            bail!("failure injected; the window said {n} line(s), not one ENOMEM: {ours:?}")
+        }
         (false, lines) if lines.iter().any(|l| l.contains(" slots for ")) => Ok(None),
         (false, _) => bail!("nothing injected, and the window did not come up: {ours:?}"),
     }

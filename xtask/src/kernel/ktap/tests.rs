@@ -11,10 +11,8 @@ use super::*;
 fn variants(log: &str) -> [String; 3] {
     let plain = log.replace('\r', "");
     let crlf = plain.replace('\n', "\r\n");
-    let lines = plain.lines().enumerate();
-    let stamped = lines
-        .map(|(i, l)| format!("[    1.{i:06}] {l}\n"))
-        .collect();
+    let stamp = |(i, line)| format!("[    1.{i:06}] {line}\n");
+    let stamped = plain.lines().enumerate().map(stamp).collect();
     [plain, crlf, stamped]
 }
 
