@@ -72,6 +72,8 @@ impl Stage {
     /// Its name in the progress lines.
     pub fn name(self) -> String {
         use Stage::*;
+        // `debug ` for the debug kernel, nothing for the tested one.
+        let debug = |k: Kernel| ["", "debug "][k as usize];
         let s = match self {
             Packages => "packages",
             Tree => "linux-source-6.12 tree",
@@ -87,9 +89,9 @@ impl Stage {
             Selftests => "selftests (make, static)",
             Initramfs(Kernel::Boot) => "initramfs",
             Initramfs(Kernel::Debug) => "initramfs, debug",
-            Boot(k, p) => return format!("kernel: boot {}under QEMU, {p} paging", label(k)),
+            Boot(k, p) => return format!("kernel: boot {}under QEMU, {p} paging", debug(k)),
             Verdict(k, p) => {
-                return format!("kernel: {}KUnit results and boot log, {p} paging", label(k));
+                return format!("kernel: {}KUnit results and boot log, {p} paging", debug(k));
             }
             Stress(Kernel::Boot) => "race stress on 8 CPUs",
             Stress(Kernel::Debug) => "race stress on 8 CPUs, debug",
@@ -99,11 +101,6 @@ impl Stage {
         };
         format!("kernel: {s}")
     }
-}
-
-/// `debug ` in stage names, nothing for the tested kernel.
-fn label(k: Kernel) -> &'static str {
-    ["", "debug "][k as usize]
 }
 
 /// Runs stages into a [`Report`], keeping each one's outcome for the
