@@ -10,7 +10,7 @@ mod report;
 mod test;
 
 use std::path::PathBuf;
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
 use std::sync::OnceLock;
 
 use clap::{Parser, Subcommand};
@@ -138,9 +138,8 @@ fn root() -> PathBuf {
 }
 
 /// `cargo`, as the one running this xtask.
-fn cargo() -> std::process::Command {
-    let mut cmd =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root());
     cmd
 }
