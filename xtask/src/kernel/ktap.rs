@@ -47,11 +47,10 @@ pub const CRASH_PATTERNS: &[&str] = &[
 /// A group or case of kunit.py's JSON (`kunit_json.py`), the programs' too;
 /// a case's status: PASS, SKIP, ERROR (crashed or missing), else failed.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct Node {
     pub name: String,
-    #[serde(default)]
     sub_groups: Vec<Node>,
-    #[serde(default)]
     test_cases: Vec<Node>,
     status: Option<String>,
 }
@@ -101,8 +100,7 @@ pub fn kunit(log: &str) -> Result<(Vec<Node>, String)> {
         let ktap = ["#", "1..", "ok ", "not ok ", "KTAP version"];
         let ktap = ktap.iter().any(|p| t.starts_with(p));
         if ktap || !header {
-            text += line;
-            text += "\n";
+            text.extend([line, "\n"]);
         }
         header = t.starts_with("KTAP version") || (header && !ktap);
     }
