@@ -10,7 +10,7 @@ mod report;
 mod test;
 
 use std::path::PathBuf;
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
 use std::sync::OnceLock;
 
 use clap::{Parser, Subcommand};
@@ -64,15 +64,11 @@ enum Task {
 
 /// What every task may be pointed elsewhere with, each with its
 /// environment variable.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(Parser, Debug, Clone)]
 pub struct Settings {
     /// The cache root: kernel tree, builds, ccache, logs, initramfs images.
-    #[arg(
-        long,
-        global = true,
-        env = "GMEM_KMAP_CACHE",
-        default_value = "/var/cache/gmem-kmap"
-    )]
+    #[arg(long, global = true, env = "GMEM_KMAP_CACHE")]
+    #[arg(default_value = "/var/cache/gmem-kmap")]
     pub cache: PathBuf,
     /// Patches to apply instead of kernel-patch/.
     #[arg(long, global = true, env = "GMEM_KMAP_SERIES_DIR")]
@@ -93,20 +89,12 @@ pub struct Settings {
     /// series' own (e.g. `list-kunit-test` for a kernel without the
     /// series; without `gmem_kmap` among them, a log that does not report
     /// its paging depth passes).
-    #[arg(
-        long,
-        global = true,
-        env = "GMEM_KMAP_EXPECTED_SUITES",
-        value_delimiter = ','
-    )]
+    #[arg(long, global = true, env = "GMEM_KMAP_EXPECTED_SUITES")]
+    #[arg(value_delimiter = ',')]
     pub expected_suites: Option<Vec<String>>,
     /// Seconds before a boot's QEMU is killed.
-    #[arg(
-        long,
-        global = true,
-        env = "GMEM_KMAP_BOOT_TIMEOUT",
-        default_value_t = 900
-    )]
+    #[arg(long, global = true, env = "GMEM_KMAP_BOOT_TIMEOUT")]
+    #[arg(default_value_t = 900)]
     pub timeout: u64,
 }
 
@@ -115,38 +103,29 @@ static SETTINGS: OnceLock<Settings> = OnceLock::new();
 /// The settings of this run: the command line's, or (in host tests) the
 /// environment's and the defaults.
 pub fn settings() -> &'static Settings {
-    SETTINGS.get_or_init(|| {
-        #[derive(Parser)]
-        struct Only {
-            #[command(flatten)]
-            settings: Settings,
-        }
-        Only::parse_from(["xtask"]).settings
-    })
+    SETTINGS.get_or_init(|| Settings::parse_from(["xtask"]))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     SETTINGS.set(cli.settings).expect("settings are set once");
-    let result = match cli.task {
-        Task::Test { host_only } => Ok(test::run(!host_only)),
+    let passed = match cli.task {
+        Task::Test { host_only } => test::run(!host_only),
         Task::BootTest(opts) => {
             let mut report = report::Report::default();
             kernel::test(&mut report, Some(&opts), |_| {});
-            Ok(report.finish())
+            report.finish()
         }
-        Task::Header => Ok(test::bless_header()),
-        Task::Bench { from_logs } => Ok(bench::run(from_logs)),
-        Task::BenchCore => Ok(bench_core::run()),
-        Task::Series(task) => kernel::series(task).map(|()| true),
+        Task::Header => test::bless_header(),
+        Task::Bench { from_logs } => bench::run(from_logs),
+        Task::BenchCore => bench_core::run(),
+        Task::Series(task) => kernel::series(task)
+            .map_err(|e| eprintln!("error: {e:#}"))
+            .is_ok(),
     };
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+    match passed {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::FAILURE,
     }
 }
 
@@ -159,9 +138,8 @@ fn root() -> PathBuf {
 }
 
 /// `cargo`, as the one running this xtask.
-fn cargo() -> std::process::Command {
-    let mut cmd =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root());
     cmd
 }

@@ -20,19 +20,9 @@ impl Report {
         self.run(name, || run().map(|()| None));
     }
 
-    /// Runs a stage that may find nothing to check (`Ok(Some(why))`).
-    pub fn skippable(&mut self, name: &str, run: impl FnOnce() -> Result<Option<String>>) {
-        self.run(name, || Ok(run()?.map(|why| format!("skipped: {why}"))));
-    }
-
-    /// Reports a stage not run as one it needs did not pass (and counted).
-    pub fn not_run(&mut self, name: &str, needs: &str) {
-        let why = format!("not run: needs `{needs}`, which did not pass");
-        self.run(name, || Ok(Some(why)));
-    }
-
-    /// Prints the lines around `run`: a check passed, failed, or neither (`Ok(Some(outcome))`).
-    fn run(&mut self, name: &str, run: impl FnOnce() -> Result<Option<String>>) {
+    /// Runs a stage that may end neither passed nor failed, with
+    /// `Ok(Some(outcome))` (`skipped: why`, `not run: why`).
+    pub fn run(&mut self, name: &str, run: impl FnOnce() -> Result<Option<String>>) {
         println!("==> {name}");
         let start = Instant::now();
         let (outcome, passed, failed) = match run() {

@@ -1,48 +1,46 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //! The boots: each kernel at each paging depth with every test, then its
-//! boots of one program alone ([`ALONE`]); the benchmark's boots of a script.
+//! boots of one program alone; the benchmark's boots of a script.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail, ensure};
 
-use super::stage::Kernel::{self, Boot, Debug};
-use super::stage::{Pipeline, Stage, Stage::Faults, Stage::Stress};
-use super::verdict::{WindowFault, read_log, verdict_of, window_fault_outcome};
+use super::ktap::{verdict_of, window_fault_outcome};
+use super::stage::{Kernel, Pipeline, Stage};
 use super::{Built, Cache, Extra, Initramfs, Options, Paging, boot_timeout, qemu, selftests};
 
 const STRESS: &str = "guest_memfd_no_direct_map_stress_test";
 /// Run by the debug kernel only.
 const FAULT: &str = "guest_memfd_no_direct_map_fault_test";
 
-/// (kernel, stage, log name, CPUs (`None`: `--smp`'s), command line added, program).
-type Alone = (Kernel, Stage, Str, Option<u32>, Str, Str);
-type Str = &'static str;
-
-/// The boots of one program alone: the race stress; faults meeting direct-map splits (huge pages).
-const ALONE: &[Alone] = &[
-    (Boot, Stress(Boot), "stress-smp8", Some(8), "", STRESS),
-    (Debug, Stress(Debug), "stress-smp8", Some(8), "", STRESS),
-    (Debug, Faults, "fault", None, "debug_pagealloc=off", FAULT),
-];
-
 /// Files of an initramfs: (path in the guest, host file).
 type Files = [(String, PathBuf)];
 
-/// A kernel's boots: the cache, the kernel, its image, the programs, the options.
+/// One kernel's boots.
 #[derive(Clone, Copy)]
-struct Boots<'a>(&'a Cache, Kernel, Option<&'a Path>, &'a Files, &'a Options);
+pub struct Boots<'a> {
+    pub cache: &'a Cache,
+    pub kernel: Kernel,
+    /// Its bzImage; `None` when its build failed (then no boot runs).
+    pub image: Option<&'a Path>,
+    /// The series' programs, for the initramfs.
+    pub programs: &'a Files,
+    pub opts: &'a Options,
+}
 
 impl Boots<'_> {
-    /// Its initramfs, a boot and its verdict at each depth, its [`ALONE`] boots.
-    fn run(self, p: &mut Pipeline) {
-        let Boots(cache, k, _, programs, opts) = self;
+    /// Its initramfs, a boot and its verdict at each depth, the race stress
+    /// alone; the debug kernel's faults alone and the window's faults.
+    pub fn run(self, p: &mut Pipeline) {
+        let (cache, k, opts) = (self.cache, self.kernel, self.opts);
+        let debug = k == Kernel::Debug;
         let initrd = cache.root.join(format!("{}-initramfs.cpio.gz", k.name()));
-        let files = [programs, &opts.extra].concat();
-        let initramfs = || write_initramfs(&initrd, k == Debug, &files, &[]);
+        let files = [self.programs, &opts.extra].concat();
+        let initramfs = || write_initramfs(&initrd, debug, &files, &[]);
         p.run(Stage::Initramfs(k), initramfs);
         let ours = super::EXPECTED_SUITES.iter().map(|&s| s.into());
-        let fault = (k == Debug).then(|| format!("selftest {FAULT}"));
+        let fault = debug.then(|| format!("selftest {FAULT}"));
         let expected: Vec<String> = match &crate::settings().expected_suites {
             Some(list) => list.iter().filter(|s| !s.is_empty()).cloned().collect(),
             None => ours.chain(fault).collect(),
@@ -52,18 +50,23 @@ impl Boots<'_> {
             let log = cache.log(&format!("{}-{}", k.name(), paging.tag()));
             let boot = || self.boot(&initrd, &log, (opts.smp, paging), "");
             p.run(Stage::Boot(k, paging), boot);
-            let verdict = || verdict_of(&log, paging, &expected);
+            let verdict = || verdict_of(&log, paging, Some(&expected));
             p.run(Stage::Verdict(k, paging), verdict);
         }
-        for &(_, stage, name, smp, cmdline, program) in ALONE.iter().filter(|a| a.0 == k) {
-            p.run(stage, || self.alone(name, smp, cmdline, program));
+        let stress = || self.alone("stress-smp8", Some(8), "", STRESS);
+        p.run(Stage::Stress(k), stress);
+        if debug {
+            // Faults meeting the direct map's splits of huge pages.
+            let cmdline = "debug_pagealloc=off";
+            p.run(Stage::Faults, || self.alone("fault", None, cmdline, FAULT));
+            p.run(Stage::WindowFaults, || self.window_faults());
         }
     }
 
-    /// Boots `initrd`, `cmdline` added: debug with page poisoning and memory for KASAN, kmemleak.
+    /// Boots `initrd` at (CPUs, depth), `cmdline` added: debug with page
+    /// poisoning and memory for KASAN, kmemleak.
     fn boot(self, initrd: &Path, log: &Path, at: (u32, Paging), cmdline: &str) -> Result<()> {
-        let Boots(_, k, image, ..) = self;
-        let debug = k == Debug;
+        let debug = self.kernel == Kernel::Debug;
         let cmdline = format!("{}{cmdline}", if debug { "page_poison=1 " } else { "" });
         let extra = Extra {
             qemu: if debug { &["-m", "2G"] } else { &[] },
@@ -71,22 +74,23 @@ impl Boots<'_> {
             kernel: None,
             one_thread: true,
         };
-        let image = image.expect("built before booting");
+        let image = self.image.expect("built before booting");
         qemu::boot(image, initrd, at.0, at.1, boot_timeout(), log, extra)
     }
 
     /// Boots `program` alone (KUnit off; it ran already), logged as `<kernel>-<name>`: the log.
     fn alone(self, name: &str, smp: Option<u32>, cmdline: &str, program: &str) -> Result<String> {
-        let Boots(cache, k, _, programs, opts) = self;
         let ours = |(guest, _): &&(String, PathBuf)| guest.ends_with(&format!("/{program}"));
-        let found = programs.iter().find(ours);
+        let found = self.programs.iter().find(ours);
         let found = found.with_context(|| format!("{program} was not built"))?;
-        let (name, smp) = (format!("{}-{name}", k.name()), smp.unwrap_or(opts.smp));
-        let initrd = cache.root.join(format!("{name}-initramfs.cpio.gz"));
-        write_initramfs(&initrd, k == Debug, std::slice::from_ref(found), &[])?;
-        let (log, cmdline) = (cache.log(&name), format!("kunit.enable=0 {cmdline}"));
+        let name = format!("{}-{name}", self.kernel.name());
+        let initrd = self.cache.root.join(format!("{name}-initramfs.cpio.gz"));
+        let debug = self.kernel == Kernel::Debug;
+        write_initramfs(&initrd, debug, std::slice::from_ref(found), &[])?;
+        let (log, cmdline) = (self.cache.log(&name), format!("kunit.enable=0 {cmdline}"));
+        let smp = smp.unwrap_or(self.opts.smp);
         self.boot(&initrd, &log, (smp, Paging::Five), &cmdline)?;
-        verdict_of(&log, Paging::Five, &[format!("selftest {program}")])
+        verdict_of(&log, Paging::Five, Some(&[format!("selftest {program}")]))
     }
 
     /// Fails the n-th allocation of the window's setup, n = 1, 2, ... until the window comes up.
@@ -95,7 +99,7 @@ impl Boots<'_> {
         for n in 1..=MAX {
             let cmdline = format!("fail_gmem_kmap=1,100,{n},1");
             let log = self.alone(&format!("window-fault{n}"), None, &cmdline, FAULT)?;
-            let WindowFault::Off(line) = window_fault_outcome(&log)? else {
+            let Some(line) = window_fault_outcome(&log)? else {
                 ensure!(n > 1, "the first allocation failed nothing");
                 println!("    allocation {n}: none; the window came up: every one was failed");
                 return Ok(());
@@ -126,35 +130,6 @@ fn write_initramfs(path: &Path, debug: bool, files: &Files, texts: &[(&str, &str
     Ok(())
 }
 
-/// The tested kernel's boots.
-pub fn boot_kernel(
-    p: &mut Pipeline,
-    cache: &Cache,
-    image: Option<&Path>,
-    programs: &[(String, PathBuf)],
-    opts: &Options,
-) {
-    Boots(cache, Boot, image, programs, opts).run(p);
-}
-
-/// The debug kernel configured, built and booted as the tested one, then the window's faults.
-pub fn debug_kernel(
-    p: &mut Pipeline,
-    cache: &Cache,
-    tree: Option<&Path>,
-    programs: &[(String, PathBuf)],
-    opts: &Options,
-) {
-    let tree = || tree.expect("the series applied");
-    let configure = || super::config::configure(cache, tree(), "debug");
-    p.run(Stage::Configure(Debug), configure);
-    let make = || super::build::make(cache, tree(), "debug", &["bzImage"]);
-    let image = p.run(Stage::Build(Debug), || super::bzimage(&make()?));
-    let boots = Boots(cache, Debug, image.as_deref(), programs, opts);
-    boots.run(p);
-    p.run(Stage::WindowFaults, || boots.window_faults());
-}
-
 /// The log of a [`boot_script`] boot: `logs/<name>-smp<N>-<depth>.log`.
 pub fn script_log(cache: &Cache, name: &str, smp: u32, paging: Paging) -> PathBuf {
     cache.log(&format!("{name}-smp{smp}-{}", paging.tag()))
@@ -178,8 +153,5 @@ pub fn boot_script(
     let log = script_log(cache, name, smp, paging);
     let image = extra.kernel.unwrap_or(&built.kernel);
     qemu::boot(image, &initrd, smp, paging, boot_timeout(), &log, extra)?;
-    let text = read_log(&log)?;
-    let problems = super::verdict::script_problems(&text, paging);
-    problems.with_context(|| format!("log: {}", log.display()))?;
-    Ok(text)
+    verdict_of(&log, paging, None)
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::Cache;
+use super::ktap::read_log;
 use super::run::{logged, output};
-use super::verdict::read_log;
 use anyhow::{Result, ensure};
 
 /// Builds `targets` in `<cache>/build/<name>` and scans the log.

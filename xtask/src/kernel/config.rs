@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::Cache;
+use super::ktap::read_log;
 use super::run::{logged, output};
-use super::verdict::read_log;
 use anyhow::{Context as _, Result, ensure};
 
 /// `kernel-patch/configs/<name>.config`, or the `--<name>-config` file.

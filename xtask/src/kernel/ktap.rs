@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Reading a boot's console log into a list of problems; an empty list is
-//! a passing boot. Why each part is here:
+//! Judging a boot's console log: a list of problems, none for a passing
+//! boot. Why each part is here:
 //! - KUnit's KTAP is read by the tested tree's own
 //!   `tools/testing/kunit/kunit.py parse`, which KUnit's maintainers keep in
 //!   step with the format ([`kunit`]); only what it does not report is
 //!   checked after it;
 //! - the kselftest TAP of `/init`'s test programs is not KUnit's and comes
 //!   after it, so [`programs`] reads it (a flat list of results);
-//! - the kernel's complaints ([`CRASH_PATTERNS`]), `/init`'s markers and the
-//!   paging depth ([`paging`]) are this project's own checks.
+//! - the kernel's complaints ([`CRASH_PATTERNS`]), `/init`'s markers, the
+//!   paging depth ([`check_paging`]) and what a fault-injection boot shows
+//!   ([`window_fault_outcome`]) are this project's own checks.
 
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
@@ -44,12 +46,11 @@ pub const CRASH_PATTERNS: &[&str] = &[
 
 /// A group or case of kunit.py's JSON (`kunit_json.py`), the programs' too;
 /// a case's status: PASS, SKIP, ERROR (crashed or missing), else failed.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct Node {
     pub name: String,
-    #[serde(default)]
     sub_groups: Vec<Node>,
-    #[serde(default)]
     test_cases: Vec<Node>,
     status: Option<String>,
 }
@@ -86,9 +87,8 @@ pub fn kunit(log: &str) -> Result<(Vec<Node>, String)> {
     // The programs' TAP after `/init` starts would read as more of KUnit's;
     // no KTAP, or no suite (`1..0`, an error to kunit.py): no suite.
     let part = log.split(STARTED).next().unwrap_or(log);
-    let plan = part
-        .split_once("KTAP version")
-        .and_then(|(_, r)| r.lines().nth(1));
+    let after = part.split_once("KTAP version").map(|(_, after)| after);
+    let plan = after.and_then(|after| after.lines().nth(1));
     if plan.is_none_or(|plan| clean(plan).trim() == "1..0") {
         return Ok(Default::default());
     }
@@ -100,8 +100,7 @@ pub fn kunit(log: &str) -> Result<(Vec<Node>, String)> {
         let ktap = ["#", "1..", "ok ", "not ok ", "KTAP version"];
         let ktap = ktap.iter().any(|p| t.starts_with(p));
         if ktap || !header {
-            text += line;
-            text += "\n";
+            text.extend([line, "\n"]);
         }
         header = t.starts_with("KTAP version") || (header && !ktap);
     }
@@ -132,9 +131,8 @@ pub fn programs(log: &str) -> (Vec<Node>, Vec<&str>) {
     let (mut docs, mut output, mut program, mut open) = (Vec::new(), Vec::new(), None, false);
     let node = |name: String, status: Option<&str>| Node {
         name,
-        sub_groups: Vec::new(),
-        test_cases: Vec::new(),
         status: status.map(String::from),
+        ..Node::default()
     };
     for line in log.lines().map(|l| clean(l).trim_end()) {
         if let Some(path) = line.strip_prefix(RUNNING) {
@@ -168,20 +166,18 @@ pub fn programs(log: &str) -> (Vec<Node>, Vec<&str>) {
 
 /// `ok 3 name # SKIP why` (kselftest may leave out the name) → name, status.
 fn result_line(line: &str) -> Option<(&str, &'static str)> {
-    let (ok, rest) = match line.strip_prefix("not ok ") {
-        Some(rest) => (false, rest),
-        None => (true, line.strip_prefix("ok ")?),
+    let (status, rest) = match line.strip_prefix("not ok ") {
+        Some(rest) => ("FAIL", rest),
+        None => ("PASS", line.strip_prefix("ok ")?),
     };
     let (num, rest) = rest.split_once(' ').unwrap_or((rest, ""));
     num.parse::<usize>().ok()?;
     let (name, directive) = rest.split_once("# ").unwrap_or((rest, ""));
     let skip = directive.to_uppercase().starts_with("SKIP");
-    let status = match (skip, ok) {
-        (true, _) => "SKIP",
-        (false, true) => "PASS",
-        (false, false) => "FAIL",
-    };
-    Some((name.trim().trim_start_matches("- "), status))
+    Some((
+        name.trim().trim_start_matches("- "),
+        if skip { "SKIP" } else { status },
+    ))
 }
 
 /// The suite that prints the paging depth (`# paging: 5-level`).
@@ -208,12 +204,11 @@ pub fn problems(
     // suites beyond KUnit's plan: a `not ok` line is then a problem itself.
     let mut results = suites.iter().flat_map(Node::results);
     if results.all(|(_, status)| matches!(status, "PASS" | "SKIP")) {
-        for line in log.split(STARTED).next().unwrap_or(log).lines() {
-            let line = clean(line).trim();
-            if line.starts_with("not ok ") {
-                problems.push(format!("`{line}`, which kunit.py does not count"));
-            }
-        }
+        let kernel_lines = log.split(STARTED).next().unwrap_or(log).lines();
+        let not_ok = kernel_lines
+            .map(|l| clean(l).trim())
+            .filter(|l| l.starts_with("not ok "));
+        problems.extend(not_ok.map(|l| format!("`{l}`, which kunit.py does not count")));
     }
     let (programs, output) = programs(log);
     suites.extend(programs);
@@ -228,10 +223,8 @@ pub fn problems(
             }
         }
     }
-    for e in expected
-        .iter()
-        .filter(|e| !suites.iter().any(|s| &&s.name == e))
-    {
+    let absent = |e: &&String| !suites.iter().any(|s| &s.name == *e);
+    for e in expected.iter().filter(absent) {
         problems.push(format!("expected suite `{e}` is not in the log"));
     }
     for line in log.lines().map(clean) {
@@ -250,9 +243,10 @@ pub fn problems(
     } else if !printed(DONE) {
         problems.push(format!("/init never finished (no `{DONE}`)"));
     }
-    let found = self::paging(log);
-    if !(quiet && found.is_empty()) {
-        problems.extend(paging_problem(&found, paging));
+    if !(quiet && depths(log).is_empty())
+        && let Err(wrong) = check_paging(log, paging)
+    {
+        problems.push(wrong.to_string());
     }
     Ok((problems, report + &output.join("\n")))
 }
@@ -266,24 +260,21 @@ pub fn upstream_false_positive(log: &str) -> Option<&'static str> {
         (an interrupt during identify_cpu; upstream, not the series)";
     let lines: Vec<&str> = log.lines().map(clean).collect();
     let ours = lines.iter().position(|l| l.contains("gmem_kmap:"));
-    let start = lines[..ours.unwrap_or(lines.len())]
-        .iter()
-        .position(|l| l.contains("BUG: KASAN: wild-memory-access in "))?;
-    let end = lines[start..]
-        .iter()
-        .position(|l| l.trim().starts_with("=========="));
-    let report = &lines[start..start + end?];
+    let before_ours = &lines[..ours.unwrap_or(lines.len())];
+    let bug = |l: &&str| l.contains("BUG: KASAN: wild-memory-access in ");
+    let start = before_ours.iter().position(bug)?;
+    let rule = |l: &&str| l.trim().starts_with("==========");
+    let end = lines[start..].iter().position(rule)?;
+    let report = &lines[start..start + end];
     let has = |what: &str| report.iter().any(|l| l.contains(what));
     (has("by task swapper/0/0") && has("<IRQ>") && has("identify_cpu")).then_some(WHAT)
 }
 
 /// The distinct N of `# paging: N-level` (or `# case: paging: ...`) lines.
-pub fn paging(log: &str) -> Vec<u8> {
+fn depths(log: &str) -> Vec<u8> {
     let mut depths = Vec::new();
-    for line in log.lines().map(|l| clean(l).trim()) {
-        let Some(rest) = line.strip_prefix("# ") else {
-            continue;
-        };
+    let comment = |l| clean(l).trim().strip_prefix("# ");
+    for rest in log.lines().filter_map(comment) {
         let value = rest.strip_prefix("paging: ");
         let value = value.or_else(|| rest.split_once(": paging: ").map(|(_, v)| v));
         if let Some(n) = value.and_then(|v| v.strip_suffix("-level")?.parse().ok())
@@ -295,16 +286,65 @@ pub fn paging(log: &str) -> Vec<u8> {
     depths
 }
 
-/// What is wrong with the depths `found` when asked for `asked`.
-pub fn paging_problem(found: &[u8], asked: Paging) -> Option<String> {
-    let names: Vec<String> = found.iter().map(|n| format!("{n}-level")).collect();
-    match found {
-        [] => Some("no `# paging:` line: the kernel did not report its paging depth".into()),
-        [n] if *n == asked.levels() => None,
-        _ => Some(format!(
-            "asked for {asked} paging, the kernel reports {}",
-            names.join(", ")
-        )),
+/// Ok when `log` reports the depth `asked` and no other (a figure filed
+/// under another depth would compare the wrong boots).
+pub fn check_paging(log: &str, asked: Paging) -> Result<()> {
+    match &depths(log)[..] {
+        [] => bail!("no `# paging:` line: the kernel did not report its paging depth"),
+        [n] if *n == asked.levels() => Ok(()),
+        found => {
+            let names: Vec<String> = found.iter().map(|n| format!("{n}-level")).collect();
+            bail!(
+                "asked for {asked} paging, the kernel reports {}",
+                names.join(", ")
+            )
+        }
+    }
+}
+
+/// A console log, as text whatever bytes the serial line gave.
+pub fn read_log(log: &Path) -> Result<String> {
+    let bytes = std::fs::read(log).with_context(|| format!("read {}", log.display()))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Judges the boot logged in `log` ([`problems`]), printing the problems
+/// and, for a boot test's boot, the reports: the log, or why not.
+pub fn verdict_of(log: &Path, paging: Paging, expected: Option<&[String]>) -> Result<String> {
+    let text = read_log(log)?;
+    let (problems, report) = problems(&text, paging, expected)?;
+    if let Some(expected) = expected {
+        println!("    expected suites: {}", expected.join(", "));
+        report.lines().for_each(|line| println!("    | {line}"));
+    }
+    problems.iter().for_each(|p| println!("    problem: {p}"));
+    let (n, log) = (problems.len(), log.display());
+    match problems.first() {
+        None => Ok(text),
+        Some(first) => bail!("{n} problem(s), the first: {first}; log: {log}"),
+    }
+}
+
+/// Judges a `fail_gmem_kmap=` boot: injected with the window's one line
+/// saying it is off (`Some(line)`), or not injected and the window up
+/// (`None`: there was no n-th allocation to fail).
+pub fn window_fault_outcome(log: &str) -> Result<Option<String>> {
+    let ours: Vec<&str> = log
+        .lines()
+        .map(|l| clean(l).trim())
+        .filter(|l| l.starts_with("gmem_kmap:"))
+        .collect();
+    let injected = log.contains("FAULT_INJECTION: forcing a failure");
+    match (injected, ours.as_slice()) {
+        (true, [one]) if one.contains("cannot reserve the window: -12") => {
+            Ok(Some(one.to_string()))
+        }
+        (true, lines) => {
+            let n = lines.len();
+            bail!("failure injected; the window said {n} line(s), not one ENOMEM: {ours:?}")
+        }
+        (false, lines) if lines.iter().any(|l| l.contains(" slots for ")) => Ok(None),
+        (false, _) => bail!("nothing injected, and the window did not come up: {ours:?}"),
     }
 }
 

@@ -1,12 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! `cargo xtask boot-test`: Linux 6.12 built with `kernel-patch/` and booted
-//! under QEMU, each boot's log judged. The stages and what each needs are
-//! in [`stage`]; one module each does the work. `cargo xtask bench` builds
-//! the same way ([`build()`]) and boots a script of its own.
-//!
-//! Everything lives under the cache root (`--cache`): `linux/` (the tree,
-//! reset to tag `base` and the series applied when `kernel-patch/`
-//! changes), `build/<config>/` (O=), `ccache/`, `logs/`, and `lock`.
+//! `cargo xtask boot-test`: Linux 6.12 built with `kernel-patch/`, booted
+//! under QEMU, each boot's log judged; the stages and their needs are in
+//! [`stage`]. `cargo xtask bench` builds the same way ([`build()`]). The
+//! cache root (`--cache`) holds `linux/` (the tree: tag `base` and the
+//! series), `build/<config>/` (O=), `ccache/`, `logs/`, and `lock`.
 
 mod boots;
 mod branch;
@@ -22,7 +19,6 @@ mod selftests;
 mod source;
 mod stage;
 mod toolchain;
-mod verdict;
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
@@ -34,9 +30,9 @@ use crate::report::Report;
 pub use boots::{boot_script, script_log};
 pub use branch::{SeriesTask, run as series};
 pub use initramfs::Initramfs;
+pub use ktap::check_paging;
 pub use qemu::{Extra, Paging};
 use stage::{Kernel, Pipeline, Stage};
-pub use verdict::check_paging;
 
 /// The suites every boot log must show, all passing, none skipped (unless
 /// `--expected-suites` says otherwise).
@@ -60,9 +56,8 @@ pub struct Cache {
 
 impl Cache {
     pub fn from_env() -> Self {
-        Cache {
-            root: crate::settings().cache.clone(),
-        }
+        let root = crate::settings().cache.clone();
+        Cache { root }
     }
 
     pub fn linux(&self) -> PathBuf {
@@ -78,12 +73,7 @@ impl Cache {
     pub fn lock(&self) -> Result<File> {
         let path = self.root.join("lock");
         std::fs::create_dir_all(&self.root)?;
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path);
-        let file = file.with_context(|| format!("open {}", path.display()))?;
+        let file = File::create(&path).with_context(|| format!("open {}", path.display()))?;
         match file.try_lock() {
             Err(TryLockError::WouldBlock) => {
                 println!("    waiting for another run using {}", self.root.display());
@@ -103,7 +93,7 @@ impl Cache {
 }
 
 /// `cargo xtask boot-test`'s options.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Parser, Debug)]
 pub struct Options {
     /// CPUs of the test boots (`-smp`); the race stress boots have 8.
     #[arg(long, default_value_t = 2)]
@@ -116,18 +106,6 @@ pub struct Options {
     /// the guest, whose non-zero exit fails the boot. Repeatable.
     #[arg(long = "add", value_name = "GUEST_PATH=HOST_FILE", value_parser = guest_file)]
     pub extra: Vec<(String, PathBuf)>,
-}
-
-impl Default for Options {
-    /// The defaults of the command line.
-    fn default() -> Self {
-        #[derive(clap::Parser)]
-        struct BootTest {
-            #[command(flatten)]
-            opts: Options,
-        }
-        <BootTest as clap::Parser>::parse_from(["boot-test"]).opts
-    }
 }
 
 /// `--paging`'s values.
@@ -177,95 +155,81 @@ pub struct Built {
     _lock: File,
 }
 
-/// What the build stages made so far, each `None` until its stage passed.
-#[derive(Default)]
-struct Made {
-    tree: Option<source::Tree>,
-    lock: Option<File>,
-    kernel: Option<PathBuf>,
-    programs: Option<Vec<(String, PathBuf)>>,
-}
-
 /// The stages up to a kernel and its programs; `None` when one failed
 /// (already reported). `style` adds the checks that never stop a boot.
 pub fn build(report: &mut Report, cache: &Cache, style: bool) -> Option<Built> {
     let mut p = Pipeline::new(report);
-    let mut made = tree_stages(&mut p, cache);
-    build_stages(&mut p, cache, style, &mut made);
+    let (lock, tree) = tree_stages(&mut p, cache).unzip();
+    let (kernel, programs) = build_stages(&mut p, cache, style, tree.as_ref());
     Some(Built {
-        kernel: made.kernel?,
-        programs: made.programs?,
-        tree: made.tree?,
-        _lock: made.lock?,
+        kernel: kernel?,
+        programs: programs?,
+        tree: tree?,
+        _lock: lock?,
     })
 }
 
 /// The packages, and the tree unpacked with the cache locked.
-fn tree_stages(p: &mut Pipeline, cache: &Cache) -> Made {
+fn tree_stages(p: &mut Pipeline, cache: &Cache) -> Option<(File, source::Tree)> {
     p.run(Stage::Packages, packages::ensure);
-    let locked = p.run(Stage::Tree, || Ok((cache.lock()?, source::prepare(cache)?)));
-    let (lock, tree) = locked.unzip();
-    Made {
-        lock,
-        tree,
-        ..Made::default()
-    }
+    p.run(Stage::Tree, || Ok((cache.lock()?, source::prepare(cache)?)))
 }
 
-fn build_stages(p: &mut Pipeline, cache: &Cache, style: bool, made: &mut Made) {
-    let tree = made.tree.as_ref();
-    let dir = || &tree.expect("the tree stage passed").dir;
-    p.run(Stage::Series, || {
-        source::apply(tree.expect("tree"), &series_dir())
-    });
+/// The series applied to `tree`, the tested kernel and its programs built.
+fn build_stages(
+    p: &mut Pipeline,
+    cache: &Cache,
+    style: bool,
+    tree: Option<&source::Tree>,
+) -> (Option<PathBuf>, Option<Vec<(String, PathBuf)>>) {
+    let path = tree.map(|t| t.dir.as_path());
+    let (tree, series) = (|| tree.expect("the tree stage passed"), series_dir());
+    let dir = || path.expect("the tree stage passed");
+    p.run(Stage::Series, || source::apply(tree(), &series));
     if style {
         // What was applied, exported again, must be kernel-patch/.
-        p.run(Stage::RoundTrip, || branch::check(dir(), &series_dir()));
-        p.run(Stage::Checkpatch, || {
-            source::checkpatch(tree.expect("tree"), &series_dir())
-        });
+        p.run(Stage::RoundTrip, || branch::check(dir(), &series));
+        p.run(Stage::Checkpatch, || source::checkpatch(tree(), &series));
     }
-    p.run(Stage::Configure(Kernel::Boot), || {
-        config::configure(cache, dir(), "boot")
-    });
-    made.kernel = p.run(Stage::Build(Kernel::Boot), || {
-        bzimage(&build::make(cache, dir(), "boot", &["bzImage", "headers"])?)
-    });
+    let kernel = build_kernel(p, cache, Kernel::Boot, path);
     if style {
-        p.run(Stage::PanicProbe, || {
-            toolchain::check_rejects_panics(cache, dir())
-        });
-        p.run(Stage::NoTarget, || {
-            toolchain::hidden_without_target(cache, dir())
-        });
+        let rejects_panics = || toolchain::check_rejects_panics(cache, dir());
+        p.run(Stage::PanicProbe, rejects_panics);
+        let hidden = || toolchain::hidden_without_target(cache, dir());
+        p.run(Stage::NoTarget, hidden);
     }
-    made.programs = p.run(Stage::Selftests, || {
-        selftests::build(dir(), &cache.build("boot"))
-    });
+    let selftests = || selftests::build(dir(), &cache.build("boot"));
+    (kernel, p.run(Stage::Selftests, selftests))
+}
+
+/// Kernel `k` configured and built in `dir` (the tested one with the uapi
+/// headers the selftests need): its bzImage.
+fn build_kernel(p: &mut Pipeline, cache: &Cache, k: Kernel, dir: Option<&Path>) -> Option<PathBuf> {
+    let tree = || dir.expect("the series applied");
+    let configure = || config::configure(cache, tree(), k.name());
+    p.run(Stage::Configure(k), configure);
+    let targets: &[&str] = match k {
+        Kernel::Boot => &["bzImage", "headers"],
+        Kernel::Debug => &["bzImage"],
+    };
+    let make = || bzimage(&build::make(cache, tree(), k.name(), targets)?);
+    p.run(Stage::Build(k), make)
 }
 
 /// `bzImage` of configuration `name`: the `boot` fragment with the symbols
-/// in `disable` (without `CONFIG_`) off, from the tree `built` was made
-/// from: a kernel that differs from the tested one only where a
-/// measurement needs it.
-pub fn build_variant(
-    cache: &Cache,
-    built: &Built,
-    name: &str,
-    disable: &[&str],
-) -> Result<PathBuf> {
+/// in `unset` (without `CONFIG_`) off, from the tree `built` was made from:
+/// a kernel that differs from the tested one only where a measurement needs it.
+pub fn build_variant(cache: &Cache, built: &Built, name: &str, unset: &[&str]) -> Result<PathBuf> {
     let tree = &built.tree.dir;
     config::configure_with(cache, tree, name, &[])?;
     let dot_config = cache.build(name).join(".config");
     let mut edit = std::process::Command::new(tree.join("scripts/config"));
     edit.arg("--file").arg(&dot_config);
-    for symbol in disable {
-        edit.args(["-d", symbol]);
-    }
+    edit.args(unset.iter().flat_map(|symbol| ["-d", symbol]));
     run::output(&mut edit)?;
     build::make(cache, tree, name, &["olddefconfig"])?;
     let text = std::fs::read_to_string(&dot_config)?;
-    for symbol in disable {
+    for symbol in unset {
         let off = format!("# CONFIG_{symbol} is not set");
         ensure!(text.contains(&off), "{name}: CONFIG_{symbol} is still set");
     }
@@ -277,22 +241,31 @@ pub fn build_variant(
 pub fn test(report: &mut Report, opts: Option<&Options>, host_tests: impl FnOnce(&mut Report)) {
     let cache = Cache::from_env();
     let mut p = Pipeline::new(report);
-    let mut made = tree_stages(&mut p, &cache);
+    let (_lock, tree) = tree_stages(&mut p, &cache).unzip();
     host_tests(p.report);
     let Some(opts) = opts else { return };
-    build_stages(&mut p, &cache, true, &mut made);
-    let programs = made.programs.as_deref().unwrap_or_default();
-    boots::boot_kernel(&mut p, &cache, made.kernel.as_deref(), programs, opts);
-    let tree = made.tree.as_ref().map(|t| t.dir.as_path());
-    boots::debug_kernel(&mut p, &cache, tree, programs, opts);
+    let (kernel, programs) = build_stages(&mut p, &cache, true, tree.as_ref());
+    let programs = programs.unwrap_or_default();
+    let mut boots = boots::Boots {
+        cache: &cache,
+        kernel: Kernel::Boot,
+        image: kernel.as_deref(),
+        programs: &programs,
+        opts,
+    };
+    boots.run(&mut p);
+    let dir = tree.as_ref().map(|t| t.dir.as_path());
+    let debug = build_kernel(&mut p, &cache, Kernel::Debug, dir);
+    (boots.kernel, boots.image) = (Kernel::Debug, debug.as_deref());
+    boots.run(&mut p);
     if p.ready(Stage::Nomitig) {
-        let tree = tree.expect("the series applied");
-        p.report.skippable(&Stage::Nomitig.name(), || {
-            if !tree.join(SERIES_C).exists() {
-                return Ok(Some(format!("series has no {SERIES_C} yet")));
+        let dir = dir.expect("the series applied");
+        p.report.run(&Stage::Nomitig.name(), || {
+            if !dir.join(SERIES_C).exists() {
+                return Ok(Some(format!("skipped: series has no {SERIES_C} yet")));
             }
-            config::configure(&cache, tree, "nomitig")?;
-            build::make(&cache, tree, "nomitig", NOMITIG_OBJECTS)?;
+            config::configure(&cache, dir, "nomitig")?;
+            build::make(&cache, dir, "nomitig", NOMITIG_OBJECTS)?;
             Ok(None)
         });
     }
@@ -311,24 +284,15 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    #[derive(Parser)]
-    struct BootTest {
-        #[command(flatten)]
-        opts: Options,
-    }
-
     fn parse(args: &str) -> Result<Options, clap::Error> {
-        let args = std::iter::once("boot-test").chain(args.split_whitespace());
-        BootTest::try_parse_from(args).map(|b| b.opts)
+        Options::try_parse_from(std::iter::once("boot-test").chain(args.split_whitespace()))
     }
 
     #[test]
     fn boots_both_depths_unless_told_otherwise() {
         let o = parse("--smp 4").unwrap();
-        assert_eq!(
-            (o.smp, o.paging.list()),
-            (4, &[Paging::Five, Paging::Four][..])
-        );
+        assert_eq!(o.smp, 4);
+        assert_eq!(o.paging.list(), [Paging::Five, Paging::Four]);
         assert_eq!(parse("--paging 4").unwrap().paging.list(), [Paging::Four]);
         assert_eq!(parse("--paging 5").unwrap().paging.list(), [Paging::Five]);
         for bad in ["--paging 3", "--paging", "--add /tests/a"] {

@@ -86,7 +86,7 @@ pub fn boot(
     qemu.arg(append(paging, extra.cmdline)).args(extra.qemu);
     for attempt in 1..=UPSTREAM_RETRIES {
         let ended = logged(&mut qemu, log, Some(timeout));
-        let Some(what) = ktap::upstream_false_positive(&super::verdict::read_log(log)?) else {
+        let Some(what) = ktap::upstream_false_positive(&ktap::read_log(log)?) else {
             return ended;
         };
         let kept = log.with_extension(format!("log.{attempt}"));

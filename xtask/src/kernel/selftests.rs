@@ -2,8 +2,8 @@
 //! The series' KVM selftests, built static with the selftests' own Makefile
 //! against the build's uapi headers; a test's TAP is the suite `selftest <name>`.
 
+use super::ktap::read_log;
 use super::run::logged;
-use super::verdict::read_log;
 use anyhow::{Result, ensure};
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //! when everything it needs passed, and is reported as not run otherwise,
 //! so that a failure stops only what depends on it.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use anyhow::Result;
 
@@ -72,6 +72,8 @@ impl Stage {
     /// Its name in the progress lines.
     pub fn name(self) -> String {
         use Stage::*;
+        // `debug ` for the debug kernel, nothing for the tested one.
+        let debug = |k: Kernel| ["", "debug "][k as usize];
         let s = match self {
             Packages => "packages",
             Tree => "linux-source-6.12 tree",
@@ -87,9 +89,9 @@ impl Stage {
             Selftests => "selftests (make, static)",
             Initramfs(Kernel::Boot) => "initramfs",
             Initramfs(Kernel::Debug) => "initramfs, debug",
-            Boot(k, p) => return format!("kernel: boot {}under QEMU, {p} paging", label(k)),
+            Boot(k, p) => return format!("kernel: boot {}under QEMU, {p} paging", debug(k)),
             Verdict(k, p) => {
-                return format!("kernel: {}KUnit results and boot log, {p} paging", label(k));
+                return format!("kernel: {}KUnit results and boot log, {p} paging", debug(k));
             }
             Stress(Kernel::Boot) => "race stress on 8 CPUs",
             Stress(Kernel::Debug) => "race stress on 8 CPUs, debug",
@@ -101,42 +103,28 @@ impl Stage {
     }
 }
 
-/// `debug ` in stage names, nothing for the tested kernel.
-fn label(k: Kernel) -> &'static str {
-    ["", "debug "][k as usize]
-}
-
 /// Runs stages into a [`Report`], keeping each one's outcome for the
 /// stages that need it.
 pub struct Pipeline<'r> {
     pub report: &'r mut Report,
-    passed: HashMap<Stage, bool>,
+    passed: HashSet<Stage>,
 }
 
 impl<'r> Pipeline<'r> {
     pub fn new(report: &'r mut Report) -> Self {
-        Pipeline {
-            report,
-            passed: HashMap::new(),
-        }
-    }
-
-    /// Whether `stage` passed; false when it failed or did not run.
-    pub fn passed(&self, stage: Stage) -> bool {
-        self.passed.get(&stage) == Some(&true)
+        let passed = HashSet::new();
+        Pipeline { report, passed }
     }
 
     /// True when everything `stage` needs passed; otherwise reports it as
     /// not run, naming the first stage it needed that did not pass.
     pub fn ready(&mut self, stage: Stage) -> bool {
-        match stage.needs().into_iter().find(|&n| !self.passed(n)) {
-            None => true,
-            Some(missing) => {
-                self.report.not_run(&stage.name(), &missing.name());
-                self.passed.insert(stage, false);
-                false
-            }
-        }
+        let Some(missing) = stage.needs().into_iter().find(|n| !self.passed.contains(n)) else {
+            return true;
+        };
+        let why = format!("not run: needs `{}`, which did not pass", missing.name());
+        self.report.run(&stage.name(), || Ok(Some(why)));
+        false
     }
 
     /// Runs `stage` when it is [`ready`](Self::ready): its value when it
@@ -150,7 +138,9 @@ impl<'r> Pipeline<'r> {
             value = Some(run()?);
             Ok(())
         });
-        self.passed.insert(stage, value.is_some());
+        if value.is_some() {
+            self.passed.insert(stage);
+        }
         value
     }
 }
@@ -170,12 +160,8 @@ mod tests {
         assert_eq!(failed, None);
         // Checkpatch needs the tree only; the configure needs the series.
         assert!(p.run(Stage::Checkpatch, || Ok(())).is_some());
-        let mut ran = false;
-        p.run(Stage::Configure(Kernel::Boot), || {
-            ran = true;
-            Ok(())
-        });
-        assert!(!ran);
+        let not_ready = || -> Result<()> { panic!("run without the series") };
+        assert_eq!(p.run(Stage::Configure(Kernel::Boot), not_ready), None);
         // Not run counts as not passed for the stages after it.
         assert!(!p.ready(Stage::Build(Kernel::Boot)));
         assert_eq!((report.passed, report.failed), (3, 1));
@@ -184,10 +170,8 @@ mod tests {
     #[test]
     fn every_stage_has_its_own_name_and_needs_only_earlier_ones() {
         use Stage::*;
-        let mut all = vec![
-            Packages, Tree, Series, RoundTrip, Checkpatch, PanicProbe, NoTarget,
-        ];
-        all.extend([Selftests, Faults, WindowFaults, Nomitig]);
+        let mut all = vec![Packages, Tree, Series, RoundTrip, Checkpatch, PanicProbe];
+        all.extend([NoTarget, Selftests, Faults, WindowFaults, Nomitig]);
         for k in [Kernel::Boot, Kernel::Debug] {
             all.extend([Configure(k), Build(k), Initramfs(k), Stress(k)]);
             for p in [Paging::Four, Paging::Five] {
