@@ -1,13 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! `cargo xtask bench`: the comparison this project exists for.
-//!
-//! The simulator sweep and the core's benchmarks on the host; then the
-//! kernel `cargo xtask test` builds, booted per [`BOOTS`] entry to run the
-//! series' benchmarks, and under QEMU's instruction clock to count
-//! instructions. The boots' logs and the machine's description are kept in
-//! [`LOGS`]: `--from-logs` makes the same report from them, anywhere. The
-//! report is docs/results.md (benches/results.md.in filled), its tables on
-//! the terminal, and three plots.
+//! `cargo xtask bench`: the simulator sweep and the core's benchmarks on the
+//! host; the kernel `cargo xtask test` builds, booted per [`BOOTS`] entry and
+//! once under QEMU's instruction clock. The boots' logs and the machine are
+//! kept in [`LOGS`], for `--from-logs` to report from anywhere. The report:
+//! docs/results.md (benches/results.md.in filled), its tables on the
+//! terminal, and three plots.
 
 mod parse;
 mod plot;
@@ -329,10 +326,8 @@ mod tests {
         f.count = parse::group(&parse::COUNT, &fixture("bench-icount-smp1-4level.log")).unwrap();
         let sweep = parse::sweep(&fixture("sweep.tsv")).unwrap();
         let machine = machine_of("host_cpu=\nhost_kernel=\nqemu_version=\nwritten=\nhost_cpus=0");
-        let (page, expected) = (
-            document(&f, &sweep, &machine.unwrap()).unwrap(),
-            fixture("results.md"),
-        );
+        let page = document(&f, &sweep, &machine.unwrap()).unwrap();
+        let expected = fixture("results.md");
         for (n, (a, b)) in page.lines().zip(expected.lines()).enumerate() {
             assert_eq!(a, b, "line {}", n + 1);
         }
@@ -344,13 +339,9 @@ mod tests {
     #[test]
     fn a_boot_at_another_depth_fails_and_adds_nothing() {
         let mut f = Figures::default();
-        let e = f
-            .add(2, Five, &fixture("bench-smp2-4level.log"))
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "asked for 5-level paging, the kernel reports 4-level"
-        );
+        let e = f.add(2, Five, &fixture("bench-smp2-4level.log"));
+        let asked = "asked for 5-level paging, the kernel reports 4-level";
+        assert_eq!(e.unwrap_err().to_string(), asked);
         assert!(f.boots.is_empty());
     }
 
@@ -359,25 +350,14 @@ mod tests {
         let t = "| a |\n{{table}}\n\n{{n}} CPUs, {{n}} again\n";
         let ok = fill(t, &[("table", "| 1 |\n| 2 |\n"), ("n", "4")]).unwrap();
         assert_eq!(ok, "| a |\n| 1 |\n| 2 |\n\n4 CPUs, 4 again\n");
-        for (template, values, error) in [
-            (
-                "{{a}} and {{b}}",
-                &[("a", "1")][..],
-                "no value for the template's `{{b}}`",
-            ),
-            (
-                "{{a}}",
-                &[("a", "1"), ("b", "2")],
-                "the template does not use `b`",
-            ),
-            (
-                "{{a}}",
-                &[("a", "1"), ("a", "2")],
-                "the value `a` is given twice",
-            ),
-            ("x {{a} y\n", &[], "no value for the template's `{{a} y`"),
-        ] {
-            assert_eq!(fill(template, values).unwrap_err().to_string(), error);
-        }
+        let error = |t, values: &[(&str, &str)]| fill(t, values).unwrap_err().to_string();
+        let e = error("{{a}} and {{b}}", &[("a", "1")]);
+        assert_eq!(e, "no value for the template's `{{b}}`");
+        let e = error("{{a}}", &[("a", "1"), ("b", "2")]);
+        assert_eq!(e, "the template does not use `b`");
+        let e = error("{{a}}", &[("a", "1"), ("a", "2")]);
+        assert_eq!(e, "the value `a` is given twice");
+        let e = error("x {{a} y\n", &[]);
+        assert_eq!(e, "no value for the template's `{{a} y`");
     }
 }

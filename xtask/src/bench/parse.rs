@@ -1,11 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Reading what the benchmark boots and the simulator sweep printed.
-//!
-//! The series' benchmark programs print a `gmem-bench: <kind> k=v ...` line
-//! per round of each figure. One reader files every kind into rows, as its
-//! [`Group`] says: the rounds' median of some fields, the sum of others. A
-//! boot's figures are filed under the paging depth it asked for, so its log
-//! must report that depth.
+//! Reading what the benchmark boots and the simulator sweep printed: a
+//! `gmem-bench: <kind> k=v ...` line per round of each figure, filed into
+//! rows as its kind's [`Group`] says. A boot's figures are filed under the
+//! paging depth it asked for, so its log must report that depth.
 
 use std::{collections::BTreeMap, str::FromStr};
 

@@ -98,14 +98,8 @@ pub fn micro_depth(f: &Figures, touch: &str, cpus: &str) -> String {
 /// At [`DEPTH_SMP`] CPUs, each configuration's exits per second, and window
 /// ÷ re-insertion.
 pub fn exits_depth(f: &Figures) -> String {
-    let rate = |c| f.get(Four, DEPTH_SMP, &format!("exits {c}"), "exits_per_sec");
-    let rate = |c| {
-        [
-            rate(c),
-            f.get(Five, DEPTH_SMP, &format!("exits {c}"), "exits_per_sec"),
-        ]
-    };
-    let rates = CONFIGS.map(|c| (format!("{c} exits/s"), rate(c), 0));
+    let rate = |p, c| f.get(p, DEPTH_SMP, &format!("exits {c}"), "exits_per_sec");
+    let rates = CONFIGS.map(|c| (format!("{c} exits/s"), [Four, Five].map(|p| rate(p, c)), 0));
     let ratio = [Four, Five].map(|p| window_over_reinsert(f, p, DEPTH_SMP));
     let ratio = ("window ÷ reinsert".into(), ratio, 2);
     depth("figure", "", rates.into_iter().chain([ratio]))
