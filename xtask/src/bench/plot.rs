@@ -5,10 +5,13 @@
 
 use plotters::coord::{ranged1d::DefaultFormatting, ranged1d::KeyPointHint, types::RangedCoordf64};
 use plotters::{element::DashedPathElement, prelude::*, style::text_anchor::*};
+use std::error::Error;
 
 /// One line of the chart: its name and (CPUs, y) points, ascending; points not both > 0 are
 /// not drawn.
 pub type Series = (String, Vec<(u32, f64)>);
+/// A series as drawn, at (log2 x, log10 y).
+type Line = (String, Vec<(f64, f64)>);
 
 /// Okabe-Ito colours, safe for colour-blind readers; after six, lines are dashed.
 const PALETTE: [u32; 6] = [0x0072B2, 0xD55E00, 0x009E73, 0xCC79A7, 0xE69F00, 0x56B4E9];
@@ -70,11 +73,7 @@ pub fn svg(title: &str, y_label: &str, series: impl IntoIterator<Item = Series>)
 }
 
 /// Draws the chart of `lines` (log2 x, log10 y) into `out`.
-fn draw(
-    out: &mut String,
-    c: [&str; 2],
-    lines: &[(String, Vec<(f64, f64)>)],
-) -> Result<(), Box<dyn std::error::Error>> {
+fn draw(out: &mut String, c: [&str; 2], lines: &[Line]) -> Result<(), Box<dyn Error>> {
     let all: Vec<(f64, f64)> = lines.iter().flat_map(|l| l.1.iter().copied()).collect();
     let mut t: Vec<f64> = all.iter().map(|p| p.0).collect();
     t.sort_by(f64::total_cmp);

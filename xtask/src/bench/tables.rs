@@ -180,11 +180,10 @@ pub fn targets(f: &Figures) -> String {
     table("target|measured|met", rows)
 }
 
+/// `1 CPUs: 1.05×, 2 CPUs: ...`; without a unit, in whole numbers.
 fn list(v: &[(u32, f64)], unit: &str) -> String {
-    let one = |(s, x): &(u32, f64)| match unit {
-        "" => format!("{s} CPUs: {x:.0}"),
-        _ => format!("{s} CPUs: {x:.2}{unit}"),
-    };
+    let d = if unit.is_empty() { 0 } else { 2 };
+    let one = |(s, x): &(u32, f64)| format!("{s} CPUs: {x:.d$}{unit}");
     v.iter().map(one).collect::<Vec<_>>().join(", ")
 }
 
