@@ -131,10 +131,8 @@ pub fn run(from_logs: bool) -> bool {
 
 fn report_results(mut report: Report, f: &Figures, sweep: &[Sweep], from_logs: bool) -> bool {
     report.stage("results: table, docs/results.md, plots", || {
-        ensure!(
-            !f.boots.is_empty() && !sweep.is_empty(),
-            "nothing measured to report"
-        );
+        let measured = !f.boots.is_empty() && !sweep.is_empty();
+        ensure!(measured, "nothing measured to report");
         let doc = document(f, sweep, &machine(from_logs)?)?;
         // The page's tables, each under its heading.
         let mut heading = None;
