@@ -5,16 +5,16 @@
 
 use std::process::Command;
 
-use crate::{cargo, root};
+use crate::cargo;
 use anyhow::{Context as _, Result, ensure};
 
 pub fn run() -> bool {
-    let done = measure().map(|path| println!("wrote {path}"));
-    done.map_err(|e| eprintln!("bench-core: {e}")).is_ok()
+    measure().map_err(|e| eprintln!("bench-core: {e}")).is_ok()
 }
 
-/// Runs both benches and writes docs/bench-core.md; returns its path.
-pub fn measure() -> Result<String> {
+/// Runs both benches and writes docs/bench-core.md.
+pub fn measure() -> Result<()> {
+    let bench = |name| cargo_bench("ffi", name, &[]).inspect(|out| print!("{out}"));
     println!("==> instruction counts (valgrind, 96 runs; about a minute)");
     let instructions = bench("instructions")?;
     println!("==> wall time (divan)");
@@ -27,9 +27,7 @@ pub fn measure() -> Result<String> {
         ("timing", timing),
     ]);
     let doc = crate::bench::fill(include_str!("../../benches/bench-core.md.in"), &values)?;
-    let path = root().join("docs/bench-core.md");
-    std::fs::write(&path, doc).with_context(|| format!("write {}", path.display()))?;
-    Ok(path.display().to_string())
+    crate::bench::write("docs/bench-core.md", &doc)
 }
 
 /// This machine, for both benchmark pages' Machine sections.
@@ -45,12 +43,6 @@ pub fn host() -> Vec<(&'static str, String)> {
         ("host_kernel", output("uname", &["-sr"])),
         ("written", output("date", &["-u", "+%Y-%m-%d %H:%M UTC"])),
     ]
-}
-
-fn bench(name: &str) -> Result<String> {
-    let stdout = cargo_bench("ffi", name, &[])?;
-    print!("{stdout}");
-    Ok(stdout)
 }
 
 /// `cargo bench --features <feature> --bench <name> -- <args>`: its output.

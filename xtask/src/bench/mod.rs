@@ -62,7 +62,7 @@ pub fn run(from_logs: bool) -> bool {
             if !prereq::has_command("valgrind") {
                 prereq::apt_install(&["valgrind"])?;
             }
-            bench_core::measure().map(drop)
+            bench_core::measure()
         });
         built = kernel::build(&mut report, &cache, false);
         if built.is_none() {
@@ -156,7 +156,8 @@ fn report_results(mut report: Report, f: &Figures, sweep: &[Sweep], from_logs: b
     report.finish()
 }
 
-fn write(path: impl AsRef<Path>, text: &str) -> Result<()> {
+/// Writes `text` to `path` in the repository, and says so.
+pub(crate) fn write(path: impl AsRef<Path>, text: &str) -> Result<()> {
     let path = root().join(path);
     std::fs::create_dir_all(path.parent().expect("a file in a directory"))?;
     std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
