@@ -300,12 +300,9 @@ fn populate_plot(f: &Figures) -> String {
 /// The CPU counts booted at `paging`: `1, 2, 4 and 8`.
 fn cpu_counts(paging: Paging) -> String {
     let smps = BOOTS.iter().filter(|b| b.1 == paging);
-    let smps: Vec<String> = smps.map(|b| b.0.to_string()).collect();
-    match smps.split_last() {
-        Some((last, [])) => last.clone(),
-        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
-        None => "no".into(),
-    }
+    let smps = smps.map(|b| b.0.to_string()).collect::<Vec<_>>().join(", ");
+    let and = |(rest, last)| format!("{rest} and {last}");
+    smps.rsplit_once(", ").map_or(smps.clone(), and)
 }
 
 #[cfg(test)]
