@@ -5,87 +5,62 @@
 
 use std::process::Command;
 
-use crate::{cargo, root};
-use anyhow::{Context as _, Result, bail};
+use crate::cargo;
+use anyhow::{Context as _, Result, ensure};
 
 pub fn run() -> bool {
-    let done = measure().map(|path| println!("wrote {path}"));
-    done.map_err(|e| eprintln!("bench-core: {e}")).is_ok()
+    measure().map_err(|e| eprintln!("bench-core: {e}")).is_ok()
 }
 
-/// Runs both benches and writes docs/bench-core.md; returns its path.
-pub fn measure() -> Result<String> {
+/// Runs both benches and writes docs/bench-core.md.
+pub fn measure() -> Result<()> {
+    let bench = |name| cargo_bench("ffi", name, &[]).inspect(|out| print!("{out}"));
     println!("==> instruction counts (valgrind, 96 runs; about a minute)");
     let instructions = bench("instructions")?;
     println!("==> wall time (divan)");
     let timing = bench("map_unmap")?;
-    let values = [
-        ("written", output("date", &["-u", "+%Y-%m-%d %H:%M UTC"])),
-        ("cpu", cpu_model()),
-        ("cpus", output("nproc", &[])),
-        ("kernel", output("uname", &["-sr"])),
+    let mut values = host();
+    values.extend([
         ("rustc", output("rustc", &["-V"])),
         ("valgrind", output("valgrind", &["--version"])),
         ("instructions", instructions),
         ("timing", timing),
-    ];
+    ]);
     let doc = crate::bench::fill(include_str!("../../benches/bench-core.md.in"), &values)?;
-    let path = root().join("docs/bench-core.md");
-    std::fs::write(&path, doc).with_context(|| format!("write {}", path.display()))?;
-    Ok(path.display().to_string())
+    crate::bench::write("docs/bench-core.md", &doc)
 }
 
-fn bench(name: &str) -> Result<String> {
-    let stdout = cargo_bench("ffi", name, &[])?;
-    print!("{stdout}");
-    Ok(stdout)
+/// This machine, for both benchmark pages' Machine sections.
+pub fn host() -> Vec<(&'static str, String)> {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = info
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split_once(':'));
+    vec![
+        ("host_cpu", model.map_or("unknown", |m| m.1.trim()).into()),
+        ("host_cpus", cpus.to_string()),
+        ("host_kernel", output("uname", &["-sr"])),
+        ("written", output("date", &["-u", "+%Y-%m-%d %H:%M UTC"])),
+    ]
 }
 
 /// `cargo bench --features <feature> --bench <name> -- <args>`: its output.
 pub fn cargo_bench(feature: &str, name: &str, args: &[&str]) -> Result<String> {
-    let out = cargo()
-        .args([
-            "bench",
-            "--quiet",
-            "--features",
-            feature,
-            "--bench",
-            name,
-            "--",
-        ])
-        .args(args)
-        .output()
-        .context("cannot run cargo bench")?;
-    if !out.status.success() {
-        bail!(
-            "bench {name} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let mut cargo = cargo();
+    cargo.args(["bench", "--quiet", "--features", feature]);
+    let out = cargo.args(["--bench", name, "--"]).args(args).output();
+    let out = out.context("cannot run cargo bench")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.success(), "bench {name} failed: {stderr}");
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// What `cmd args` printed, trimmed, or that it is unavailable.
 pub fn output(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    let out = Command::new(cmd).args(args).output();
+    let out = out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    out.ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| format!("({cmd} unavailable)"))
-}
-
-/// The host CPU's model name, from /proc/cpuinfo.
-pub fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines().find_map(|l| {
-                l.strip_prefix("model name")?
-                    .split_once(':')
-                    .map(|(_, m)| m.trim().to_string())
-            })
-        })
-        .unwrap_or_else(|| "unknown".into())
 }

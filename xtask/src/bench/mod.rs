@@ -1,23 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! `cargo xtask bench`: the comparison this project exists for.
-//!
-//! The simulator sweep and the core's benchmarks on the host; then the
-//! kernel `cargo xtask test` builds, booted per [`BOOTS`] entry to run the
-//! series' benchmarks, and under QEMU's instruction clock to count
-//! instructions. The boots' logs and the machine's description are kept
-//! in [`LOGS`], committed with the report they give: `--from-logs` reads
-//! them back instead of booting, and makes the same report anywhere. The
-//! report is docs/results.md (benches/results.md.in filled), its tables on
-//! the terminal, and three plots.
+//! `cargo xtask bench`: the simulator sweep and the core's benchmarks on the
+//! host; the kernel `cargo xtask test` builds, booted per [`BOOTS`] entry and
+//! once under QEMU's instruction clock. The boots' logs and the machine are
+//! kept in [`LOGS`], for `--from-logs` to report from anywhere. The report:
+//! docs/results.md (benches/results.md.in filled), its tables on the
+//! terminal, and three plots.
 
 mod parse;
 mod plot;
 mod tables;
 
+use crate::bench_core::{self, output};
 use crate::kernel::{self, Cache, Extra, Paging, Paging::Five, Paging::Four};
-use crate::{bench_core, prereq, report::Report, root};
+use crate::{prereq, report::Report, root};
 use anyhow::{Context as _, Result, bail, ensure};
 use parse::{Figures, HOWS, Sweep};
+use std::path::Path;
 use tables::describe;
 
 /// The last run's boot logs and `machine.txt`, in the repository.
@@ -28,46 +26,25 @@ const LOGS: &str = "benches/logs";
 const BOOTS: [(u32, Paging); 5] = [(1, Four), (2, Four), (4, Four), (8, Four), (2, Five)];
 /// The CPU count booted at both paging depths, to compare them.
 const DEPTH_SMP: u32 = BOOTS[4].0;
-/// The boots' name ([`kernel::script_log`]), and the counting boot's.
-const BOOT_NAME: &str = "bench";
-const COUNT_NAME: &str = "bench-icount";
+/// The 4-level boots that run the population benchmark, as the issue asks.
+const POPULATE_SMPS: [u32; 2] = [2, 8];
 /// Operations per run, runs per figure, MMIO stores per end-to-end
 /// configuration: chosen for the run time under TCG, not for any result.
 const OPERATIONS: u32 = 4096;
 const ROUNDS: u32 = 3;
 const STORES: u32 = 5000;
-/// The series' benchmark programs (in the initramfs' `/bin`), and the
-/// population benchmark's rounds (each populates 256 MiB, faults in 64).
+/// The series' benchmark program (in the initramfs' `/bin`).
 const PROGRAM: &str = "guest_memfd_no_direct_map_bench";
-const POPULATE_PROGRAM: &str = "guest_memfd_populate_bench";
-const POPULATE_ROUNDS: u32 = 3;
 /// The counting kernel: the boot configuration without the debug checks
 /// that make every `preempt_disable()` an out-of-line call, as Debian's.
-const COUNT_BUILD: &str = "count";
 const COUNT_DISABLE: [&str; 1] = ["DEBUG_PREEMPT"];
 
 fn runs_populate(smp: u32, paging: Paging) -> bool {
-    paging == Four && tables::POPULATE_SMPS.contains(&smp)
+    paging == Four && POPULATE_SMPS.contains(&smp)
 }
 
-impl Figures {
-    /// Adds a boot's figures; fails when its log reports another depth (or
-    /// none), and as [`parse::group`] does.
-    fn add(&mut self, smp: u32, paging: Paging, log: &str) -> Result<()> {
-        kernel::check_paging(log, paging)?;
-        let mut rows = parse::group(&parse::MICRO, log)?;
-        rows.extend(parse::group(&parse::EXITS, log)?);
-        self.boots.push((smp, paging, rows));
-        if runs_populate(smp, paging) {
-            let rows = parse::group(&parse::POPULATION, log)?;
-            self.boots.last_mut().unwrap().2.extend(rows);
-        }
-        Ok(())
-    }
-}
-
-/// The whole comparison; with `from_logs`, only the report, from the boot
-/// logs the last run left in the cache (and a new simulator sweep).
+/// The whole comparison; with `from_logs`, only the report, from the logs
+/// in [`LOGS`] (and a new simulator sweep).
 pub fn run(from_logs: bool) -> bool {
     let mut report = Report::default();
     let cache = Cache::from_env();
@@ -85,59 +62,49 @@ pub fn run(from_logs: bool) -> bool {
             if !prereq::has_command("valgrind") {
                 prereq::apt_install(&["valgrind"])?;
             }
-            bench_core::measure().map(drop)
+            bench_core::measure()
         });
         built = kernel::build(&mut report, &cache, false);
         if built.is_none() {
             return report_results(report, &figures, &sweep, from_logs);
         }
     }
-    // A stage's name and its boot's log: booted and kept in LOGS, or with
-    // `--from-logs` read back. Each boot is a stage of its own: one
-    // failing leaves the others.
-    let built_ref = built.as_ref();
-    let boot = |stage: String, smp, paging, name, script: String, extra| {
-        let log_name = kernel::script_log(&cache, name, smp, paging);
-        let kept = root()
-            .join(LOGS)
-            .join(log_name.file_name().expect("a log file"));
-        let shown = kept.display().to_string();
-        let stage = if from_logs {
-            format!("results of {shown}")
-        } else {
-            stage
-        };
-        let cache = &cache;
-        let log = move || match built_ref {
-            Some(b) => {
-                let text = kernel::boot_script(cache, b, smp, paging, name, &script, extra)?;
-                write(&kept, &text).map(|()| text)
-            }
-            None => std::fs::read_to_string(&kept).with_context(|| format!("read {shown}")),
-        };
-        (stage, log)
+    // A boot's log, kept in LOGS: booted, or with `--from-logs` read back.
+    // Each boot is a stage of its own: one failing leaves the others.
+    let kept = |name, smp, paging| {
+        let log = kernel::script_log(&cache, name, smp, paging);
+        root().join(LOGS).join(log.file_name().expect("a log file"))
+    };
+    let stage = |what: &str, name, smp, paging| match from_logs {
+        true => format!("results of {}", kept(name, smp, paging).display()),
+        false => what.to_string(),
+    };
+    let log = |name, smp, paging, script: &str, extra| match &built {
+        Some(b) => {
+            let text = kernel::boot_script(&cache, b, smp, paging, name, script, extra)?;
+            write(kept(name, smp, paging), &text).map(|()| text)
+        }
+        None => read(&kept(name, smp, paging)),
     };
     let run = format!("#!/bin/sh\n/bin/{PROGRAM} -m {OPERATIONS} -r {ROUNDS}");
     for (smp, paging) in BOOTS {
-        let mut script = format!("{run} -b {STORES}\n");
-        if runs_populate(smp, paging) {
-            script += &format!("/bin/{POPULATE_PROGRAM} -r {POPULATE_ROUNDS}\n");
-        }
-        let stage = format!("kernel: benchmark boot, {smp} CPU(s), {paging} paging");
-        let (stage, log) = boot(stage, smp, paging, BOOT_NAME, script, Extra::default());
-        report.stage(&stage, || {
-            figures.add(smp, paging, &log()?)?;
-            let rows = &figures.boots.last().unwrap().2;
-            println!("    {} figures", rows.len());
+        // Each of the population benchmark's rounds populates 256 MiB and faults in 64.
+        let populate =
+            runs_populate(smp, paging).then_some("/bin/guest_memfd_populate_bench -r 3\n");
+        let script = format!("{run} -b {STORES}\n{}", populate.unwrap_or_default());
+        let what = format!("kernel: benchmark boot, {smp} CPU(s), {paging} paging");
+        report.stage(&stage(&what, "bench", smp, paging), || {
+            let log = log("bench", smp, paging, &script, Extra::default())?;
+            println!("    {} figures", figures.add(smp, paging, &log)?);
             Ok(())
         });
     }
     let mut counted = None;
     if let Some(built) = &built {
         let off = COUNT_DISABLE.join(", ");
-        let stage = format!("kernel: build {COUNT_BUILD} (boot config without {off})");
-        report.stage(&stage, || {
-            let kernel = kernel::build_variant(&cache, built, COUNT_BUILD, &COUNT_DISABLE)?;
+        let what = format!("kernel: build count (boot config without {off})");
+        report.stage(&what, || {
+            let kernel = kernel::build_variant(&cache, built, "count", &COUNT_DISABLE)?;
             counted = Some(kernel);
             Ok(())
         });
@@ -145,31 +112,28 @@ pub fn run(from_logs: bool) -> bool {
     // The instruction clock; of KUnit only `gmem_kmap`, which reports the
     // paging depth (under this clock's timing `ndm_test_reuse_after_free`
     // does not see the allocator reuse its pages).
-    let (qemu, kernel) = (&["-icount", "shift=0,sleep=off"], counted.as_deref());
-    let cmdline = "kunit.filter_glob=gmem_kmap";
     let extra = Extra {
-        qemu,
-        cmdline,
-        kernel,
+        qemu: &["-icount", "shift=0,sleep=off"],
+        cmdline: "kunit.filter_glob=gmem_kmap",
+        kernel: counted.as_deref(),
         ..Extra::default()
     };
-    let stage = "kernel: instruction-count boot, 1 CPU, 4-level paging, QEMU -icount shift=0";
-    let (stage, log) = boot(stage.into(), 1, Four, COUNT_NAME, run + "\n", extra);
-    report.stage(&stage, || {
+    let what = "kernel: instruction-count boot, 1 CPU, 4-level paging, QEMU -icount shift=0";
+    report.stage(&stage(what, "bench-icount", 1, Four), || {
         ensure!(from_logs || counted.is_some(), "no counting kernel");
-        figures.count = parse::group(&parse::COUNT, &log()?)?;
+        let log = log("bench-icount", 1, Four, &(run + "\n"), extra)?;
+        figures.count = parse::group(&parse::COUNT, &log)?;
         println!("    {} instruction counts", figures.count.len());
         Ok(())
     });
     report_results(report, &figures, &sweep, from_logs)
 }
 
-fn report_results(mut report: Report, figures: &Figures, sweep: &[Sweep], from_logs: bool) -> bool {
+fn report_results(mut report: Report, f: &Figures, sweep: &[Sweep], from_logs: bool) -> bool {
     report.stage("results: table, docs/results.md, plots", || {
-        if figures.boots.is_empty() || sweep.is_empty() {
-            bail!("nothing measured to report");
-        }
-        let doc = document(figures, sweep, &machine(from_logs)?)?;
+        let measured = !f.boots.is_empty() && !sweep.is_empty();
+        ensure!(measured, "nothing measured to report");
+        let doc = document(f, sweep, &machine(from_logs)?)?;
         // The page's tables, each under its heading.
         let mut heading = None;
         for line in doc.lines() {
@@ -184,16 +148,16 @@ fn report_results(mut report: Report, figures: &Figures, sweep: &[Sweep], from_l
         }
         println!();
         write("docs/results.md", &doc)?;
-        write("docs/results-micro.svg", &micro_plot(figures))?;
+        write("docs/results-micro.svg", &micro_plot(f))?;
         write("docs/results-model.svg", &model_plot(sweep))?;
-        let populated = tables::mib(figures, "fallocate") > 0.0;
-        ensure!(populated, "no population figures");
-        write("docs/results-populate.svg", &populate_plot(figures))
+        ensure!(tables::mib(f, "fallocate") > 0.0, "no population figures");
+        write("docs/results-populate.svg", &populate_plot(f))
     });
     report.finish()
 }
 
-fn write(path: impl AsRef<std::path::Path>, text: &str) -> Result<()> {
+/// Writes `text` to `path` in the repository, and says so.
+pub(crate) fn write(path: impl AsRef<Path>, text: &str) -> Result<()> {
     let path = root().join(path);
     std::fs::create_dir_all(path.parent().expect("a file in a directory"))?;
     std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
@@ -201,30 +165,26 @@ fn write(path: impl AsRef<std::path::Path>, text: &str) -> Result<()> {
     Ok(())
 }
 
-/// Where the figures were made, for the page's Machine section: this
-/// machine's, kept in `LOGS/machine.txt` as `key=value` lines, or what
-/// that file says with `from_logs`.
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))
+}
+
+/// Where the figures were made, for the page's Machine section: what
+/// `LOGS/machine.txt` says, as `key=value` lines; this machine's, written
+/// there first unless `from_logs`.
 fn machine(from_logs: bool) -> Result<Vec<(String, String)>> {
     let kept = root().join(LOGS).join("machine.txt");
-    if from_logs {
-        let text =
-            std::fs::read_to_string(&kept).with_context(|| format!("read {}", kept.display()))?;
-        return machine_of(&text);
+    if !from_logs {
+        let qemu = output("qemu-system-x86_64", &["--version"]);
+        let mut machine = bench_core::host();
+        machine.push((
+            "qemu_version",
+            qemu.lines().next().unwrap_or_default().into(),
+        ));
+        let text: String = machine.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        write(&kept, &text)?;
     }
-    use bench_core::output;
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let qemu = output("qemu-system-x86_64", &["--version"]);
-    let qemu = qemu.lines().next().unwrap_or_default().to_string();
-    let machine = [
-        ("host_cpu", bench_core::cpu_model()),
-        ("host_cpus", cores.to_string()),
-        ("host_kernel", output("uname", &["-sr"])),
-        ("qemu_version", qemu),
-        ("written", output("date", &["-u", "+%Y-%m-%d %H:%M UTC"])),
-    ];
-    let text: String = machine.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-    write(&kept, &text)?;
-    Ok(machine.map(|(k, v)| (k.into(), v)).into())
+    machine_of(&read(&kept)?)
 }
 
 /// `key=value` lines as pairs.
@@ -241,29 +201,20 @@ const TEMPLATE: &str = include_str!("../../../benches/results.md.in");
 
 /// docs/results.md: [`TEMPLATE`] filled with the figures.
 fn document(f: &Figures, sweep: &[Sweep], machine: &[(String, String)]) -> Result<String> {
-    let mut values: Vec<(String, String)> = Vec::new();
-    let mut value = |k: String, v: String| values.push((k, v));
-    for (k, v) in machine {
-        value(k.to_string(), v.clone());
-    }
-    for (k, v) in tables::MODEL {
-        value(k.into(), v.to_string());
-    }
+    let mut values = machine.to_vec();
+    values.extend(tables::MODEL.map(|(k, v)| (k.into(), v.to_string())));
     for touch in parse::TOUCHES {
         for cpus in parse::CPU_SETS {
-            let (micro, depth) = (
-                tables::micro(f, touch, cpus),
-                tables::micro_depth(f, touch, cpus),
-            );
-            value(format!("micro_{touch}_{cpus}"), micro);
-            value(format!("micro_{touch}_{cpus}_depth"), depth);
+            let name = format!("micro_{touch}_{cpus}");
+            values.push((format!("{name}_depth"), tables::micro_depth(f, touch, cpus)));
+            values.push((name, tables::micro(f, touch, cpus)));
         }
     }
     for w in parse::WORKLOADS {
-        value(format!("{w}_mib"), tables::mib(f, w).to_string());
-        value(format!("populate_{w}"), tables::population(f, w));
+        values.push((format!("{w}_mib"), tables::mib(f, w).to_string()));
+        values.push((format!("populate_{w}"), tables::population(f, w)));
     }
-    for (k, v) in [
+    let named = [
         ("boots_4level", cpu_counts(Four)),
         ("boots_5level", cpu_counts(Five)),
         ("depth_smp", DEPTH_SMP.to_string()),
@@ -277,9 +228,8 @@ fn document(f: &Figures, sweep: &[Sweep], machine: &[(String, String)]) -> Resul
         ("exits_depth", tables::exits_depth(f)),
         ("populate_targets", tables::population_targets(f)),
         ("sweep", tables::sweep(sweep)),
-    ] {
-        value(k.into(), v);
-    }
+    ];
+    values.extend(named.map(|(k, v)| (k.into(), v)));
     fill(TEMPLATE, &values)
 }
 
@@ -309,52 +259,50 @@ pub(crate) fn fill(
     Ok(out)
 }
 
-/// The plot of one depth's figures by CPU count: all CPUs at once, read64.
+/// The plot of the 4-level figures by CPU count: all CPUs at once, read64.
 fn micro_plot(f: &Figures) -> String {
-    let mut series = Vec::new();
-    for how in HOWS {
-        let ns = |s| Some((f64::from(s), f.ns(Four, s, how, "read64", "all")?));
-        let points = f.smps(Four).into_iter().filter_map(ns);
-        series.push((describe(how).into(), points.collect()));
-    }
+    let line = |how| {
+        let ns = |s| Some((s, f.ns(Four, s, how, "read64", "all")?));
+        (
+            describe(how).into(),
+            f.smps(Four).into_iter().filter_map(ns).collect(),
+        )
+    };
     let title = "map + read 64 bytes + unmap, every CPU at once (QEMU TCG, 4-level paging, median)";
-    plot::svg(title, "ns per operation (TCG)", &series)
+    plot::svg(title, "ns per operation (TCG)", HOWS.map(line))
 }
 
 fn model_plot(sweep: &[Sweep]) -> String {
-    let mut series = Vec::new();
-    for s in ["window", "reinsert"] {
-        let points = sweep.iter().filter(|r| r.0 == s);
-        let points = points.map(|r| (f64::from(r.1), r.2[5])).collect();
-        series.push((format!("{} (model)", describe(s)), points));
-    }
+    let line = |s| {
+        let points = sweep.iter().filter(|r| r.0 == s).map(|r| (r.1, r.2[5]));
+        (format!("{} (model)", describe(s)), points.collect())
+    };
     let title =
         "modelled cost per access to the accessing CPU (simulator counts × published costs)";
-    plot::svg(title, "ns (model)", &series)
+    plot::svg(title, "ns (model)", ["window", "reinsert"].map(line))
 }
 
 fn populate_plot(f: &Figures) -> String {
-    let mut series = Vec::new();
-    for w in parse::WORKLOADS {
-        for c in ["pool", "page"] {
-            let ratio = |&s: &u32| Some((f64::from(s), tables::pop_ratio(f, s, w, c)?));
-            let points = tables::POPULATE_SMPS.iter().filter_map(ratio).collect();
-            series.push((format!("{w}, {c}"), points));
-        }
-    }
+    let line = |(w, c)| {
+        let ratio = |s| Some((s, tables::pop_ratio(f, s, w, c)?));
+        (
+            format!("{w}, {c}"),
+            POPULATE_SMPS.into_iter().filter_map(ratio).collect(),
+        )
+    };
+    let lines = parse::WORKLOADS
+        .into_iter()
+        .flat_map(|w| ["pool", "page"].map(|c| (w, c)));
     let title = "population with the flag, time ÷ flag off (QEMU TCG, 4-level paging, median)";
-    plot::svg(title, "time ÷ flag off", &series)
+    plot::svg(title, "time ÷ flag off", lines.map(line))
 }
 
 /// The CPU counts booted at `paging`: `1, 2, 4 and 8`.
 fn cpu_counts(paging: Paging) -> String {
     let smps = BOOTS.iter().filter(|b| b.1 == paging);
-    let smps: Vec<String> = smps.map(|b| b.0.to_string()).collect();
-    match smps.split_last() {
-        Some((last, [])) => last.clone(),
-        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
-        None => "no".into(),
-    }
+    let smps = smps.map(|b| b.0.to_string()).collect::<Vec<_>>().join(", ");
+    let and = |(rest, last)| format!("{rest} and {last}");
+    smps.rsplit_once(", ").map_or(smps.clone(), and)
 }
 
 #[cfg(test)]
@@ -369,15 +317,13 @@ mod tests {
         let mut f = Figures::default();
         for (smp, paging) in BOOTS {
             let log = fixture(&format!("bench-smp{smp}-{}.log", paging.tag()));
-            f.add(smp, paging, &log).unwrap();
+            assert!(f.add(smp, paging, &log).unwrap() > 0);
         }
         f.count = parse::group(&parse::COUNT, &fixture("bench-icount-smp1-4level.log")).unwrap();
         let sweep = parse::sweep(&fixture("sweep.tsv")).unwrap();
         let machine = machine_of("host_cpu=\nhost_kernel=\nqemu_version=\nwritten=\nhost_cpus=0");
-        let (page, expected) = (
-            document(&f, &sweep, &machine.unwrap()).unwrap(),
-            fixture("results.md"),
-        );
+        let page = document(&f, &sweep, &machine.unwrap()).unwrap();
+        let expected = fixture("results.md");
         for (n, (a, b)) in page.lines().zip(expected.lines()).enumerate() {
             assert_eq!(a, b, "line {}", n + 1);
         }
@@ -389,13 +335,9 @@ mod tests {
     #[test]
     fn a_boot_at_another_depth_fails_and_adds_nothing() {
         let mut f = Figures::default();
-        let e = f
-            .add(2, Five, &fixture("bench-smp2-4level.log"))
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "asked for 5-level paging, the kernel reports 4-level"
-        );
+        let e = f.add(2, Five, &fixture("bench-smp2-4level.log"));
+        let asked = "asked for 5-level paging, the kernel reports 4-level";
+        assert_eq!(e.unwrap_err().to_string(), asked);
         assert!(f.boots.is_empty());
     }
 
@@ -404,25 +346,14 @@ mod tests {
         let t = "| a |\n{{table}}\n\n{{n}} CPUs, {{n}} again\n";
         let ok = fill(t, &[("table", "| 1 |\n| 2 |\n"), ("n", "4")]).unwrap();
         assert_eq!(ok, "| a |\n| 1 |\n| 2 |\n\n4 CPUs, 4 again\n");
-        for (template, values, error) in [
-            (
-                "{{a}} and {{b}}",
-                &[("a", "1")][..],
-                "no value for the template's `{{b}}`",
-            ),
-            (
-                "{{a}}",
-                &[("a", "1"), ("b", "2")],
-                "the template does not use `b`",
-            ),
-            (
-                "{{a}}",
-                &[("a", "1"), ("a", "2")],
-                "the value `a` is given twice",
-            ),
-            ("x {{a} y\n", &[], "no value for the template's `{{a} y`"),
-        ] {
-            assert_eq!(fill(template, values).unwrap_err().to_string(), error);
-        }
+        let error = |t, values: &[(&str, &str)]| fill(t, values).unwrap_err().to_string();
+        let e = error("{{a}} and {{b}}", &[("a", "1")]);
+        assert_eq!(e, "no value for the template's `{{b}}`");
+        let e = error("{{a}}", &[("a", "1"), ("b", "2")]);
+        assert_eq!(e, "the template does not use `b`");
+        let e = error("{{a}}", &[("a", "1"), ("a", "2")]);
+        assert_eq!(e, "the value `a` is given twice");
+        let e = error("x {{a} y\n", &[]);
+        assert_eq!(e, "no value for the template's `{{a} y`");
     }
 }

@@ -1,13 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Reading what the benchmark boots and the simulator sweep printed.
-//!
-//! The series' benchmark programs print a `gmem-bench: <kind> k=v ...` line
-//! per round of each figure. One reader files every kind into rows, as its
-//! [`Group`] says: the rounds' median of some fields, the sum of others. A
-//! boot's figures are filed under the paging depth it asked for, so its log
-//! must report that depth.
+//! Reading what the benchmark boots and the simulator sweep printed: a
+//! `gmem-bench: <kind> k=v ...` line per round of each figure, filed into
+//! rows as its kind's [`Group`] says. A boot's figures are filed under the
+//! paging depth it asked for, so its log must report that depth.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, str::FromStr};
 
 use crate::kernel::Paging;
 use anyhow::{Context as _, Result, ensure};
@@ -89,28 +86,23 @@ pub fn group(g: &Group, log: &str) -> Result<Rows> {
         let Some((_, line)) = raw.trim_end_matches('\r').split_once("gmem-bench: ") else {
             continue;
         };
-        let pairs = line.split_whitespace().filter_map(|w| w.split_once('='));
+        let (pairs, words): (Vec<&str>, Vec<&str>) =
+            line.split_whitespace().partition(|w| w.contains('='));
+        let pairs = pairs.iter().filter_map(|w| w.split_once('='));
         let kv: BTreeMap<_, _> = pairs.map(|(k, v)| (k, v.trim_matches('"'))).collect();
-        let words: Vec<&str> = line
-            .split_whitespace()
-            .filter(|w| !w.contains('='))
-            .collect();
         ensure!(!kv.contains_key("error"), "the guest said: {}", line.trim());
-        let names: Option<Vec<&str>> = g.keys.iter().map(|k| kv.get(k.0).copied()).collect();
         if words.first() != Some(&g.kind) || g.word.is_some_and(|w| !words.contains(&w)) {
             continue;
         }
-        let Some(names) = names else {
-            continue; // a header line
+        let name = |(k, shown): &(_, &[&str])| kv.get(k).filter(|v| shown.contains(v)).copied();
+        let Some(names) = g.keys.iter().map(name).collect::<Option<Vec<&str>>>() else {
+            continue; // a header line, or a figure no table shows
         };
-        if !g.keys.iter().zip(&names).all(|(k, n)| k.1.contains(n)) {
-            continue; // a figure no table shows
-        }
         let ones = g.medians.iter().chain(g.sums).map(|k| (*k, 1));
         for (k, n) in ones.chain(g.numbers.iter().copied()) {
-            let parses = |v: &&str| v.split('/').map(|x| x.parse::<f64>().is_ok()).collect();
-            let parses: Option<Vec<bool>> = kv.get(k).map(parses);
-            let ok = parses.is_some_and(|v| v.len() == n && !v.contains(&false));
+            let parse = |v: &&str| v.split('/').map(str::parse::<f64>).collect();
+            let numbers: Vec<_> = kv.get(k).map_or(vec![], parse);
+            let ok = numbers.len() == n && numbers.iter().all(Result::is_ok);
             ensure!(ok, "no number {k}= in `{line}`");
         }
         let name = format!("{} {}", g.kind, names.join(" "));
@@ -125,10 +117,8 @@ pub fn group(g: &Group, log: &str) -> Result<Rows> {
     let row = |name: String| {
         let r = (rounds.get(&name))
             .with_context(|| format!("no `{}` result in the log", &name[g.kind.len() + 1..]))?;
-        let mut row = Row::new();
-        for (k, v) in &r[0] {
-            row.insert(k.to_string(), v.to_string());
-        }
+        let text = |(k, v): (&&str, &&str)| (k.to_string(), v.to_string());
+        let mut row: Row = r[0].iter().map(text).collect();
         for k in g.medians.iter().chain(g.sums) {
             let all = r.iter().map(|kv| kv[k].parse().unwrap_or(f64::NAN));
             let v = if g.sums.contains(k) {
@@ -160,14 +150,24 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// Field `field` of row `key` of the boot on `smp` CPUs at `paging`.
-    pub fn text(&self, paging: Paging, smp: u32, key: &str, field: &str) -> Option<&str> {
-        let (.., rows) = self.boots.iter().find(|b| b.0 == smp && b.1 == paging)?;
-        rows.get(key)?.get(field).map(String::as_str)
+    /// Adds a boot's figures, and returns how many; fails when its log
+    /// reports another depth (or none), and as [`group`] does.
+    pub fn add(&mut self, smp: u32, paging: Paging, log: &str) -> Result<usize> {
+        crate::kernel::check_paging(log, paging)?;
+        let mut rows = group(&MICRO, log)?;
+        rows.extend(group(&EXITS, log)?);
+        self.boots.push((smp, paging, rows));
+        let rows = &mut self.boots.last_mut().unwrap().2;
+        if super::runs_populate(smp, paging) {
+            rows.extend(group(&POPULATION, log)?);
+        }
+        Ok(rows.len())
     }
 
-    pub fn get(&self, paging: Paging, smp: u32, key: &str, field: &str) -> Option<f64> {
-        self.text(paging, smp, key, field)?.parse().ok()
+    /// Field `field` of row `key` of the boot on `smp` CPUs at `paging`.
+    pub fn get<T: FromStr>(&self, paging: Paging, smp: u32, key: &str, field: &str) -> Option<T> {
+        let (.., rows) = self.boots.iter().find(|b| b.0 == smp && b.1 == paging)?;
+        rows.get(key)?.get(field)?.parse().ok()
     }
 
     /// The median ns of `how touch cpus` in that boot.

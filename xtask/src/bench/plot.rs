@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Line charts of benchmark results (cost against CPU count, one line per strategy, both axes
-//! logarithmic) as standalone SVG, drawn with `plotters`' SVG backend: its text stays `<text>`,
-//! so no font is loaded. The legend goes below the plot, a row per series, so it never hides a
-//! line.
+//! Line charts of cost against CPU count, both axes logarithmic, as standalone SVG from
+//! `plotters`' SVG backend (its text stays `<text>`: no font is loaded). The legend goes below
+//! the plot, a row per series, so it never hides a line.
 
 use plotters::coord::{ranged1d::DefaultFormatting, ranged1d::KeyPointHint, types::RangedCoordf64};
 use plotters::{element::DashedPathElement, prelude::*, style::text_anchor::*};
+use std::error::Error;
 
-/// One line of the chart: its name and (x, y) points, x ascending; points not both > 0 are not
-/// drawn.
-pub type Series = (String, Vec<(f64, f64)>);
+/// One line of the chart: its name and (CPUs, y) points, ascending; points not both > 0 are
+/// not drawn.
+pub type Series = (String, Vec<(u32, f64)>);
+/// A series as drawn, at (log2 x, log10 y).
+type Line = (String, Vec<(f64, f64)>);
 
 /// Okabe-Ito colours, safe for colour-blind readers; after six, lines are dashed.
 const PALETTE: [u32; 6] = [0x0072B2, 0xD55E00, 0x009E73, 0xCC79A7, 0xE69F00, 0x56B4E9];
@@ -24,7 +26,8 @@ fn num(v: f64) -> String {
     if e { format!("{v:e}") } else { r.to_string() }
 }
 
-/// A linear axis (over log2 x or log10 y) with grid lines at its ticks.
+/// A linear axis (over log2 x or log10 y) with grid lines at its ticks; not plotters'
+/// `with_key_points`, whose axes over `f64` have no default label format.
 struct Axis(RangedCoordf64, Vec<f64>);
 
 impl Ranged for Axis {
@@ -56,25 +59,21 @@ fn bounds(v: impl Iterator<Item = f64>) -> (f64, f64) {
 
 /// The chart as a standalone SVG document: x is the CPU count, in powers of two ticked at the
 /// data's x values (1, 2, 4, ... 256); y is in decades (1, 10, 100, ...).
-pub fn svg(title: &str, y_label: &str, series: &[Series]) -> String {
+pub fn svg(title: &str, y_label: &str, series: impl IntoIterator<Item = Series>) -> String {
+    // Plotted as log2(x) and log10(y) on linear axes: drop the points a log axis cannot show,
+    // then the series left empty.
+    let ok = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite();
+    let log = |&(x, y): &(u32, f64)| (f64::from(x).log2(), y.log10());
+    let points = |s: Series| (s.0, s.1.iter().map(log).filter(ok).collect::<Vec<_>>());
+    let lines = series.into_iter().map(points);
+    let lines: Vec<_> = lines.filter(|l| !l.1.is_empty()).collect();
     let mut out = String::new();
-    draw(&mut out, [title, y_label], series).expect("drawing to a String cannot fail");
+    draw(&mut out, [title, y_label], &lines).expect("drawing to a String cannot fail");
     out
 }
 
-/// Draws the chart into `out`, plotting log2(x) and log10(y) on linear axes.
-fn draw(
-    out: &mut String,
-    c: [&str; 2],
-    series: &[Series],
-) -> Result<(), Box<dyn std::error::Error>> {
-    // Drop points a log axis cannot show, then series left empty.
-    let ok = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite();
-    let f = |&(x, y): &(f64, f64)| (x.log2(), y.log10());
-    let pts = |s: &Series| s.1.iter().map(f).filter(ok).collect::<Vec<_>>();
-    let lines: Vec<(&str, Vec<(f64, f64)>)> = (series.iter().map(|s| (&*s.0, pts(s))))
-        .filter(|l| !l.1.is_empty())
-        .collect();
+/// Draws the chart of `lines` (log2 x, log10 y) into `out`.
+fn draw(out: &mut String, c: [&str; 2], lines: &[Line]) -> Result<(), Box<dyn Error>> {
     let all: Vec<(f64, f64)> = lines.iter().flat_map(|l| l.1.iter().copied()).collect();
     let mut t: Vec<f64> = all.iter().map(|p| p.0).collect();
     t.sort_by(f64::total_cmp);
@@ -117,7 +116,7 @@ fn draw(
         let seg = [(x0, y), (x0 + 24, y)];
         legend.draw(&DashedPathElement::new(seg, dash, gap, st))?;
         legend.draw(&Circle::new((x0 + 12, y), 3, col))?;
-        legend.draw(&Text::new(*name, (x0 + 32, y), left.clone()))?;
+        legend.draw(&Text::new(name.as_str(), (x0 + 32, y), left.clone()))?;
     }
     if lines.is_empty() {
         let mid = font.pos(Pos::new(HPos::Center, VPos::Center));
@@ -132,10 +131,9 @@ mod tests {
     use super::*;
 
     /// The chart of `series`, and the text and `y` of each of its `<text>` elements.
-    fn plot(series: &[(&str, &[(f64, f64)])]) -> (String, Vec<(String, i32)>) {
+    fn plot(series: &[(&str, &[(u32, f64)])]) -> (String, Vec<(String, i32)>) {
         let s = |&(n, p): &(&str, &[_])| (n.into(), p.to_vec());
-        let series: Vec<Series> = series.iter().map(s).collect();
-        let out = svg("x < y & z", "ns / op", &series);
+        let out = svg("x < y & z", "ns / op", series.iter().map(s));
         let texts = out.split("</text>").filter_map(text).collect();
         (out, texts)
     }
@@ -152,7 +150,7 @@ mod tests {
 
     #[test]
     fn every_nonempty_series_is_drawn_and_in_the_legend_below_the_plot() {
-        let a: &[_] = &[(1.0, 3.0), (2.0, 5.0), (4.0, 9.0)];
+        let a: &[_] = &[(1, 3.0), (2, 5.0), (4, 9.0)];
         let (out, t) = plot(&[("a<b> & c", a), ("empty", &[]), ("flat", &a[1..])]);
         assert_eq!(out.matches("<circle").count(), 5 + 2); // markers + legend dots
         assert!(has(&t, "a&lt;b&gt; &amp; c", H) && has(&t, "flat", H)); // in the legend
@@ -163,7 +161,7 @@ mod tests {
 
     #[test]
     fn log_axes_tick_at_decades_and_data_x_values() {
-        let s = [(1.0, 3.0), (2.0, 40.0), (8.0, 4500.0), (256.0, 120.0)];
+        let s = [(1, 3.0), (2, 40.0), (8, 4500.0), (256, 120.0)];
         let (_, log) = plot(&[("s", &s)]);
         for t in ["1", "10", "100", "1000", "10000", "2", "8", "256"] {
             assert!(has(&log, t, 0), "missing tick {t}: {log:?}");
@@ -173,19 +171,19 @@ mod tests {
 
     #[test]
     fn degenerate_input_still_renders() {
-        let neg: &[_] = &[(1.0, -1.0), (0.0, 5.0)];
+        let neg: &[_] = &[(1, -1.0), (0, 5.0)];
         let (none, t) = plot(&[("e", &[]), ("neg", neg)]);
         assert!(has(&t, "no data", 0) && !none.contains("<circle"));
-        let (part, _) = plot(&[("m", &[(1.0, 0.0), (2.0, 5.0), (4.0, -3.0)])]);
+        let (part, _) = plot(&[("m", &[(1, 0.0), (2, 5.0), (4, -3.0)])]);
         assert_eq!(part.matches("<circle").count(), 2); // one marker, one legend dot
-        let (one, _) = plot(&[("one", &[(4.0, 7.0)])]);
+        let (one, _) = plot(&[("one", &[(4, 7.0)])]);
         assert!(!one.contains("NaN") && !one.contains("inf"), "{one}");
         assert_eq!(one.matches("<circle").count(), 2);
     }
 
     #[test]
     fn lines_after_the_sixth_are_dashed() {
-        let p: &[_] = &[(1.0, 1.0), (8.0, 1000.0)];
+        let p: &[_] = &[(1, 1.0), (8, 1000.0)];
         let lines = |n| plot(&vec![("s", p); n]).0;
         let strokes = |n| lines(n).matches("stroke=\"#0072B2\"").count();
         assert_eq!(strokes(6), 2); // the first line and its legend sample

@@ -2,9 +2,10 @@
 //! The comparison's Markdown tables and the verdicts on the issue's targets:
 //! by CPU count at 4-level, and [`DEPTH_SMP`] CPUs at both depths.
 
-use super::DEPTH_SMP;
 use super::parse::{CONFIGS, Figures, HOWS, POPULATE, Sweep, WORKLOADS};
+use super::{DEPTH_SMP, POPULATE_SMPS};
 use crate::kernel::Paging::{self, Five, Four};
+use std::str::FromStr;
 
 /// What a strategy is: its line in the results page's list of strategies.
 pub fn describe(how: &str) -> &'static str {
@@ -24,8 +25,9 @@ pub fn table(spec: &str, rows: impl IntoIterator<Item = String>) -> String {
     t
 }
 
-fn met(met: bool) -> &'static str {
-    if met { "yes" } else { "**no**" }
+/// A target's figure and verdict cells.
+fn verdict(figure: String, met: bool) -> String {
+    format!("{figure}|{}", if met { "yes" } else { "**no**" })
 }
 
 /// A row per 4-level boot and strategy, for one touch and CPU set, with
@@ -48,7 +50,7 @@ pub fn micro(f: &Figures, touch: &str, cpus: &str) -> String {
 }
 
 fn window_over_reinsert(f: &Figures, paging: Paging, smp: u32) -> Option<f64> {
-    let rate = |c| f.get(paging, smp, &format!("exits {c}"), "exits_per_sec");
+    let rate = |c| f.get::<f64>(paging, smp, &format!("exits {c}"), "exits_per_sec");
     Some(rate("window")? / rate("reinsert")?)
 }
 
@@ -72,11 +74,10 @@ pub fn exits(f: &Figures) -> String {
 }
 
 /// `| what | 4-level | 5-level | 5-level ÷ 4-level |`, a row per figure
-/// (name, 4-level, 5-level, decimals) measured at both depths; a sentence
-/// when there is none (the 5-level boot failed).
-type Depth = (String, Option<f64>, Option<f64>, usize);
+/// (name, at each depth, decimals) measured at both; a sentence when there
+/// is none (the 5-level boot failed).
 fn depth(what: &str, unit: &str, rows: impl Iterator<Item = Depth>) -> String {
-    let rows: Vec<String> = (rows.filter_map(|(name, a, b, d)| Some((name, a?, b?, d))))
+    let rows: Vec<String> = (rows.filter_map(|(name, [a, b], d)| Some((name, a?, b?, d))))
         .map(|(name, a, b, d)| format!("{name}|{a:.d$}|{b:.d$}|{:.2}", b / a))
         .collect();
     if rows.is_empty() {
@@ -85,12 +86,12 @@ fn depth(what: &str, unit: &str, rows: impl Iterator<Item = Depth>) -> String {
     let spec = format!("{what}|>4-level{unit}|>5-level{unit}|>5-level ÷ 4-level");
     table(&spec, rows)
 }
+type Depth = (String, [Option<f64>; 2], usize);
 
 /// At [`DEPTH_SMP`] CPUs, each strategy's median for one touch and CPU set.
 pub fn micro_depth(f: &Figures, touch: &str, cpus: &str) -> String {
-    let ns = |p, how| f.ns(p, DEPTH_SMP, how, touch, cpus);
-    let row = |h: &'static str| (h.to_string(), ns(Four, h), ns(Five, h), 0);
-    let rows = HOWS.into_iter().map(row);
+    let ns = |how| [Four, Five].map(|p| f.ns(p, DEPTH_SMP, how, touch, cpus));
+    let rows = HOWS.into_iter().map(|h| (h.into(), ns(h), 0));
     depth("strategy", " median ns", rows)
 }
 
@@ -98,11 +99,10 @@ pub fn micro_depth(f: &Figures, touch: &str, cpus: &str) -> String {
 /// ÷ re-insertion.
 pub fn exits_depth(f: &Figures) -> String {
     let rate = |p, c| f.get(p, DEPTH_SMP, &format!("exits {c}"), "exits_per_sec");
-    let row = |c| (format!("{c} exits/s"), rate(Four, c), rate(Five, c), 0);
-    let rates = CONFIGS.into_iter().map(row);
-    let ratio = |p| window_over_reinsert(f, p, DEPTH_SMP);
-    let ratio = ("window ÷ reinsert".into(), ratio(Four), ratio(Five), 2);
-    depth("figure", "", rates.chain([ratio]))
+    let rates = CONFIGS.map(|c| (format!("{c} exits/s"), [Four, Five].map(|p| rate(p, c)), 0));
+    let ratio = [Four, Five].map(|p| window_over_reinsert(f, p, DEPTH_SMP));
+    let ratio = ("window ÷ reinsert".into(), ratio, 2);
+    depth("figure", "", rates.into_iter().chain([ratio]))
 }
 
 /// The simulator sweep: counts per access and the model's estimate.
@@ -122,73 +122,68 @@ pub fn sweep(s: &[Sweep]) -> String {
 /// small), for the window on copy4k too, and on the instruction counts.
 pub fn targets(f: &Figures) -> String {
     // `a` over `b` (or `a` alone), per 4-level boot.
-    let per_boot = |a: &str, b: Option<&str>, touch: &str, cpus: &str| -> Vec<(u32, f64)> {
+    let per_boot = |a, b: Option<&str>, touch, cpus| -> Vec<(u32, f64)> {
         let ns = |s, how| f.ns(Four, s, how, touch, cpus);
         let r = |s| Some(ns(s, a)? / b.map_or(Some(1.0), |b| ns(s, b))?);
         let smps = f.smps(Four).into_iter();
         smps.filter_map(|s| Some((s, r(s)?))).collect()
     };
     let worst = |r: &[(u32, f64)]| r.iter().map(|x| x.1).fold(0.0, f64::max);
-    let mut out = Vec::new();
-    let mut target = |what: String, figure: String, ok: bool| {
-        out.push(format!("{what}|{figure}|{}", met(ok)));
+    let at_most = |r: &[_], max| verdict(list(r, "×"), !r.is_empty() && worst(r) <= max);
+    // Largest over smallest within 10 %.
+    let flat = |figure, r: &[(u32, f64)]| {
+        let spread = worst(r) / r.iter().map(|x| x.1).fold(f64::INFINITY, f64::min);
+        let ok = r.len() >= 2 && spread <= 1.10;
+        verdict(format!("{figure}; max ÷ min = {spread:.2}"), ok)
     };
+    let mut rows = Vec::new();
     for cpus in ["one", "all"] {
         let r = per_boot("window", Some("shared"), "read64", cpus);
         let what = format!("private window ≤ 1.2 × shared window (read64, {cpus}, every boot)");
-        target(what, list(&r, "×"), !r.is_empty() && worst(&r) <= 1.2);
+        rows.push(format!("{what}|{}", at_most(&r, 1.2)));
     }
     for touch in ["read64", "copy4k"] {
         let r = per_boot("window", Some("floor"), touch, "one");
         let what = format!("window ≤ 1.3 × raw floor ({touch}, one CPU looping, every boot)");
-        target(what, list(&r, "×"), !r.is_empty() && worst(&r) <= 1.3);
+        rows.push(format!("{what}|{}", at_most(&r, 1.3)));
     }
     for cpus in ["all", "one"] {
         let gap = per_boot("reinsert", Some("window"), "read64", cpus);
         let at2 = gap.iter().find(|x| x.0 == 2).map(|x| x.1);
-        let from2: Vec<f64> = gap.iter().filter(|x| x.0 >= 2).map(|x| x.1).collect();
-        let what = format!("re-insertion ≥ 10 × window at 2 CPUs (read64, {cpus})");
         let figure = at2.map_or("no 2-CPU boot".into(), |x| format!("{x:.1}×"));
-        target(what, figure, at2.is_some_and(|x| x >= 10.0));
+        let what = format!("re-insertion ≥ 10 × window at 2 CPUs (read64, {cpus})|");
+        rows.push(what + &verdict(figure, at2.is_some_and(|x| x >= 10.0)));
+        let from2: Vec<f64> = gap.iter().filter(|x| x.0 >= 2).map(|x| x.1).collect();
         let grows = from2.len() >= 2 && from2.windows(2).all(|w| w[1] > w[0]);
-        let what = format!("that gap grows with the CPU count (read64, {cpus})");
-        target(what, list(&gap, "×"), grows);
+        let what = format!("that gap grows with the CPU count (read64, {cpus})|");
+        rows.push(what + &verdict(list(&gap, "×"), grows));
     }
     // The emulator's own speed changes from boot to boot; the ratio to the
     // floor measured in the same boot does not carry it.
     let r = per_boot("window", Some("floor"), "read64", "one");
     let what = "window ÷ raw floor (same boot) flat within 10 % from 1 to 8 CPUs (read64, one)";
-    let figure = format!("{}; max ÷ min = {:.2}", list(&r, "×"), spread(&r));
-    target(what.into(), figure, r.len() >= 2 && spread(&r) <= 1.10);
+    rows.push(format!("{what}|{}", flat(list(&r, "×"), &r)));
     for cpus in ["one", "all"] {
         let w = per_boot("window", None, "read64", cpus);
         let what = format!("window flat within 10 % from 1 to 8 CPUs (read64, {cpus})");
-        let figure = format!("{} ns; max ÷ min = {:.2}", list(&w, ""), spread(&w));
-        target(what, figure, w.len() >= 2 && spread(&w) <= 1.10);
+        rows.push(format!("{what}|{}", flat(list(&w, "") + " ns", &w)));
     }
     // Each window within 100 instructions of the floor per map + unmap:
     // through KVM's accessors (`window`, `shared`) and its own calls (`kmap`).
+    let floor = f.insns("floor", "read64");
     for how in ["window", "shared", "kmap"] {
-        let floor = f.insns("floor", "read64");
         let over = f.insns(how, "read64").zip(floor).map(|(x, f)| x - f);
-        let what = format!("{how} ≤ floor + 100 instructions per map + unmap (read64, counted)");
+        let what = format!("{how} ≤ floor + 100 instructions per map + unmap (read64, counted)|");
         let figure = over.map_or("not counted".into(), |o| format!("{o:+.0}"));
-        target(what, figure, over.is_some_and(|o| o <= 100.0));
+        rows.push(what + &verdict(figure, over.is_some_and(|o| o <= 100.0)));
     }
-    table("target|measured|met", out)
+    table("target|measured|met", rows)
 }
 
-/// Largest over smallest of the figures.
-fn spread(v: &[(u32, f64)]) -> f64 {
-    let lo = v.iter().map(|x| x.1).fold(f64::INFINITY, f64::min);
-    v.iter().map(|x| x.1).fold(0.0, f64::max) / lo
-}
-
+/// `1 CPUs: 1.05×, 2 CPUs: ...`; without a unit, in whole numbers.
 fn list(v: &[(u32, f64)], unit: &str) -> String {
-    let one = |(s, x): &(u32, f64)| match unit {
-        "" => format!("{s} CPUs: {x:.0}"),
-        _ => format!("{s} CPUs: {x:.2}{unit}"),
-    };
+    let d = if unit.is_empty() { 0 } else { 2 };
+    let one = |(s, x): &(u32, f64)| format!("{s} CPUs: {x:.d$}{unit}");
     v.iter().map(one).collect::<Vec<_>>().join(", ")
 }
 
@@ -231,27 +226,22 @@ pub fn instructions(f: &Figures) -> String {
     table(&format!("strategy|{spec}{model}"), rows)
 }
 
-/// The population boots (4-level), as the issue asks.
-pub const POPULATE_SMPS: [u32; 2] = [2, 8];
-
-/// A population figure's field, as printed.
-fn pop_text<'a>(f: &'a Figures, smp: u32, w: &str, c: &str, k: &str) -> Option<&'a str> {
-    f.text(Four, smp, &format!("populate {w} {c}"), k)
-}
-
-fn pop(f: &Figures, smp: u32, w: &str, c: &str, k: &str) -> f64 {
-    pop_text(f, smp, w, c, k).map_or(f64::NAN, |v| v.parse().unwrap_or(f64::NAN))
+/// Field `k` of population figure `w c` of the boot on `smp` CPUs.
+fn pop<T: FromStr>(f: &Figures, smp: u32, w: &str, c: &str, k: &str) -> Option<T> {
+    f.get(Four, smp, &format!("populate {w} {c}"), k)
 }
 
 /// The MiB a round of `workload` populates (0 without a figure).
 pub fn mib(f: &Figures, w: &str) -> f64 {
-    let mib = POPULATE_SMPS.map(|s| pop(f, s, w, "off", "mib"));
-    mib.into_iter().find(|m| !m.is_nan()).unwrap_or(0.0)
+    let mib = POPULATE_SMPS
+        .into_iter()
+        .find_map(|s| pop(f, s, w, "off", "mib"));
+    mib.unwrap_or(0.0)
 }
 
 /// Seconds of `c` over seconds of the flag off, if both were measured.
 pub fn pop_ratio(f: &Figures, smp: u32, w: &str, c: &str) -> Option<f64> {
-    let seconds = |c| pop_text(f, smp, w, c, "seconds")?.parse::<f64>().ok();
+    let seconds = |c| pop::<f64>(f, smp, w, c, "seconds");
     Some(seconds(c)? / seconds("off")?)
 }
 
@@ -260,16 +250,16 @@ pub fn population(f: &Figures, w: &str) -> String {
     let mut rows = Vec::new();
     for smp in POPULATE_SMPS {
         for c in POPULATE {
-            let g = |k| pop(f, smp, w, c, k);
-            if g("rounds").is_nan() {
+            let Some(rounds) = pop::<u32>(f, smp, w, c, "rounds") else {
                 continue;
-            }
-            let dm = |k| pop_text(f, smp, w, c, k).map(|v| v.replace('/', " / "));
-            let dm = |k| dm(k).unwrap_or_default();
+            };
+            let g = |k| pop(f, smp, w, c, k).unwrap_or(f64::NAN);
+            let dm = |k| pop::<String>(f, smp, w, c, k).unwrap_or_default();
+            let dm = |k| dm(k).replace('/', " / ");
             let ratio = pop_ratio(f, smp, w, c).unwrap_or(f64::NAN);
             let (s, fl, per_2m) = (g("seconds"), g("flushes"), g("flushes") / (g("mib") / 2.0));
             let splits = format!("{:.0}|{:.0}|{}", g("l2_splits"), g("l3_splits"), dm("dm4k"));
-            let row = format!("{smp}|{c}|{}|{s:.3}|{ratio:.2}|{fl:.0}", g("rounds"));
+            let row = format!("{smp}|{c}|{rounds}|{s:.3}|{ratio:.2}|{fl:.0}");
             rows.push(format!("{row}|{per_2m:.2}|{splits}|{}", dm("dm2m")));
         }
     }
@@ -287,21 +277,24 @@ pub fn population_targets(f: &Figures) -> String {
             let Some(ratio) = pop_ratio(f, smp, w, "pool") else {
                 continue;
             };
-            let g = |k| pop(f, smp, w, "pool", k);
+            let g = |k| pop(f, smp, w, "pool", k).unwrap_or(f64::NAN);
             let (per_2m, l2) = (g("flushes") / (g("mib") / 2.0), g("l2_splits"));
-            let m2 = pop_text(f, smp, w, "pool", "dm2m").unwrap_or_default();
+            let m2: String = pop(f, smp, w, "pool", "dm2m").unwrap_or_default();
             let m2: Vec<&str> = m2.split('/').collect();
             let (before, after) = (m2[0], m2[2]);
-            let mut row = |what, figure: String, ok| {
-                rows.push(format!("{smp}|{w}|{what}|{figure}|{}", met(ok)));
+            let mut row = |what, figure: String, met| {
+                rows.push(format!("{smp}|{w}|{what}|{}", verdict(figure, met)));
             };
             let flushes = format!("{per_2m:.2}");
             row("≤ 1 kernel-wide flush per 2 MiB", flushes, per_2m <= 1.0);
             row("0 splits of a 2M mapping", format!("{l2:.0}"), l2 == 0.0);
             let back = format!("{before} → {after} kB");
             row("DirectMap2M back after close", back, after == before);
-            let time = format!("{ratio:.2} ×");
-            row("time ≤ 1.2 × flag off", time, ratio <= 1.2);
+            row(
+                "time ≤ 1.2 × flag off",
+                format!("{ratio:.2} ×"),
+                ratio <= 1.2,
+            );
         }
     }
     table(">CPUs|workload|target|>figure|met", rows)
@@ -314,8 +307,8 @@ mod tests {
     #[test]
     fn depth_tables_hold_the_figures_measured_at_both_depths() {
         let (a, b) = (
-            ("a".into(), Some(100.0), Some(125.0), 0),
-            ("b".into(), None, Some(1.0), 0),
+            ("a".into(), [Some(100.0), Some(125.0)], 0),
+            ("b".into(), [None, Some(1.0)], 0),
         );
         let t = depth("x", " ns", [a, b].into_iter());
         let head = "| x | 4-level ns | 5-level ns | 5-level ÷ 4-level |\n|---|---:|---:|---:|\n";
