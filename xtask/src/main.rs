@@ -15,9 +15,9 @@ use std::sync::OnceLock;
 
 use clap::{Parser, Subcommand};
 
-/// The project's tasks. Each progress line is `==> stage` when a stage
-/// starts and `<== stage: ok|FAILED: why|skipped: why (time)` when it ends;
-/// `test` ends with `N passed, N failed`.
+/// The project's tasks. A stage prints `==> stage` when it starts and
+/// `<== stage: ok|FAILED: why|skipped: why|not run: needs X (time)` when it
+/// ends; `test` ends with `N passed, N failed`. README.md says more.
 #[derive(Parser, Debug)]
 #[command(name = "xtask", bin_name = "cargo xtask", version)]
 struct Cli {
@@ -51,7 +51,7 @@ enum Task {
     /// population benchmark, and the host simulator sweep; print the table
     /// and write docs/results.md with its plots.
     Bench {
-        /// Only the report, from the last run's boot logs.
+        /// Only the report, from the boot logs kept in benches/logs/.
         #[arg(long)]
         from_logs: bool,
     },
