@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 
 use super::ktap::{verdict_of, window_fault_outcome};
 use super::stage::{Kernel, Pipeline, Stage};
-use super::{Built, Cache, Extra, Initramfs, Options, Paging, boot_timeout, qemu, selftests};
+use super::{Built, Cache, Extra, Initramfs, Options, Paging, qemu, selftests};
 
 const STRESS: &str = "guest_memfd_no_direct_map_stress_test";
 /// Run by the debug kernel only.
@@ -75,7 +75,7 @@ impl Boots<'_> {
             one_thread: true,
         };
         let image = self.image.expect("built before booting");
-        qemu::boot(image, initrd, at.0, at.1, boot_timeout(), log, extra)
+        qemu::boot(image, initrd, at.0, at.1, log, extra)
     }
 
     /// Boots `program` alone (KUnit off; it ran already), logged as `<kernel>-<name>`: the log.
@@ -152,6 +152,6 @@ pub fn boot_script(
     write_initramfs(&initrd, false, &tools, &[(&test, script)])?;
     let log = script_log(cache, name, smp, paging);
     let image = extra.kernel.unwrap_or(&built.kernel);
-    qemu::boot(image, &initrd, smp, paging, boot_timeout(), &log, extra)?;
+    qemu::boot(image, &initrd, smp, paging, &log, extra)?;
     verdict_of(&log, paging, None)
 }

@@ -291,7 +291,7 @@ fn depths(log: &str) -> Vec<u8> {
 pub fn check_paging(log: &str, asked: Paging) -> Result<()> {
     match &depths(log)[..] {
         [] => bail!("no `# paging:` line: the kernel did not report its paging depth"),
-        [n] if *n == asked.levels() => Ok(()),
+        [n] if *n == asked as u8 => Ok(()),
         found => {
             let names: Vec<String> = found.iter().map(|n| format!("{n}-level")).collect();
             bail!(

@@ -1,11 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Booting the test kernel under QEMU (TCG: the host's /dev/kvm cannot boot
-//! an ordinary kernel), console into a log, at a [`Paging`] depth.
+//! Booting the test kernel under QEMU TCG (the host's /dev/kvm cannot boot an ordinary kernel).
 
 use std::fmt;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use super::ktap;
 use super::run::logged;
@@ -25,20 +23,15 @@ pub enum Paging {
 }
 
 impl Paging {
-    /// The number of levels, as the kernel reports them.
-    pub fn levels(self) -> u8 {
-        self as u8
-    }
-
     /// `5level`, for log file names.
     pub fn tag(self) -> String {
-        format!("{}level", self.levels())
+        format!("{}level", self as u8)
     }
 }
 
 impl fmt::Display for Paging {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{}-level", self.levels())
+        write!(f, "{}-level", *self as u8)
     }
 }
 
@@ -66,13 +59,12 @@ fn append(paging: Paging, extra: &str) -> String {
     line.trim_end().to_string()
 }
 
-/// Boots `kernel` with `initrd`, console into `log`; a retried boot's log is `<log>.<attempt>`.
+/// Boots `kernel` with `initrd` (`--timeout`), console into `log`; a retry's log is `<log>.<attempt>`.
 pub fn boot(
     kernel: &Path,
     initrd: &Path,
     smp: u32,
     paging: Paging,
-    timeout: Duration,
     log: &Path,
     extra: Extra<'_>,
 ) -> Result<()> {
@@ -84,8 +76,9 @@ pub fn boot(
     qemu.args(["-nic", "none"]).arg("-kernel").arg(kernel);
     qemu.arg("-initrd").arg(initrd).arg("-append");
     qemu.arg(append(paging, extra.cmdline)).args(extra.qemu);
+    let timeout = Some(super::boot_timeout());
     for attempt in 1..=UPSTREAM_RETRIES {
-        let ended = logged(&mut qemu, log, Some(timeout));
+        let ended = logged(&mut qemu, log, timeout);
         let Some(what) = ktap::upstream_false_positive(&ktap::read_log(log)?) else {
             return ended;
         };
@@ -93,7 +86,7 @@ pub fn boot(
         std::fs::rename(log, &kept).with_context(|| format!("rename {}", log.display()))?;
         println!("    {what}: booting again; that log is {}", kept.display());
     }
-    logged(&mut qemu, log, Some(timeout))
+    logged(&mut qemu, log, timeout)
 }
 
 #[cfg(test)]

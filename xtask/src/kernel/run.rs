@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Running commands: long ones (make, QEMU) into a log with a progress line
-//! every 20 s and an optional timeout; short ones with output captured.
+//! Long commands (make, QEMU) into a log with progress and a timeout; short ones captured.
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, bail, ensure};
 use std::fs::File;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -22,14 +21,16 @@ pub fn logged(cmd: &mut Command, log: &Path, timeout: Option<Duration>) -> Resul
     let program = cmd.get_program().to_string_lossy().into_owned();
     let (start, mut next) = (Instant::now(), PROGRESS_EVERY);
     let failure = loop {
-        if let Some(status) = child.try_wait()? {
-            break (!status.success()).then(|| format!("{program} exited with {status}"));
+        match child.try_wait()? {
+            Some(status) if status.success() => return Ok(()),
+            Some(status) => break format!("{program} exited with {status}"),
+            None => {}
         }
         if timeout.is_some_and(|t| start.elapsed() >= t) {
             let _ = child.kill();
             let _ = child.wait();
             let after = clock(start.elapsed());
-            break Some(format!("{program} timed out after {after} and was killed"));
+            break format!("{program} timed out after {after} and was killed");
         }
         if start.elapsed() >= next {
             let last = tail(log, 1).concat();
@@ -37,9 +38,6 @@ pub fn logged(cmd: &mut Command, log: &Path, timeout: Option<Duration>) -> Resul
             next += PROGRESS_EVERY;
         }
         std::thread::sleep(Duration::from_millis(250));
-    };
-    let Some(failure) = failure else {
-        return Ok(());
     };
     println!("    last 40 lines of {}:", log.display());
     tail(log, 40).iter().for_each(|l| println!("    | {l}"));
@@ -71,11 +69,10 @@ pub fn output(cmd: &mut Command) -> Result<String> {
     let ran = cmd.output();
     let out = ran.with_context(|| format!("cannot run {cmd:?}"))?;
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    if !out.status.success() {
-        let (o, e) = (text(&out.stdout), text(&out.stderr));
-        return Err(anyhow!("{cmd:?} failed ({}): {o}{e}", out.status));
-    }
-    Ok(text(&out.stdout))
+    let (o, e) = (text(&out.stdout), text(&out.stderr));
+    let status = out.status;
+    ensure!(status.success(), "{cmd:?} failed ({status}): {o}{e}");
+    Ok(o)
 }
 
 #[cfg(test)]
