@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! `make` in a build directory through ccache, its log scanned for warnings
-//! the series must not cause.
+//! `make` through ccache, its log scanned for warnings the series must not cause.
 
 use std::fs;
 use std::path::{Path, PathBuf};

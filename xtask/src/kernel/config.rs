@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! `kernel-patch/configs/*.config` merged by the tree's `merge_config.sh`, expanded by
-//! `make allnoconfig`, then checked: Kconfig silently drops a symbol with unmet dependencies.
+//! `merge_config.sh`, then `allnoconfig`, then a check: Kconfig silently drops unmet symbols.
 
 use std::collections::HashMap;
 use std::fs;

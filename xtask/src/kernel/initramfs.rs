@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! The initramfs: busybox and an `/init` that runs every executable in `/tests/`, archived
-//! from a list by the tree's `usr/gen_init_cpio` (any mode, owner or node without root).
+//! The initramfs, archived by the tree's `usr/gen_init_cpio` (any mode, owner or node, no root).
 
 use super::Cache;
 use super::run::output;
@@ -17,7 +16,7 @@ pub const RUNNING: &str = "gmem-kmap: running ";
 pub const TEST_EXIT: &str = "gmem-kmap: test ";
 pub const DONE: &str = "gmem-kmap: init done";
 
-/// `/init`, which prints the markers above.
+/// `/init`: runs every executable in `/tests/`, printing the markers above.
 const INIT: &str = include_str!("init.sh");
 
 /// An archive being assembled, by path: sorted, a directory before its contents.

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! The series' KVM selftests, built static with the selftests' own Makefile
-//! against the build's uapi headers; a test's TAP is the suite `selftest <name>`.
+//! The KVM selftests of the series, built static; a test's TAP is the suite `selftest <name>`.
 
 use super::ktap::read_log;
 use super::run::logged;
@@ -58,7 +57,6 @@ pub fn build(tree: &Path, build: &Path) -> Result<Vec<(String, PathBuf)>> {
     let n = found.len();
     ensure!(n == 0, "{n} warning(s) building the selftests");
     for (guest, bin) in &built {
-        ensure!(bin.exists(), "make did not build {}", bin.display());
         println!("    {} ({guest})", bin.display());
     }
     Ok(built)

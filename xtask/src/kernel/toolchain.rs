@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! The tree's Rust build rules, shown to fail where they must: its object check
-//! rejects a panic path; Kconfig hides `GMEM_KMAP` without the Rust target.
+//! The tree's Rust build rules, shown to fail where they must.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -11,10 +10,6 @@ use super::Cache;
 use super::config;
 use super::run::output;
 use anyhow::{Context as _, Result, ensure};
-
-/// The tree's object check and the allowlist it reads.
-const CHECK_SCRIPT: &str = "arch/x86/mm/gmem_kmap_check.sh";
-const ALLOWED_UNDEFINED: &str = "arch/x86/mm/gmem_kmap/src/ffi/undefined-symbols";
 
 /// The tree's check must reject an object with an unprovable index.
 pub fn check_rejects_panics(cache: &Cache, tree: &Path) -> Result<()> {
@@ -27,9 +22,11 @@ pub fn check_rejects_panics(cache: &Cache, tree: &Path) -> Result<()> {
     rustc.args(["--edition=2024", "-O", "-Cpanic=abort", "--crate-type=lib"]);
     rustc.args(["--target=x86_64-unknown-none", "-Crelocation-model=static"]);
     output(rustc.arg(&src).arg(format!("--emit=obj={}", obj.display())))?;
+    let check_script = tree.join("arch/x86/mm/gmem_kmap_check.sh");
+    let allowed_undefined = tree.join("arch/x86/mm/gmem_kmap/src/ffi/undefined-symbols");
     let mut check = Command::new("sh");
-    check.arg(tree.join(CHECK_SCRIPT)).args(["nm", "readelf"]);
-    let checked = output(check.arg(&obj).arg(tree.join(ALLOWED_UNDEFINED)));
+    check.arg(check_script).args(["nm", "readelf"]);
+    let checked = output(check.arg(&obj).arg(allowed_undefined));
     let said = format!("{:#}", checked.err().context("the probe passed the check")?);
     // The probe's own symbol, not the script's fixed "(a panic path?)".
     let ours = said.contains("panic_bounds_check");
