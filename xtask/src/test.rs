@@ -55,9 +55,7 @@ pub fn bless_header() -> bool {
 
 /// Runs `cmd`: Ok when it exits successfully.
 fn run_ok(cmd: &mut Command) -> Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let status = cmd.status().context(format!("cannot run {cmd:?}"))?;
     ensure!(status.success(), "{status}");
     Ok(())
 }

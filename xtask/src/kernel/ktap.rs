@@ -174,10 +174,8 @@ fn result_line(line: &str) -> Option<(&str, &'static str)> {
     num.parse::<usize>().ok()?;
     let (name, directive) = rest.split_once("# ").unwrap_or((rest, ""));
     let skip = directive.to_uppercase().starts_with("SKIP");
-    Some((
-        name.trim().trim_start_matches("- "),
-        if skip { "SKIP" } else { status },
-    ))
+    let status = if skip { "SKIP" } else { status };
+    Some((name.trim().trim_start_matches("- "), status))
 }
 
 /// The suite that prints the paging depth (`# paging: 5-level`).
@@ -196,19 +194,15 @@ pub fn problems(
     let expected = expected.unwrap_or_default();
     let (mut suites, report) = kunit(log)?;
     // kunit.py's own findings on the KTAP's shape (a result line missing).
-    let mut problems: Vec<String> = report
-        .lines()
-        .filter_map(|l| Some(format!("kunit.py: {}", l.split_once("[ERROR] ")?.1)))
-        .collect();
+    let errors = report.lines().filter_map(|l| l.split_once("[ERROR] "));
+    let mut problems: Vec<_> = errors.map(|(_, e)| format!("kunit.py: {e}")).collect();
     // kunit.py passes a `not ok` suite whose cases passed, and drops the
     // suites beyond KUnit's plan: a `not ok` line is then a problem itself.
     let mut results = suites.iter().flat_map(Node::results);
     if results.all(|(_, status)| matches!(status, "PASS" | "SKIP")) {
         let kernel_lines = log.split(STARTED).next().unwrap_or(log).lines();
-        let not_ok = kernel_lines
-            .map(|l| clean(l).trim())
-            .filter(|l| l.starts_with("not ok "));
-        problems.extend(not_ok.map(|l| format!("`{l}`, which kunit.py does not count")));
+        let not_ok = kernel_lines.filter_map(|l| clean(l).trim().strip_prefix("not ok "));
+        problems.extend(not_ok.map(|l| format!("`not ok {l}`, which kunit.py does not count")));
     }
     let (programs, output) = programs(log);
     suites.extend(programs);
@@ -243,10 +237,8 @@ pub fn problems(
     } else if !printed(DONE) {
         problems.push(format!("/init never finished (no `{DONE}`)"));
     }
-    if !(quiet && depths(log).is_empty())
-        && let Err(wrong) = check_paging(log, paging)
-    {
-        problems.push(wrong.to_string());
+    if !(quiet && depths(log).is_empty()) {
+        problems.extend(check_paging(log, paging).err().map(|e| e.to_string()));
     }
     Ok((problems, report + &output.join("\n")))
 }
@@ -294,10 +286,8 @@ pub fn check_paging(log: &str, asked: Paging) -> Result<()> {
         [n] if *n == asked.levels() => Ok(()),
         found => {
             let names: Vec<String> = found.iter().map(|n| format!("{n}-level")).collect();
-            bail!(
-                "asked for {asked} paging, the kernel reports {}",
-                names.join(", ")
-            )
+            let names = names.join(", ");
+            bail!("asked for {asked} paging, the kernel reports {names}")
         }
     }
 }

@@ -178,7 +178,7 @@ mod tests {
                 all.extend([Boot(k, p), Verdict(k, p)]);
             }
         }
-        let names: std::collections::HashSet<String> = all.iter().map(|s| s.name()).collect();
+        let names: HashSet<String> = all.iter().map(|s| s.name()).collect();
         assert_eq!(names.len(), all.len());
         // No cycles: following needs always ends, within a bounded depth.
         fn depth(s: Stage, n: usize) {
@@ -186,10 +186,7 @@ mod tests {
             s.needs().into_iter().for_each(|d| depth(d, n + 1));
         }
         all.into_iter().for_each(|s| depth(s, 0));
-        let name = Verdict(Kernel::Debug, Paging::Four).name();
-        assert_eq!(
-            name,
-            "kernel: debug KUnit results and boot log, 4-level paging"
-        );
+        let want = "kernel: debug KUnit results and boot log, 4-level paging";
+        assert_eq!(Verdict(Kernel::Debug, Paging::Four).name(), want);
     }
 }
