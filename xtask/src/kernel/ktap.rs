@@ -225,9 +225,8 @@ pub fn problems(
         if let Some(p) = CRASH_PATTERNS.iter().find(|p| line.contains(*p)) {
             problems.push(format!("kernel said `{p}`: {}", line.trim()));
         }
-        if let Some(rest) = line.trim().strip_prefix(TEST_EXIT)
-            && !rest.ends_with(" exit 0")
-        {
+        let exit = line.trim().strip_prefix(TEST_EXIT);
+        if let Some(rest) = exit.filter(|rest| !rest.ends_with(" exit 0")) {
             problems.push(format!("initramfs test failed: {rest}"));
         }
     }
@@ -269,11 +268,8 @@ fn depths(log: &str) -> Vec<u8> {
     for rest in log.lines().filter_map(comment) {
         let value = rest.strip_prefix("paging: ");
         let value = value.or_else(|| rest.split_once(": paging: ").map(|(_, v)| v));
-        if let Some(n) = value.and_then(|v| v.strip_suffix("-level")?.parse().ok())
-            && !depths.contains(&n)
-        {
-            depths.push(n);
-        }
+        let n = value.and_then(|v| v.strip_suffix("-level")?.parse().ok());
+        depths.extend(n.filter(|n| !depths.contains(n)));
     }
     depths
 }
@@ -319,11 +315,8 @@ pub fn verdict_of(log: &Path, paging: Paging, expected: Option<&[String]>) -> Re
 /// saying it is off (`Some(line)`), or not injected and the window up
 /// (`None`: there was no n-th allocation to fail).
 pub fn window_fault_outcome(log: &str) -> Result<Option<String>> {
-    let ours: Vec<&str> = log
-        .lines()
-        .map(|l| clean(l).trim())
-        .filter(|l| l.starts_with("gmem_kmap:"))
-        .collect();
+    let lines = log.lines().map(|l| clean(l).trim());
+    let ours: Vec<&str> = lines.filter(|l| l.starts_with("gmem_kmap:")).collect();
     let injected = log.contains("FAULT_INJECTION: forcing a failure");
     match (injected, ours.as_slice()) {
         (true, [one]) if one.contains("cannot reserve the window: -12") => {
