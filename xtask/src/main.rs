@@ -9,7 +9,7 @@ mod prereq;
 mod report;
 mod test;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::OnceLock;
 
@@ -129,10 +129,8 @@ fn main() -> ExitCode {
 
 /// The repository root (the xtask crate sits one level below it).
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the repository")
-        .to_path_buf()
+    let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
+    xtask.parent().expect("xtask is in the repository").into()
 }
 
 /// `cargo`, as the one running this xtask.
@@ -148,12 +146,8 @@ mod tests {
     use clap::CommandFactory;
 
     #[test]
-    fn the_command_line_is_consistent() {
+    fn the_command_line_is_consistent_and_settings_go_before_or_after_the_task() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn settings_go_before_or_after_the_task() {
         let cli = Cli::try_parse_from(["xtask", "--timeout", "5", "test"]).unwrap();
         assert_eq!(cli.settings.timeout, 5);
         let cli = Cli::try_parse_from(["xtask", "bench", "--from-logs", "--cache", "/c"]).unwrap();

@@ -1,15 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Judging a boot's console log: a list of problems, none for a passing
-//! boot. Why each part is here:
-//! - KUnit's KTAP is read by the tested tree's own
-//!   `tools/testing/kunit/kunit.py parse`, which KUnit's maintainers keep in
-//!   step with the format ([`kunit`]); only what it does not report is
-//!   checked after it;
-//! - the kselftest TAP of `/init`'s test programs is not KUnit's and comes
-//!   after it, so [`programs`] reads it (a flat list of results);
-//! - the kernel's complaints ([`CRASH_PATTERNS`]), `/init`'s markers, the
-//!   paging depth ([`check_paging`]) and what a fault-injection boot shows
-//!   ([`window_fault_outcome`]) are this project's own checks.
+//! Judging a boot's console log: a list of problems, none for a passing boot.
+//! KUnit's KTAP is read by the tested tree's own `kunit.py parse`, which
+//! KUnit's maintainers keep in step with the format ([`kunit`]); only what it
+//! does not report is checked after it. The kselftest TAP of `/init`'s test
+//! programs, after KUnit's, is not KTAP: [`programs`] reads it (flat). The
+//! kernel's complaints ([`CRASH_PATTERNS`]), `/init`'s markers, the paging
+//! depth ([`check_paging`]) and a fault-injection boot's outcome
+//! ([`window_fault_outcome`]) are this project's own checks.
 
 use std::path::Path;
 use std::process::Command;
