@@ -68,12 +68,11 @@ impl Node {
 /// A console line without `\r` and without a printk timestamp.
 pub fn clean(line: &str) -> &str {
     let line = line.trim_end_matches('\r');
-    if let Some((stamp, after)) = line.strip_prefix('[').and_then(|r| r.split_once("] "))
-        && stamp.trim().chars().all(|c| c.is_ascii_digit() || c == '.')
-    {
-        return after;
+    let timestamp = |s: &str| s.trim().chars().all(|c| c.is_ascii_digit() || c == '.');
+    match line.strip_prefix('[').and_then(|r| r.split_once("] ")) {
+        Some((stamp, after)) if timestamp(stamp) => after,
+        _ => line,
     }
-    line
 }
 
 /// kunit.py, in the kernel tree.
@@ -316,9 +315,7 @@ pub fn window_fault_outcome(log: &str) -> Result<Option<String>> {
     let ours: Vec<&str> = lines.filter(|l| l.starts_with("gmem_kmap:")).collect();
     let injected = log.contains("FAULT_INJECTION: forcing a failure");
     match (injected, ours.as_slice()) {
-        (true, [one]) if one.contains("cannot reserve the window: -12") => {
-            Ok(Some(one.to_string()))
-        }
+        (true, [one]) if one.contains("cannot reserve the window: -12") => Ok(Some((*one).into())),
         (true, lines) => {
             let n = lines.len();
             bail!("failure injected; the window said {n} line(s), not one ENOMEM: {ours:?}")

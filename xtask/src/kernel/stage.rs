@@ -72,8 +72,8 @@ impl Stage {
     /// Its name in the progress lines.
     pub fn name(self) -> String {
         use Stage::*;
-        // `debug ` for the debug kernel, nothing for the tested one.
-        let debug = |k: Kernel| ["", "debug "][k as usize];
+        // `kernel: debug ` for the debug kernel, `kernel: ` for the tested one.
+        let kernel = |k: Kernel| ["kernel: ", "kernel: debug "][k as usize];
         let s = match self {
             Packages => "packages",
             Tree => "linux-source-6.12 tree",
@@ -89,10 +89,8 @@ impl Stage {
             Selftests => "selftests (make, static)",
             Initramfs(Kernel::Boot) => "initramfs",
             Initramfs(Kernel::Debug) => "initramfs, debug",
-            Boot(k, p) => return format!("kernel: boot {}under QEMU, {p} paging", debug(k)),
-            Verdict(k, p) => {
-                return format!("kernel: {}KUnit results and boot log, {p} paging", debug(k));
-            }
+            Boot(k, p) => return format!("{}boot under QEMU, {p} paging", kernel(k)),
+            Verdict(k, p) => return format!("{}KUnit results and boot log, {p} paging", kernel(k)),
             Stress(Kernel::Boot) => "race stress on 8 CPUs",
             Stress(Kernel::Debug) => "race stress on 8 CPUs, debug",
             Faults => "faults injected, debug, debug_pagealloc=off",
