@@ -31,7 +31,6 @@ pub fn run(boot: bool) -> bool {
         return report.finish();
     }
     CHECKS.iter().for_each(|args| check(&mut report, args));
-    // The host tests read kunit.py from the kernel tree, unpacked first.
     // The boot test with the defaults of its command line.
     let opts: kernel::Options = clap::Parser::parse_from(["boot-test"]);
     let host_tests = |r: &mut Report| check(r, &["test --no-fail-fast --workspace --all-features"]);

@@ -213,18 +213,15 @@ pub fn problems(
             }
         }
     }
-    let absent = |e: &&String| !suites.iter().any(|s| &s.name == *e);
-    for e in expected.iter().filter(absent) {
-        problems.push(format!("expected suite `{e}` is not in the log"));
-    }
+    let in_log = |e: &&String| suites.iter().any(|s| &s.name == *e);
+    let missing = expected.iter().filter(|e| !in_log(e));
+    problems.extend(missing.map(|e| format!("expected suite `{e}` is not in the log")));
     for line in log.lines().map(clean) {
-        if let Some(p) = CRASH_PATTERNS.iter().find(|p| line.contains(*p)) {
-            problems.push(format!("kernel said `{p}`: {}", line.trim()));
-        }
+        let crash = CRASH_PATTERNS.iter().find(|p| line.contains(*p));
+        problems.extend(crash.map(|p| format!("kernel said `{p}`: {}", line.trim())));
         let exit = line.trim().strip_prefix(TEST_EXIT);
-        if let Some(rest) = exit.filter(|rest| !rest.ends_with(" exit 0")) {
-            problems.push(format!("initramfs test failed: {rest}"));
-        }
+        let failed = exit.filter(|rest| !rest.ends_with(" exit 0"));
+        problems.extend(failed.map(|rest| format!("initramfs test failed: {rest}")));
     }
     let printed = |marker: &str| log.lines().any(|l| clean(l).trim() == marker);
     if !printed(STARTED) {

@@ -125,8 +125,7 @@ impl<'r> Pipeline<'r> {
         false
     }
 
-    /// Runs `stage` when it is [`ready`](Self::ready): its value when it
-    /// passed.
+    /// Runs `stage` when it is [`ready`](Self::ready): its value when it passed.
     pub fn run<T>(&mut self, stage: Stage, run: impl FnOnce() -> Result<T>) -> Option<T> {
         if !self.ready(stage) {
             return None;
