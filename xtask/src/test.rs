@@ -31,7 +31,6 @@ pub fn run(boot: bool) -> bool {
         return report.finish();
     }
     CHECKS.iter().for_each(|args| check(&mut report, args));
-    // The host tests read kunit.py from the kernel tree, unpacked first.
     // The boot test with the defaults of its command line.
     let opts: kernel::Options = clap::Parser::parse_from(["boot-test"]);
     let host_tests = |r: &mut Report| check(r, &["test --no-fail-fast --workspace --all-features"]);
@@ -55,9 +54,7 @@ pub fn bless_header() -> bool {
 
 /// Runs `cmd`: Ok when it exits successfully.
 fn run_ok(cmd: &mut Command) -> Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let status = cmd.status().context(format!("cannot run {cmd:?}"))?;
     ensure!(status.success(), "{status}");
     Ok(())
 }

@@ -45,7 +45,7 @@ impl Boots<'_> {
             Some(list) => list.iter().filter(|s| !s.is_empty()).cloned().collect(),
             None => ours.chain(fault).collect(),
         };
-        for &paging in opts.paging.list() {
+        for &paging in opts.paging {
             // The log is judged even when QEMU failed or hung.
             let log = cache.log(&format!("{}-{}", k.name(), paging.tag()));
             let boot = || self.boot(&initrd, &log, (opts.smp, paging), "");

@@ -1,15 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Judging a boot's console log: a list of problems, none for a passing
-//! boot. Why each part is here:
-//! - KUnit's KTAP is read by the tested tree's own
-//!   `tools/testing/kunit/kunit.py parse`, which KUnit's maintainers keep in
-//!   step with the format ([`kunit`]); only what it does not report is
-//!   checked after it;
-//! - the kselftest TAP of `/init`'s test programs is not KUnit's and comes
-//!   after it, so [`programs`] reads it (a flat list of results);
-//! - the kernel's complaints ([`CRASH_PATTERNS`]), `/init`'s markers, the
-//!   paging depth ([`check_paging`]) and what a fault-injection boot shows
-//!   ([`window_fault_outcome`]) are this project's own checks.
+//! Judging a boot's console log: a list of problems, none for a passing boot.
+//! KUnit's KTAP is read by the tested tree's own `kunit.py parse`, which
+//! KUnit's maintainers keep in step with the format ([`kunit`]); only what it
+//! does not report is checked after it. The kselftest TAP of `/init`'s test
+//! programs, after KUnit's, is not KTAP: [`programs`] reads it (flat). The
+//! kernel's complaints ([`CRASH_PATTERNS`]), `/init`'s markers, the paging
+//! depth ([`check_paging`]) and a fault-injection boot's outcome
+//! ([`window_fault_outcome`]) are this project's own checks.
 
 use std::path::Path;
 use std::process::Command;
@@ -71,12 +68,11 @@ impl Node {
 /// A console line without `\r` and without a printk timestamp.
 pub fn clean(line: &str) -> &str {
     let line = line.trim_end_matches('\r');
-    if let Some((stamp, after)) = line.strip_prefix('[').and_then(|r| r.split_once("] "))
-        && stamp.trim().chars().all(|c| c.is_ascii_digit() || c == '.')
-    {
-        return after;
+    let timestamp = |s: &str| s.trim().chars().all(|c| c.is_ascii_digit() || c == '.');
+    match line.strip_prefix('[').and_then(|r| r.split_once("] ")) {
+        Some((stamp, after)) if timestamp(stamp) => after,
+        _ => line,
     }
-    line
 }
 
 /// kunit.py, in the kernel tree.
@@ -174,10 +170,8 @@ fn result_line(line: &str) -> Option<(&str, &'static str)> {
     num.parse::<usize>().ok()?;
     let (name, directive) = rest.split_once("# ").unwrap_or((rest, ""));
     let skip = directive.to_uppercase().starts_with("SKIP");
-    Some((
-        name.trim().trim_start_matches("- "),
-        if skip { "SKIP" } else { status },
-    ))
+    let status = if skip { "SKIP" } else { status };
+    Some((name.trim().trim_start_matches("- "), status))
 }
 
 /// The suite that prints the paging depth (`# paging: 5-level`).
@@ -196,19 +190,15 @@ pub fn problems(
     let expected = expected.unwrap_or_default();
     let (mut suites, report) = kunit(log)?;
     // kunit.py's own findings on the KTAP's shape (a result line missing).
-    let mut problems: Vec<String> = report
-        .lines()
-        .filter_map(|l| Some(format!("kunit.py: {}", l.split_once("[ERROR] ")?.1)))
-        .collect();
+    let errors = report.lines().filter_map(|l| l.split_once("[ERROR] "));
+    let mut problems: Vec<_> = errors.map(|(_, e)| format!("kunit.py: {e}")).collect();
     // kunit.py passes a `not ok` suite whose cases passed, and drops the
     // suites beyond KUnit's plan: a `not ok` line is then a problem itself.
     let mut results = suites.iter().flat_map(Node::results);
     if results.all(|(_, status)| matches!(status, "PASS" | "SKIP")) {
         let kernel_lines = log.split(STARTED).next().unwrap_or(log).lines();
-        let not_ok = kernel_lines
-            .map(|l| clean(l).trim())
-            .filter(|l| l.starts_with("not ok "));
-        problems.extend(not_ok.map(|l| format!("`{l}`, which kunit.py does not count")));
+        let not_ok = kernel_lines.filter_map(|l| clean(l).trim().strip_prefix("not ok "));
+        problems.extend(not_ok.map(|l| format!("`not ok {l}`, which kunit.py does not count")));
     }
     let (programs, output) = programs(log);
     suites.extend(programs);
@@ -223,19 +213,15 @@ pub fn problems(
             }
         }
     }
-    let absent = |e: &&String| !suites.iter().any(|s| &s.name == *e);
-    for e in expected.iter().filter(absent) {
-        problems.push(format!("expected suite `{e}` is not in the log"));
-    }
+    let in_log = |e: &&String| suites.iter().any(|s| &s.name == *e);
+    let missing = expected.iter().filter(|e| !in_log(e));
+    problems.extend(missing.map(|e| format!("expected suite `{e}` is not in the log")));
     for line in log.lines().map(clean) {
-        if let Some(p) = CRASH_PATTERNS.iter().find(|p| line.contains(*p)) {
-            problems.push(format!("kernel said `{p}`: {}", line.trim()));
-        }
-        if let Some(rest) = line.trim().strip_prefix(TEST_EXIT)
-            && !rest.ends_with(" exit 0")
-        {
-            problems.push(format!("initramfs test failed: {rest}"));
-        }
+        let crash = CRASH_PATTERNS.iter().find(|p| line.contains(*p));
+        problems.extend(crash.map(|p| format!("kernel said `{p}`: {}", line.trim())));
+        let exit = line.trim().strip_prefix(TEST_EXIT);
+        let failed = exit.filter(|rest| !rest.ends_with(" exit 0"));
+        problems.extend(failed.map(|rest| format!("initramfs test failed: {rest}")));
     }
     let printed = |marker: &str| log.lines().any(|l| clean(l).trim() == marker);
     if !printed(STARTED) {
@@ -243,10 +229,8 @@ pub fn problems(
     } else if !printed(DONE) {
         problems.push(format!("/init never finished (no `{DONE}`)"));
     }
-    if !(quiet && depths(log).is_empty())
-        && let Err(wrong) = check_paging(log, paging)
-    {
-        problems.push(wrong.to_string());
+    if !(quiet && depths(log).is_empty()) {
+        problems.extend(check_paging(log, paging).err().map(|e| e.to_string()));
     }
     Ok((problems, report + &output.join("\n")))
 }
@@ -277,11 +261,8 @@ fn depths(log: &str) -> Vec<u8> {
     for rest in log.lines().filter_map(comment) {
         let value = rest.strip_prefix("paging: ");
         let value = value.or_else(|| rest.split_once(": paging: ").map(|(_, v)| v));
-        if let Some(n) = value.and_then(|v| v.strip_suffix("-level")?.parse().ok())
-            && !depths.contains(&n)
-        {
-            depths.push(n);
-        }
+        let n = value.and_then(|v| v.strip_suffix("-level")?.parse().ok());
+        depths.extend(n.filter(|n| !depths.contains(n)));
     }
     depths
 }
@@ -294,10 +275,8 @@ pub fn check_paging(log: &str, asked: Paging) -> Result<()> {
         [n] if *n == asked as u8 => Ok(()),
         found => {
             let names: Vec<String> = found.iter().map(|n| format!("{n}-level")).collect();
-            bail!(
-                "asked for {asked} paging, the kernel reports {}",
-                names.join(", ")
-            )
+            let names = names.join(", ");
+            bail!("asked for {asked} paging, the kernel reports {names}")
         }
     }
 }
@@ -329,16 +308,11 @@ pub fn verdict_of(log: &Path, paging: Paging, expected: Option<&[String]>) -> Re
 /// saying it is off (`Some(line)`), or not injected and the window up
 /// (`None`: there was no n-th allocation to fail).
 pub fn window_fault_outcome(log: &str) -> Result<Option<String>> {
-    let ours: Vec<&str> = log
-        .lines()
-        .map(|l| clean(l).trim())
-        .filter(|l| l.starts_with("gmem_kmap:"))
-        .collect();
+    let lines = log.lines().map(|l| clean(l).trim());
+    let ours: Vec<&str> = lines.filter(|l| l.starts_with("gmem_kmap:")).collect();
     let injected = log.contains("FAULT_INJECTION: forcing a failure");
     match (injected, ours.as_slice()) {
-        (true, [one]) if one.contains("cannot reserve the window: -12") => {
-            Ok(Some(one.to_string()))
-        }
+        (true, [one]) if one.contains("cannot reserve the window: -12") => Ok(Some((*one).into())),
         (true, lines) => {
             let n = lines.len();
             bail!("failure injected; the window said {n} line(s), not one ENOMEM: {ours:?}")

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 
 use crate::report::Report;
 pub use boots::{boot_script, script_log};
@@ -100,33 +101,22 @@ pub struct Options {
     pub smp: u32,
     /// The paging depths booted, each a boot of its own: 4 (`no5lvl`),
     /// 5 (LA57, which `-cpu max` offers under TCG) or both, 5-level first.
-    #[arg(long, value_enum, default_value = "both")]
-    pub paging: Depths,
+    #[arg(long, default_value = "both", value_parser = depths())]
+    pub paging: &'static [Paging],
     /// A file for the guest's initramfs; `/tests/foo=./foo` runs ./foo in
     /// the guest, whose non-zero exit fails the boot. Repeatable.
     #[arg(long = "add", value_name = "GUEST_PATH=HOST_FILE", value_parser = guest_file)]
     pub extra: Vec<(String, PathBuf)>,
 }
 
-/// `--paging`'s values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Depths {
-    #[value(name = "4")]
-    Four,
-    #[value(name = "5")]
-    Five,
-    Both,
-}
-
-impl Depths {
-    /// The depths booted, in order.
-    pub fn list(self) -> &'static [Paging] {
-        match self {
-            Depths::Four => &[Paging::Four],
-            Depths::Five => &[Paging::Five],
-            Depths::Both => &[Paging::Five, Paging::Four],
-        }
-    }
+/// `--paging`'s values, each as the depths booted in order.
+fn depths() -> impl TypedValueParser<Value = &'static [Paging]> {
+    let values = PossibleValuesParser::new(["4", "5", "both"]);
+    values.map(|v| match v.as_str() {
+        "4" => &[Paging::Four][..],
+        "5" => &[Paging::Five],
+        _ => &[Paging::Five, Paging::Four],
+    })
 }
 
 fn guest_file(v: &str) -> Result<(String, PathBuf)> {
@@ -292,9 +282,9 @@ mod tests {
     fn boots_both_depths_unless_told_otherwise() {
         let o = parse("--smp 4").unwrap();
         assert_eq!(o.smp, 4);
-        assert_eq!(o.paging.list(), [Paging::Five, Paging::Four]);
-        assert_eq!(parse("--paging 4").unwrap().paging.list(), [Paging::Four]);
-        assert_eq!(parse("--paging 5").unwrap().paging.list(), [Paging::Five]);
+        assert_eq!(o.paging, [Paging::Five, Paging::Four]);
+        assert_eq!(parse("--paging 4").unwrap().paging, [Paging::Four]);
+        assert_eq!(parse("--paging 5").unwrap().paging, [Paging::Five]);
         for bad in ["--paging 3", "--paging", "--add /tests/a"] {
             assert!(parse(bad).is_err(), "{bad}");
         }

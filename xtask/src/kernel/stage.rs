@@ -72,8 +72,8 @@ impl Stage {
     /// Its name in the progress lines.
     pub fn name(self) -> String {
         use Stage::*;
-        // `debug ` for the debug kernel, nothing for the tested one.
-        let debug = |k: Kernel| ["", "debug "][k as usize];
+        // `kernel: debug ` for the debug kernel, `kernel: ` for the tested one.
+        let kernel = |k: Kernel| ["kernel: ", "kernel: debug "][k as usize];
         let s = match self {
             Packages => "packages",
             Tree => "linux-source-6.12 tree",
@@ -89,10 +89,8 @@ impl Stage {
             Selftests => "selftests (make, static)",
             Initramfs(Kernel::Boot) => "initramfs",
             Initramfs(Kernel::Debug) => "initramfs, debug",
-            Boot(k, p) => return format!("kernel: boot {}under QEMU, {p} paging", debug(k)),
-            Verdict(k, p) => {
-                return format!("kernel: {}KUnit results and boot log, {p} paging", debug(k));
-            }
+            Boot(k, p) => return format!("{}boot under QEMU, {p} paging", kernel(k)),
+            Verdict(k, p) => return format!("{}KUnit results and boot log, {p} paging", kernel(k)),
             Stress(Kernel::Boot) => "race stress on 8 CPUs",
             Stress(Kernel::Debug) => "race stress on 8 CPUs, debug",
             Faults => "faults injected, debug, debug_pagealloc=off",
@@ -127,8 +125,7 @@ impl<'r> Pipeline<'r> {
         false
     }
 
-    /// Runs `stage` when it is [`ready`](Self::ready): its value when it
-    /// passed.
+    /// Runs `stage` when it is [`ready`](Self::ready): its value when it passed.
     pub fn run<T>(&mut self, stage: Stage, run: impl FnOnce() -> Result<T>) -> Option<T> {
         if !self.ready(stage) {
             return None;
@@ -136,11 +133,9 @@ impl<'r> Pipeline<'r> {
         let mut value = None;
         self.report.stage(&stage.name(), || {
             value = Some(run()?);
+            self.passed.insert(stage);
             Ok(())
         });
-        if value.is_some() {
-            self.passed.insert(stage);
-        }
         value
     }
 }
@@ -156,8 +151,7 @@ mod tests {
         let mut p = Pipeline::new(&mut report);
         assert_eq!(p.run(Stage::Packages, || Ok(1)), Some(1));
         assert_eq!(p.run(Stage::Tree, || Ok(())), Some(()));
-        let failed: Option<()> = p.run(Stage::Series, || bail!("does not apply"));
-        assert_eq!(failed, None);
+        assert_eq!(p.run::<()>(Stage::Series, || bail!("does not apply")), None);
         // Checkpatch needs the tree only; the configure needs the series.
         assert!(p.run(Stage::Checkpatch, || Ok(())).is_some());
         let not_ready = || -> Result<()> { panic!("run without the series") };
@@ -178,7 +172,7 @@ mod tests {
                 all.extend([Boot(k, p), Verdict(k, p)]);
             }
         }
-        let names: std::collections::HashSet<String> = all.iter().map(|s| s.name()).collect();
+        let names: HashSet<String> = all.iter().map(|s| s.name()).collect();
         assert_eq!(names.len(), all.len());
         // No cycles: following needs always ends, within a bounded depth.
         fn depth(s: Stage, n: usize) {
@@ -186,10 +180,7 @@ mod tests {
             s.needs().into_iter().for_each(|d| depth(d, n + 1));
         }
         all.into_iter().for_each(|s| depth(s, 0));
-        let name = Verdict(Kernel::Debug, Paging::Four).name();
-        assert_eq!(
-            name,
-            "kernel: debug KUnit results and boot log, 4-level paging"
-        );
+        let want = "kernel: debug KUnit results and boot log, 4-level paging";
+        assert_eq!(Verdict(Kernel::Debug, Paging::Four).name(), want);
     }
 }

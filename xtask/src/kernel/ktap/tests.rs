@@ -30,14 +30,12 @@ fn each_log_has_the_problems_expected_txt_lists() {
         let [file, depth, suites] = head.splitn(3, ' ').collect::<Vec<_>>()[..] else {
             panic!("bad section head `{head}`");
         };
-        let paging = if depth == "4" {
-            Paging::Four
-        } else {
-            Paging::Five
-        };
+        let four = depth == "4";
+        let paging = if four { Paging::Four } else { Paging::Five };
         let expected: Vec<String> = suites.split(',').map(String::from).collect();
         let log = std::fs::read_to_string(dir.join(file)).unwrap();
         for log in variants(&log) {
+            let upstream = upstream_false_positive(&log).map(String::from);
             let got = match suites {
                 "kunit.py" => kunit(&log).map(|(suites, _)| {
                     let count = |s: &Node| format!("{}: {}", s.name, s.results().len());
@@ -47,9 +45,7 @@ fn each_log_has_the_problems_expected_txt_lists() {
                     Ok(outcome) => format!("{outcome:?}"),
                     Err(e) => format!("error: {e}"),
                 }]),
-                "upstream" => Ok(Vec::from_iter(
-                    upstream_false_positive(&log).map(String::from),
-                )),
+                "upstream" => Ok(Vec::from_iter(upstream)),
                 "script" => problems(&log, paging, None).map(|p| p.0),
                 "-" => problems(&log, paging, Some(&[])).map(|p| p.0),
                 _ => problems(&log, paging, Some(&expected)).map(|p| p.0),
