@@ -1,9 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! `cargo xtask series edit|export [--check]`, as Debian's `gbp pq`: the
-//! series as commits on [`BRANCH`] in a worktree of the cache's kernel
-//! repository (`<cache>/edit`), exported into `kernel-patch/`. Each sync
-//! is recorded ([`SYNCED`], [`EXPORTED`]) so that neither side's changes
-//! are overwritten unseen. Progress goes to stderr.
+//! `cargo xtask series edit|export [--check]`, as Debian's `gbp pq`: the series as
+//! commits on [`BRANCH`] in `<cache>/edit`, a worktree of the kernel repository;
+//! each sync is recorded so that neither side's changes are overwritten unseen.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -76,7 +74,7 @@ fn edit(cache: &Cache, dir: &Path) -> Result<()> {
     if Some(&tip) == rev(dir, BASE).as_ref() {
         eprintln!("    {BRANCH} is empty: applying kernel-patch/");
         apply(dir, None)?;
-    } else if synced && recorded(dir) != Some(now) {
+    } else if synced && git(dir, &["notes", EXPORTED, "show", SYNCED]).ok() != Some(now) {
         eprintln!("    kernel-patch/ changed since {BRANCH} was last synced: re-applying it");
         apply(dir, Some(&tip))?;
     } else if !synced && let (.., Some(diff)) = reexport(dir, "HEAD", &series_dir())? {
@@ -167,11 +165,6 @@ fn mark_synced(dir: &Path) -> Result<()> {
     git(dir, &[&note[..], &[&files, SYNCED]].concat()).map(drop)
 }
 
-/// `kernel-patch/`'s files at the last sync.
-fn recorded(dir: &Path) -> Option<String> {
-    git(dir, &["notes", EXPORTED, "show", SYNCED]).ok()
-}
-
 /// `series export`: `kernel-patch/` from the branch.
 fn export(dir: &Path, force: bool) -> Result<()> {
     let hint = "no edit worktree: run `cargo xtask series edit` first";
@@ -180,7 +173,8 @@ fn export(dir: &Path, force: bool) -> Result<()> {
     refresh_generated(dir)?;
     let target = series_dir();
     let (_out, files, first) = reexport(dir, "HEAD", &target)?;
-    let moved = recorded(dir) != Some(series_id(dir, &patch_files(&target)?)?);
+    let recorded = git(dir, &["notes", EXPORTED, "show", SYNCED]).ok();
+    let moved = recorded != Some(series_id(dir, &patch_files(&target)?)?);
     ensure!(
         first.is_none() || !moved || force,
         "kernel-patch/ changed since {BRANCH} was last synced (a pull, a hand edit) and the \
@@ -238,11 +232,10 @@ mod tests {
             assert!(err.contains(why), "{err}");
         };
         fs::write(dir.join("new.c"), "int b;\n").unwrap();
-        refused("untracked files (`! new.c`)");
-        fs::remove_file(dir.join("new.c")).unwrap();
         fs::write(dir.join("a.c"), "int c;\n").unwrap();
-        refused("uncommitted");
+        refused("uncommitted or untracked files (`1 .M");
         run(&["checkout", "-q", "a.c"]);
+        refused("untracked files (`! new.c`)");
         run(&["checkout", "-q", "--detach"]);
         refused("HEAD is not branch");
         run(&["checkout", "-q", BRANCH]);
