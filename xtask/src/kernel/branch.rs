@@ -90,8 +90,7 @@ fn edit(cache: &Cache, dir: &Path) -> Result<()> {
     mark_synced(dir)
 }
 
-/// Refuses a worktree in which xtask could lose or misread work: not on
-/// [`BRANCH`], in the middle of a git operation, or not clean.
+/// Refuses a worktree where work could be lost: off [`BRANCH`], mid-operation or unclean.
 fn ready(dir: &Path) -> Result<()> {
     let stop = |why: String| bail!("{dir:?}: {why}; nothing was changed");
     // With --ignored: the tree's top-level `.gitignore` hides every new file.
@@ -126,8 +125,7 @@ fn reexport(repo: &Path, tip: &str, series: &Path) -> Result<Export> {
     Ok((out, files, first))
 }
 
-/// `kernel-patch/` applied on `base`; `old`, the tip replaced, is kept as
-/// `refs/gmem-kmap/backup/<old>` and restored if `git am` fails.
+/// `kernel-patch/` on `base`; `old`, the tip replaced, is backed up and restored if `git am` fails.
 fn apply(dir: &Path, old: Option<&str>) -> Result<()> {
     if let Some(old) = old {
         let backup = format!("refs/gmem-kmap/backup/{old}");
@@ -184,16 +182,12 @@ fn export(dir: &Path, force: bool) -> Result<()> {
     output(Command::new("rm").arg("-f").args(patch_files(&target)?))?;
     output(Command::new("cp").args(&files).arg(&target))?;
     mark_synced(dir)?;
-    let n = files.len();
-    match first {
-        None => eprintln!("    kernel-patch/ unchanged ({n} files)"),
-        Some(first) => eprintln!("    wrote {n} files to kernel-patch/ (first change: {first})"),
-    }
+    let change = first.map_or("unchanged".into(), |f| format!("first change: {f}"));
+    eprintln!("    kernel-patch/: {} files, {change}", files.len());
     Ok(())
 }
 
-/// `series export --check`: `tree`'s HEAD, `dir` applied on `base`,
-/// exported again must be `dir` byte for byte.
+/// `series export --check`: `tree`'s HEAD (`dir` on `base`) re-exported must be `dir` exactly.
 pub fn check(tree: &Path, dir: &Path) -> Result<()> {
     let (_out, files, first) = reexport(tree, &export::refresh(tree, "HEAD")?, dir)?;
     if let Some(first) = first {

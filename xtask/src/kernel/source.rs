@@ -81,8 +81,7 @@ pub fn prepare(cache: &Cache) -> Result<Tree> {
     Ok(Tree { dir, version })
 }
 
-/// Applies the series in `dir` to the tree unless HEAD already is it (then mtimes
-/// stay and a rebuild does nothing).
+/// Applies the series in `dir` unless HEAD is it already (then mtimes stay: no rebuild).
 pub fn apply(tree: &Tree, dir: &Path) -> Result<()> {
     let patches = series_patches(dir)?;
     let id = series_id(&tree.dir, &patches)?;
@@ -143,8 +142,7 @@ pub fn series_id(repo: &Path, files: &[PathBuf]) -> Result<String> {
     Ok(format!("{names:?}\n{ids}").trim_end().to_string())
 }
 
-/// The `linux-source-6.12` version the series in `dir` was made for: the
-/// first `6.12.N...` word of its cover letter.
+/// The version the series in `dir` was made for: its cover letter's first `6.12.N...` word.
 pub fn base_version(dir: &Path) -> Option<String> {
     let cover = fs::read_to_string(dir.join(COVER)).ok()?;
     let mut words = cover.split(|c: char| c.is_whitespace() || "(),".contains(c));
