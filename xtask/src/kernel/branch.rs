@@ -3,7 +3,7 @@
 //! commits on [`BRANCH`] in `<cache>/edit`, a worktree of the kernel repository;
 //! each sync is recorded so that neither side's changes are overwritten unseen.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use super::export;
@@ -77,7 +77,7 @@ fn edit(cache: &Cache, dir: &Path) -> Result<()> {
     } else if synced && git(dir, &["notes", EXPORTED, "show", SYNCED]).ok() != Some(now) {
         eprintln!("    kernel-patch/ changed since {BRANCH} was last synced: re-applying it");
         apply(dir, Some(&tip))?;
-    } else if !synced && let (.., Some(diff)) = reexport(dir, "HEAD", &series_dir())? {
+    } else if !synced && let (_, Some(diff)) = reexport(dir, "HEAD", &series_dir())? {
         bail!(
             "{BRANCH} in {dir:?} holds commits since xtask last wrote it that kernel-patch/ \
              lacks ({diff}): `cargo xtask series export` takes them in (rebase them first if \
@@ -114,15 +114,12 @@ fn ready(dir: &Path) -> Result<()> {
     }
 }
 
-/// A fresh export: its directory, its files and its first difference.
-type Export = (TempDir, Vec<PathBuf>, Option<String>);
-
-/// `tip` of `repo` exported and compared with `series`.
-fn reexport(repo: &Path, tip: &str, series: &Path) -> Result<Export> {
+/// `tip` of `repo` exported into a fresh directory, and where it first differs from `series`.
+fn reexport(repo: &Path, tip: &str, series: &Path) -> Result<(TempDir, Option<String>)> {
     let out = tempfile::tempdir()?;
-    let files = export::format(repo, tip, series, out.path())?;
+    export::format(repo, tip, series, out.path())?;
     let first = export::first_difference(series, out.path())?;
-    Ok((out, files, first))
+    Ok((out, first))
 }
 
 /// `kernel-patch/` on `base`; `old`, the tip replaced, is backed up and restored if `git am` fails.
@@ -170,7 +167,8 @@ fn export(dir: &Path, force: bool) -> Result<()> {
     ready(dir)?;
     refresh_generated(dir)?;
     let target = series_dir();
-    let (_out, files, first) = reexport(dir, "HEAD", &target)?;
+    let (out, first) = reexport(dir, "HEAD", &target)?;
+    let files = patch_files(out.path())?;
     let recorded = git(dir, &["notes", EXPORTED, "show", SYNCED]).ok();
     let moved = recorded != Some(series_id(dir, &patch_files(&target)?)?);
     ensure!(
@@ -189,11 +187,11 @@ fn export(dir: &Path, force: bool) -> Result<()> {
 
 /// `series export --check`: `tree`'s HEAD (`dir` on `base`) re-exported must be `dir` exactly.
 pub fn check(tree: &Path, dir: &Path) -> Result<()> {
-    let (_out, files, first) = reexport(tree, &export::refresh(tree, "HEAD")?, dir)?;
+    let (out, first) = reexport(tree, &export::refresh(tree, "HEAD")?, dir)?;
     if let Some(first) = first {
         bail!("kernel-patch/ is not what its series exports: {first}; use `series edit|export`");
     }
-    let n = files.len();
+    let n = patch_files(out.path())?.len();
     println!("    round trip: {n} files re-exported byte for byte (generated files included)");
     Ok(())
 }

@@ -27,9 +27,9 @@ const FORMAT_PATCH: &str = "format-patch --quiet --cover-letter --numbered --zer
     --filename-max-length=64 --default-prefix -U3 --inter-hunk-context=0 \
     --diff-algorithm=myers -M --no-relative --cover-from-description=none";
 
-/// `git format-patch` of `base..tip` into `out`; the paths. `cover-letter.txt` has `Subject:`,
+/// `git format-patch` of `base..tip` into `out`. `cover-letter.txt` has `Subject:`,
 /// `Tail:` (the tail's first patch), a blank line, the body with `{patches}`, `{head}`, `{tail}`.
-pub fn format(repo: &Path, tip: &str, series: &Path, out: &Path) -> Result<Vec<PathBuf>> {
+pub fn format(repo: &Path, tip: &str, series: &Path, out: &Path) -> Result<()> {
     let source = series.join("cover-letter.txt");
     let text = fs::read_to_string(&source).with_context(|| format!("{source:?}"))?;
     let range = format!("{BASE}..{tip}");
@@ -52,8 +52,7 @@ pub fn format(repo: &Path, tip: &str, series: &Path, out: &Path) -> Result<Vec<P
     let (s, b) = ("*** SUBJECT HERE ***", "*** BLURB HERE ***");
     ensure!(letter.contains(s) && letter.contains(b), "{COVER}: no {s}");
     let letter = letter.replacen(s, &subject, 1);
-    fs::write(out.join(COVER), letter.replacen(b, body.trim_end(), 1))?;
-    patch_files(out)
+    fs::write(out.join(COVER), letter.replacen(b, body.trim_end(), 1)).context(COVER)
 }
 
 /// The cover letter's subject and body for a series of these subjects.
