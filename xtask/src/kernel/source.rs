@@ -45,8 +45,7 @@ pub fn cached(cache: &Cache) -> Option<Tree> {
 /// directory emptied (old mtimes would hide stale objects). Locked.
 pub fn prepare(cache: &Cache) -> Result<Tree> {
     if let Some(tree) = cached(cache) {
-        let (version, dir) = (&tree.version, tree.dir.display());
-        println!("    cached: {PACKAGE} {version} in {dir}");
+        println!("    cached: {PACKAGE} {} in {:?}", tree.version, tree.dir);
         return Ok(tree);
     }
     if !super::packages::installed(PACKAGE) {
