@@ -1,11 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! `cargo xtask series edit|export [--check]`, as Debian's `gbp pq`: the
-//! series as commits on [`BRANCH`] in a worktree of the cache's kernel
-//! repository (`<cache>/edit`), exported into `kernel-patch/`. Each sync
-//! is recorded ([`SYNCED`], [`EXPORTED`]) so that neither side's changes
-//! are overwritten unseen. Progress goes to stderr.
+//! `cargo xtask series edit|export [--check]`, as Debian's `gbp pq`: the series as
+//! commits on [`BRANCH`] in `<cache>/edit`, a worktree of the kernel repository;
+//! each sync is recorded so that neither side's changes are overwritten unseen.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use super::export;
@@ -76,10 +74,10 @@ fn edit(cache: &Cache, dir: &Path) -> Result<()> {
     if Some(&tip) == rev(dir, BASE).as_ref() {
         eprintln!("    {BRANCH} is empty: applying kernel-patch/");
         apply(dir, None)?;
-    } else if synced && recorded(dir) != Some(now) {
+    } else if synced && git(dir, &["notes", EXPORTED, "show", SYNCED]).ok() != Some(now) {
         eprintln!("    kernel-patch/ changed since {BRANCH} was last synced: re-applying it");
         apply(dir, Some(&tip))?;
-    } else if !synced && let (.., Some(diff)) = reexport(dir, "HEAD", &series_dir())? {
+    } else if !synced && let (_, Some(diff)) = reexport(dir, "HEAD", &series_dir())? {
         bail!(
             "{BRANCH} in {dir:?} holds commits since xtask last wrote it that kernel-patch/ \
              lacks ({diff}): `cargo xtask series export` takes them in (rebase them first if \
@@ -92,8 +90,7 @@ fn edit(cache: &Cache, dir: &Path) -> Result<()> {
     mark_synced(dir)
 }
 
-/// Refuses a worktree in which xtask could lose or misread work: not on
-/// [`BRANCH`], in the middle of a git operation, or not clean.
+/// Refuses a worktree where work could be lost: off [`BRANCH`], mid-operation or unclean.
 fn ready(dir: &Path) -> Result<()> {
     let stop = |why: String| bail!("{dir:?}: {why}; nothing was changed");
     // With --ignored: the tree's top-level `.gitignore` hides every new file.
@@ -117,19 +114,15 @@ fn ready(dir: &Path) -> Result<()> {
     }
 }
 
-/// A fresh export: its directory, its files and its first difference.
-type Export = (TempDir, Vec<PathBuf>, Option<String>);
-
-/// `tip` of `repo` exported and compared with `series`.
-fn reexport(repo: &Path, tip: &str, series: &Path) -> Result<Export> {
+/// `tip` of `repo` exported into a fresh directory, and where it first differs from `series`.
+fn reexport(repo: &Path, tip: &str, series: &Path) -> Result<(TempDir, Option<String>)> {
     let out = tempfile::tempdir()?;
-    let files = export::format(repo, tip, series, out.path())?;
+    export::format(repo, tip, series, out.path())?;
     let first = export::first_difference(series, out.path())?;
-    Ok((out, files, first))
+    Ok((out, first))
 }
 
-/// `kernel-patch/` applied on `base`; `old`, the tip replaced, is kept as
-/// `refs/gmem-kmap/backup/<old>` and restored if `git am` fails.
+/// `kernel-patch/` on `base`; `old`, the tip replaced, is backed up and restored if `git am` fails.
 fn apply(dir: &Path, old: Option<&str>) -> Result<()> {
     if let Some(old) = old {
         let backup = format!("refs/gmem-kmap/backup/{old}");
@@ -167,11 +160,6 @@ fn mark_synced(dir: &Path) -> Result<()> {
     git(dir, &[&note[..], &[&files, SYNCED]].concat()).map(drop)
 }
 
-/// `kernel-patch/`'s files at the last sync.
-fn recorded(dir: &Path) -> Option<String> {
-    git(dir, &["notes", EXPORTED, "show", SYNCED]).ok()
-}
-
 /// `series export`: `kernel-patch/` from the branch.
 fn export(dir: &Path, force: bool) -> Result<()> {
     let hint = "no edit worktree: run `cargo xtask series edit` first";
@@ -179,8 +167,10 @@ fn export(dir: &Path, force: bool) -> Result<()> {
     ready(dir)?;
     refresh_generated(dir)?;
     let target = series_dir();
-    let (_out, files, first) = reexport(dir, "HEAD", &target)?;
-    let moved = recorded(dir) != Some(series_id(dir, &patch_files(&target)?)?);
+    let (out, first) = reexport(dir, "HEAD", &target)?;
+    let files = patch_files(out.path())?;
+    let recorded = git(dir, &["notes", EXPORTED, "show", SYNCED]).ok();
+    let moved = recorded != Some(series_id(dir, &patch_files(&target)?)?);
     ensure!(
         first.is_none() || !moved || force,
         "kernel-patch/ changed since {BRANCH} was last synced (a pull, a hand edit) and the \
@@ -190,22 +180,18 @@ fn export(dir: &Path, force: bool) -> Result<()> {
     output(Command::new("rm").arg("-f").args(patch_files(&target)?))?;
     output(Command::new("cp").args(&files).arg(&target))?;
     mark_synced(dir)?;
-    let n = files.len();
-    match first {
-        None => eprintln!("    kernel-patch/ unchanged ({n} files)"),
-        Some(first) => eprintln!("    wrote {n} files to kernel-patch/ (first change: {first})"),
-    }
+    let change = first.map_or("unchanged".into(), |f| format!("first change: {f}"));
+    eprintln!("    kernel-patch/: {} files, {change}", files.len());
     Ok(())
 }
 
-/// `series export --check`: `tree`'s HEAD, `dir` applied on `base`,
-/// exported again must be `dir` byte for byte.
+/// `series export --check`: `tree`'s HEAD (`dir` on `base`) re-exported must be `dir` exactly.
 pub fn check(tree: &Path, dir: &Path) -> Result<()> {
-    let (_out, files, first) = reexport(tree, &export::refresh(tree, "HEAD")?, dir)?;
+    let (out, first) = reexport(tree, &export::refresh(tree, "HEAD")?, dir)?;
     if let Some(first) = first {
         bail!("kernel-patch/ is not what its series exports: {first}; use `series edit|export`");
     }
-    let n = files.len();
+    let n = patch_files(out.path())?.len();
     println!("    round trip: {n} files re-exported byte for byte (generated files included)");
     Ok(())
 }
@@ -238,11 +224,10 @@ mod tests {
             assert!(err.contains(why), "{err}");
         };
         fs::write(dir.join("new.c"), "int b;\n").unwrap();
-        refused("untracked files (`! new.c`)");
-        fs::remove_file(dir.join("new.c")).unwrap();
         fs::write(dir.join("a.c"), "int c;\n").unwrap();
-        refused("uncommitted");
+        refused("uncommitted or untracked files (`1 .M");
         run(&["checkout", "-q", "a.c"]);
+        refused("untracked files (`! new.c`)");
         run(&["checkout", "-q", "--detach"]);
         refused("HEAD is not branch");
         run(&["checkout", "-q", BRANCH]);

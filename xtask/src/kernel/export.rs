@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! `kernel-patch/` from a branch: [`refresh`] writes the generated files
-//! (the core crate, vendored, and its header) into the commit adding them
-//! and those after it; [`format`] is `git format-patch` of `base..tip`.
+//! `kernel-patch/` from a branch: [`refresh`] puts the generated files (the core
+//! crate, vendored, and its header) into the commits, [`format`] exports them.
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -14,9 +13,8 @@ use super::source::{BASE, COVER, git, patch_files, run};
 use crate::{cargo, root};
 use anyhow::{Context as _, Result, bail, ensure};
 
-/// Where the crate sits in the kernel tree.
+/// Where the generated crate and header sit in the kernel tree.
 const CRATE_DIR: &str = "arch/x86/mm/gmem_kmap";
-/// Where the header sits in the kernel tree.
 const HEADER: &str = "include/linux/gmem_kmap_core.h";
 /// Heads the crate's `.cargo/config.toml`, which `cargo vendor` prints.
 const CARGO_CONFIG: &str = "\
@@ -29,10 +27,9 @@ const FORMAT_PATCH: &str = "format-patch --quiet --cover-letter --numbered --zer
     --filename-max-length=64 --default-prefix -U3 --inter-hunk-context=0 \
     --diff-algorithm=myers -M --no-relative --cover-from-description=none";
 
-/// Writes `base..tip` of `repo` into `out`; the paths. The cover letter is
-/// from `cover-letter.txt`: `Subject:`, `Tail:` (the tail's first patch), a
-/// blank line, the body with `{patches}`, `{head}` and `{tail}`.
-pub fn format(repo: &Path, tip: &str, series: &Path, out: &Path) -> Result<Vec<PathBuf>> {
+/// `git format-patch` of `base..tip` into `out`. `cover-letter.txt` has `Subject:`,
+/// `Tail:` (the tail's first patch), a blank line, the body with `{patches}`, `{head}`, `{tail}`.
+pub fn format(repo: &Path, tip: &str, series: &Path, out: &Path) -> Result<()> {
     let source = series.join("cover-letter.txt");
     let text = fs::read_to_string(&source).with_context(|| format!("{source:?}"))?;
     let range = format!("{BASE}..{tip}");
@@ -55,8 +52,7 @@ pub fn format(repo: &Path, tip: &str, series: &Path, out: &Path) -> Result<Vec<P
     let (s, b) = ("*** SUBJECT HERE ***", "*** BLURB HERE ***");
     ensure!(letter.contains(s) && letter.contains(b), "{COVER}: no {s}");
     let letter = letter.replacen(s, &subject, 1);
-    fs::write(out.join(COVER), letter.replacen(b, body.trim_end(), 1))?;
-    patch_files(out)
+    fs::write(out.join(COVER), letter.replacen(b, body.trim_end(), 1)).context(COVER)
 }
 
 /// The cover letter's subject and body for a series of these subjects.
@@ -221,26 +217,23 @@ mod tests {
         let err = |text, subjects| cover(text, subjects).unwrap_err().to_string();
         assert!(err(text, &["a", "b"]).contains("`c`"));
         assert!(err("Subject: x\n\nbody", &["a"]).contains("Tail:"));
-        let scratch = tempfile::tempdir().unwrap();
-        let (a, b) = (scratch.path().join("a"), scratch.path().join("b"));
-        for (dir, y) in [(&a, "one\nTWO\n"), (&b, "one\ntwo\n")] {
-            fs::create_dir_all(dir).unwrap();
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, b) = (a.path(), b.path());
+        for (dir, y) in [(a, "one\nTWO\n"), (b, "one\ntwo\n")] {
             fs::write(dir.join("0001-x.patch"), "same\n").unwrap();
             fs::write(dir.join("0002-y.patch"), y).unwrap();
         }
         let first = |a: &Path, b: &Path| first_difference(a, b).unwrap();
-        assert_eq!(first(&a, &b).unwrap(), "0002-y.patch differs from line 2");
+        assert_eq!(first(a, b).unwrap(), "0002-y.patch differs from line 2");
         fs::write(a.join("0002-y.patch"), "one\ntwo\n").unwrap();
-        assert_eq!(first(&a, &b), None);
+        assert_eq!(first(a, b), None);
         fs::write(a.join("0003-z.patch"), "").unwrap();
         let extra = "0003-z.patch is not in what the series exports";
-        assert_eq!(first(&a, &b).unwrap(), extra);
-        assert_eq!(first(&b, &a).unwrap(), "0003-z.patch is missing");
+        assert_eq!(first(a, b).unwrap(), extra);
+        assert_eq!(first(b, a).unwrap(), "0003-z.patch is missing");
 
         let root_lock = fs::read_to_string(root().join("Cargo.lock")).unwrap();
-        let x86 = root_lock.find("name = \"x86_64\"").unwrap();
-        let entry = format!("[[package]]\n{}", &root_lock[x86..x86 + 60]);
-        assert!(pinned_by_root_lock(&entry).is_ok());
+        assert!(pinned_by_root_lock(&root_lock).is_ok());
         let bumped = "[[package]]\nname = \"x86_64\"\nversion = \"9.9.9\"\n";
         let err = pinned_by_root_lock(bumped).unwrap_err().to_string();
         assert!(err.contains("version = \"9.9.9\""), "{err}");

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! The kernel tree: Debian's `linux-source-6.12` unpacked into
-//! `<cache>/linux`, tagged `base`, the series applied with `git am` (left
-//! alone when HEAD holds it: mtimes stay, a rebuild does nothing), and
-//! [`checkpatch`] on the series.
+//! The kernel tree: Debian's `linux-source-6.12` unpacked into `<cache>/linux`,
+//! tagged `base`, the series applied with `git am`, and [`checkpatch`] on it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -10,7 +8,7 @@ use std::process::Command;
 
 use super::Cache;
 use super::run::output;
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 
 /// The Debian package the tree comes from.
 pub const PACKAGE: &str = "linux-source-6.12";
@@ -43,12 +41,11 @@ pub fn cached(cache: &Cache) -> Option<Tree> {
     (stamp == version && tagged.is_ok()).then_some(Tree { dir, version })
 }
 
-/// The installed package's tree, unpacked and committed unless cached, the
-/// build directories emptied (old mtimes would hide stale objects). Locked.
+/// The installed package's tree, unpacked and committed unless cached, the build
+/// directory emptied (old mtimes would hide stale objects). Locked.
 pub fn prepare(cache: &Cache) -> Result<Tree> {
     if let Some(tree) = cached(cache) {
-        let (version, dir) = (&tree.version, tree.dir.display());
-        println!("    cached: {PACKAGE} {version} in {dir}");
+        println!("    cached: {PACKAGE} {} in {:?}", tree.version, tree.dir);
         return Ok(tree);
     }
     if !super::packages::installed(PACKAGE) {
@@ -59,12 +56,11 @@ pub fn prepare(cache: &Cache) -> Result<Tree> {
     let refs = ["for-each-ref", "refs/heads/gmem-kmap", "refs/gmem-kmap/"];
     let work = run(&dir, &refs).is_ok_and(|refs| !refs.is_empty());
     let worktrees = run(&dir, &["worktree", "list"]).map_or(0, |w| w.lines().count());
-    if work || worktrees > 1 {
-        bail!(
-            "{dir:?} must be made again for {PACKAGE} {version}, but holds `series edit`'s work: \
-             export it, then remove it and the worktree by hand"
-        );
-    }
+    ensure!(
+        !work && worktrees < 2,
+        "{dir:?} must be made again for {PACKAGE} {version}, but holds `series edit`'s work: \
+         export it, then remove it and the worktree by hand"
+    );
     let (stamp, build) = (cache.root.join("linux.version"), cache.root.join("build"));
     println!("    removing {dir:?}, {build:?} and {stamp:?}");
     output(Command::new("rm").arg("-rf").args([&dir, &build, &stamp]))?;
@@ -84,7 +80,7 @@ pub fn prepare(cache: &Cache) -> Result<Tree> {
     Ok(Tree { dir, version })
 }
 
-/// Applies the series in `dir` to the tree unless HEAD already is it.
+/// Applies the series in `dir` unless HEAD is it already (then mtimes stay: no rebuild).
 pub fn apply(tree: &Tree, dir: &Path) -> Result<()> {
     let patches = series_patches(dir)?;
     let id = series_id(&tree.dir, &patches)?;
@@ -124,10 +120,9 @@ pub fn am(dir: &Path, patches: &[PathBuf]) -> Result<()> {
 /// The `.patch` files in `dir`, sorted (the cover letter first).
 pub fn patch_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = fs::read_dir(dir).with_context(|| format!("read {dir:?}"))?;
-    let mut files = Vec::new();
-    for path in entries.map(|e| e.map(|e| e.path())) {
-        files.extend(Some(path?).filter(|p| p.extension().is_some_and(|e| e == "patch")));
-    }
+    let paths: Result<Vec<_>, _> = entries.map(|e| e.map(|e| e.path())).collect();
+    let mut files = paths?;
+    files.retain(|p| p.extension().is_some_and(|e| e == "patch"));
     files.sort();
     Ok(files)
 }
@@ -146,8 +141,7 @@ pub fn series_id(repo: &Path, files: &[PathBuf]) -> Result<String> {
     Ok(format!("{names:?}\n{ids}").trim_end().to_string())
 }
 
-/// The `linux-source-6.12` version the series in `dir` was made for: the
-/// first `6.12.N...` word of its cover letter.
+/// The version the series in `dir` was made for: its cover letter's first `6.12.N...` word.
 pub fn base_version(dir: &Path) -> Option<String> {
     let cover = fs::read_to_string(dir.join(COVER)).ok()?;
     let mut words = cover.split(|c: char| c.is_whitespace() || "(),".contains(c));
@@ -170,8 +164,7 @@ pub fn git(dir: &Path) -> Command {
     cmd.current_dir(dir).env("LC_ALL", "C");
     cmd.env("GIT_CONFIG_GLOBAL", "/dev/null");
     cmd.env("GIT_CONFIG_NOSYSTEM", "1");
-    cmd.env("GIT_AUTHOR_DATE", date)
-        .env("GIT_COMMITTER_DATE", date);
+    cmd.envs([("GIT_AUTHOR_DATE", date), ("GIT_COMMITTER_DATE", date)]);
     cmd.args(["-c", "user.name=gmem-kmap xtask"]);
     cmd.args(["-c", "user.email=xtask@gmem-kmap.invalid"]);
     cmd.args(["-c", "core.hooksPath=/dev/null", "-c", "gc.auto=0"]);
@@ -183,8 +176,8 @@ pub fn run(dir: &Path, args: &[&str]) -> Result<String> {
     Ok(output(git(dir).args(args))?.trim().to_string())
 }
 
-/// `scripts/checkpatch.pl --strict` on the series in `dir` in one run, the
-/// diffs under [`VENDORED`] left out; any report fails.
+/// `scripts/checkpatch.pl --strict` on the series in `dir` in one run, the diffs
+/// under [`VENDORED`] left out; any report fails.
 pub fn checkpatch(tree: &Tree, dir: &Path) -> Result<()> {
     let scratch = tempfile::tempdir()?;
     let mut cmd = Command::new("perl");
@@ -196,10 +189,7 @@ pub fn checkpatch(tree: &Tree, dir: &Path) -> Result<()> {
     let patches = series_patches(dir)?;
     for patch in &patches {
         let name = patch.file_name().context("a patch")?;
-        let (text, left_out) = without_vendored(&fs::read_to_string(patch)?);
-        if left_out > 0 {
-            println!("    {name:?}: {left_out} vendored file(s) under {VENDORED} left out");
-        }
+        let text = without_vendored(&fs::read_to_string(patch)?);
         fs::write(scratch.path().join(name), text)?;
         cmd.arg(scratch.path().join(name));
     }
@@ -225,13 +215,12 @@ fn verdict(ok: bool, out: &str, err: &str) -> Result<()> {
     Ok(())
 }
 
-/// The patch without the diffs under [`VENDORED`], and how many it left out.
-fn without_vendored(patch: &str) -> (String, usize) {
-    let (mut kept, mut skipping, mut left_out) = (String::new(), false, 0);
+/// The patch without the diffs under [`VENDORED`].
+fn without_vendored(patch: &str) -> String {
+    let (mut kept, mut skipping) = (String::new(), false);
     for line in patch.split_inclusive('\n') {
         if let Some(paths) = line.strip_prefix("diff --git a/") {
             skipping = paths.starts_with(VENDORED);
-            left_out += usize::from(skipping);
         } else if line == "-- \n" || line.starts_with("From ") {
             skipping = false; // the signature or the next message
         }
@@ -239,7 +228,7 @@ fn without_vendored(patch: &str) -> (String, usize) {
             kept.push_str(line);
         }
     }
-    (kept, left_out)
+    kept
 }
 
 #[test]
@@ -251,8 +240,7 @@ fn the_base_version_and_checkpatch_s_verdict() {
     fs::write(scratch.path().join(COVER), "Linux 6.12 only").unwrap();
     assert_eq!(base_version(scratch.path()), None);
 
-    let (kept, left_out) = without_vendored(include_str!("vendored.patch"));
-    assert_eq!(left_out, 1);
+    let kept = without_vendored(include_str!("vendored.patch"));
     assert!(kept.contains("+int a;") && kept.contains("+//! y") && !kept.contains("fn x()"));
     assert!(verdict(true, "", "").is_ok());
     let summary = "/t/0001-x.patch total: 0 errors, 0 warnings, 1 checks, 9 lines checked";
