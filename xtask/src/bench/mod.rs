@@ -59,9 +59,7 @@ pub fn run(from_logs: bool) -> bool {
     let mut built = None;
     if !from_logs {
         report.stage("host: the core's benchmarks (docs/bench-core.md)", || {
-            if !prereq::has_command("valgrind") {
-                prereq::apt_install(&["valgrind"])?;
-            }
+            prereq::apt_ensure(&["valgrind"])?;
             bench_core::measure()
         });
         built = kernel::build(&mut report, &cache, false);
@@ -89,9 +87,8 @@ pub fn run(from_logs: bool) -> bool {
     let run = format!("#!/bin/sh\n/bin/{PROGRAM} -m {OPERATIONS} -r {ROUNDS}");
     for (smp, paging) in BOOTS {
         // Each of the population benchmark's rounds populates 256 MiB and faults in 64.
-        let populate =
-            runs_populate(smp, paging).then_some("/bin/guest_memfd_populate_bench -r 3\n");
-        let script = format!("{run} -b {STORES}\n{}", populate.unwrap_or_default());
+        let pop = runs_populate(smp, paging).then_some("/bin/guest_memfd_populate_bench -r 3\n");
+        let script = format!("{run} -b {STORES}\n{}", pop.unwrap_or_default());
         let what = format!("kernel: benchmark boot, {smp} CPU(s), {paging} paging");
         report.stage(&stage(&what, "bench", smp, paging), || {
             let log = log("bench", smp, paging, &script, Extra::default())?;
@@ -263,10 +260,8 @@ pub(crate) fn fill(
 fn micro_plot(f: &Figures) -> String {
     let line = |how| {
         let ns = |s| Some((s, f.ns(Four, s, how, "read64", "all")?));
-        (
-            describe(how).into(),
-            f.smps(Four).into_iter().filter_map(ns).collect(),
-        )
+        let points = f.smps(Four).into_iter().filter_map(ns).collect();
+        (describe(how).into(), points)
     };
     let title = "map + read 64 bytes + unmap, every CPU at once (QEMU TCG, 4-level paging, median)";
     plot::svg(title, "ns per operation (TCG)", HOWS.map(line))
@@ -285,10 +280,8 @@ fn model_plot(sweep: &[Sweep]) -> String {
 fn populate_plot(f: &Figures) -> String {
     let line = |(w, c)| {
         let ratio = |s| Some((s, tables::pop_ratio(f, s, w, c)?));
-        (
-            format!("{w}, {c}"),
-            POPULATE_SMPS.into_iter().filter_map(ratio).collect(),
-        )
+        let points = POPULATE_SMPS.into_iter().filter_map(ratio).collect();
+        (format!("{w}, {c}"), points)
     };
     let lines = parse::WORKLOADS
         .into_iter()
