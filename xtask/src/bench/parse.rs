@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Reading what the benchmark boots and the simulator sweep printed: a
-//! `gmem-bench: <kind> k=v ...` line per round of each figure, filed into
-//! rows as its kind's [`Group`] says. A boot's figures are filed under the
-//! paging depth it asked for, so its log must report that depth.
+//! What the benchmark boots printed, a `gmem-bench: <kind> k=v ...` line per round of each
+//! figure, filed into rows as its kind's [`Group`] says; and the simulator sweep's table.
 
 use std::{collections::BTreeMap, str::FromStr};
 
@@ -21,11 +19,9 @@ pub const CONFIGS: [&str; 5] = ["shared", "flag-off", "window", "shared-window",
 pub const WORKLOADS: [&str; 2] = ["fallocate", "touch"];
 pub const POPULATE: [&str; 3] = ["off", "pool", "page"];
 
-/// One figure's fields: its first round's as printed, the aggregated ones
-/// and `rounds` as Rust prints numbers (which parse back exactly).
+/// One figure's fields: its first round's, then the aggregated ones and `rounds` (as Rust prints).
 pub type Row = BTreeMap<String, String>;
-/// A log's figures: a row per group, named `<kind> <key value>...`, such
-/// as `micro window read64 all`.
+/// A log's figures, a row per group, named `<kind> <key value>...`: `micro window read64 all`.
 pub type Rows = BTreeMap<String, Row>;
 
 /// How one kind's lines become rows.
@@ -150,8 +146,8 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// Adds a boot's figures, and returns how many; fails when its log
-    /// reports another depth (or none), and as [`group`] does.
+    /// Adds a boot's figures, and returns how many; fails as [`group`] does, and when its log
+    /// reports another depth than `paging` (or none).
     pub fn add(&mut self, smp: u32, paging: Paging, log: &str) -> Result<usize> {
         crate::kernel::check_paging(log, paging)?;
         let mut rows = group(&MICRO, log)?;
@@ -189,9 +185,8 @@ impl Figures {
     }
 }
 
-/// A line of the simulator sweep (`--tsv`): strategy, CPUs, and its seven
-/// figures (slot PTE writes, direct-map writes, local and kernel-wide
-/// flushes, IPIs, the model's initiator ns and machine ns).
+/// A line of the simulator sweep (`--tsv`): strategy, CPUs, and its seven figures (the
+/// columns of [`super::tables::sweep`]).
 pub type Sweep = (String, u32, Vec<f64>);
 
 pub fn sweep(tsv: &str) -> Result<Vec<Sweep>> {
@@ -257,5 +252,14 @@ pub(super) mod tests {
             let e = group(g, &log).unwrap_err().to_string();
             assert!(e.contains(error), "{e}");
         }
+        let mut f = Figures::default();
+        let e = f
+            .add(2, Paging::Five, &fixture("bench-smp2-4level.log"))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "asked for 5-level paging, the kernel reports 4-level"
+        );
+        assert!(f.boots.is_empty(), "a boot at another depth adds nothing");
     }
 }

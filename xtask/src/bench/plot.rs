@@ -7,8 +7,7 @@ use plotters::coord::{ranged1d::DefaultFormatting, ranged1d::KeyPointHint, types
 use plotters::{element::DashedPathElement, prelude::*, style::text_anchor::*};
 use std::error::Error;
 
-/// One line of the chart: its name and (CPUs, y) points, ascending; points not both > 0 are
-/// not drawn.
+/// One line of the chart: its name and (CPUs, y) points, ascending; those not > 0 not drawn.
 pub type Series = (String, Vec<(u32, f64)>);
 /// A series as drawn, at (log2 x, log10 y).
 type Line = (String, Vec<(f64, f64)>);
@@ -60,8 +59,7 @@ fn bounds(v: impl Iterator<Item = f64>) -> (f64, f64) {
 /// The chart as a standalone SVG document: x is the CPU count, in powers of two ticked at the
 /// data's x values (1, 2, 4, ... 256); y is in decades (1, 10, 100, ...).
 pub fn svg(title: &str, y_label: &str, series: impl IntoIterator<Item = Series>) -> String {
-    // Plotted as log2(x) and log10(y) on linear axes: drop the points a log axis cannot show,
-    // then the series left empty.
+    // log2(x) and log10(y) on linear axes, without points a log axis cannot show, or empty lines.
     let ok = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite();
     let log = |&(x, y): &(u32, f64)| (f64::from(x).log2(), y.log10());
     let points = |s: Series| (s.0, s.1.iter().map(log).filter(ok).collect::<Vec<_>>());
