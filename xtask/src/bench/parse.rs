@@ -26,9 +26,8 @@ pub type Rows = BTreeMap<String, Row>;
 
 /// How one kind's lines become rows.
 pub struct Group {
-    kind: &'static str,
-    /// A word (without `=`) each line must have.
-    word: Option<&'static str>,
+    /// The words (without `=`) each line has: its kind first.
+    words: &'static [&'static str],
     /// The fields naming a row, each with the values it must take.
     keys: &'static [(&'static str, &'static [&'static str])],
     /// The fields taken as the median over the rounds, and as their sum.
@@ -40,8 +39,7 @@ pub struct Group {
 
 /// The kernel microbenchmark: its `all` lines (every CPU's samples).
 pub const MICRO: Group = Group {
-    kind: "micro",
-    word: Some("all"),
+    words: &["micro", "all"],
     keys: &[("how", &HOWS), ("touch", &TOUCHES), ("cpus", &CPU_SETS)],
     medians: &["median_ns", "p99_ns"],
     sums: &[],
@@ -55,8 +53,7 @@ pub const COUNT: Group = Group {
 };
 /// The end-to-end loop: exits per second, counts summed over the rounds.
 pub const EXITS: Group = Group {
-    kind: "exits",
-    word: None,
+    words: &["exits"],
     keys: &[("config", &CONFIGS)],
     medians: &["exits_per_sec"],
     sums: &["stores", "window_maps", "reinsertions", "remote_flushes"],
@@ -66,8 +63,7 @@ pub const EXITS: Group = Group {
 /// mapping, so later rounds find them split already), the direct-map sizes
 /// (before / during / after) of the first round.
 pub const POPULATION: Group = Group {
-    kind: "populate",
-    word: None,
+    words: &["populate"],
     keys: &[("workload", &WORKLOADS), ("config", &POPULATE)],
     medians: &["seconds", "flushes", "fallbacks"],
     sums: &["l2_splits", "l3_splits"],
@@ -77,6 +73,7 @@ pub const POPULATION: Group = Group {
 /// `g`'s rows from `log`; fails on a line with `error=` (of any kind), a
 /// number missing from a round, or a row without any round.
 pub fn group(g: &Group, log: &str) -> Result<Rows> {
+    let kind = g.words[0];
     let mut rounds: BTreeMap<String, Vec<BTreeMap<&str, &str>>> = BTreeMap::new();
     for raw in log.lines() {
         let Some((_, line)) = raw.trim_end_matches('\r').split_once("gmem-bench: ") else {
@@ -87,7 +84,7 @@ pub fn group(g: &Group, log: &str) -> Result<Rows> {
         let pairs = pairs.iter().filter_map(|w| w.split_once('='));
         let kv: BTreeMap<_, _> = pairs.map(|(k, v)| (k, v.trim_matches('"'))).collect();
         ensure!(!kv.contains_key("error"), "the guest said: {}", line.trim());
-        if words.first() != Some(&g.kind) || g.word.is_some_and(|w| !words.contains(&w)) {
+        if words.first() != Some(&kind) || !g.words.iter().all(|w| words.contains(w)) {
             continue;
         }
         let name = |(k, shown): &(_, &[&str])| kv.get(k).filter(|v| shown.contains(v)).copied();
@@ -101,10 +98,10 @@ pub fn group(g: &Group, log: &str) -> Result<Rows> {
             let ok = numbers.len() == n && numbers.iter().all(Result::is_ok);
             ensure!(ok, "no number {k}= in `{line}`");
         }
-        let name = format!("{} {}", g.kind, names.join(" "));
+        let name = format!("{} {}", kind, names.join(" "));
         rounds.entry(name).or_default().push(kv);
     }
-    let mut names = vec![g.kind.to_string()];
+    let mut names = vec![kind.to_string()];
     for (_, values) in g.keys {
         names = (names.iter())
             .flat_map(|n| values.iter().map(move |v| format!("{n} {v}")))
@@ -112,7 +109,7 @@ pub fn group(g: &Group, log: &str) -> Result<Rows> {
     }
     let row = |name: String| {
         let r = (rounds.get(&name))
-            .with_context(|| format!("no `{}` result in the log", &name[g.kind.len() + 1..]))?;
+            .with_context(|| format!("no `{}` result in the log", &name[kind.len() + 1..]))?;
         let text = |(k, v): (&&str, &&str)| (k.to_string(), v.to_string());
         let mut row: Row = r[0].iter().map(text).collect();
         for k in g.medians.iter().chain(g.sums) {
