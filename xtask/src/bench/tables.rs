@@ -293,10 +293,8 @@ mod tests {
 
     #[test]
     fn depth_tables_hold_the_figures_measured_at_both_depths() {
-        let (a, b) = (
-            ("a".into(), [Some(100.0), Some(125.0)], 0),
-            ("b".into(), [None, Some(1.0)], 0),
-        );
+        let a = ("a".into(), [Some(100.0), Some(125.0)], 0);
+        let b = ("b".into(), [None, Some(1.0)], 0);
         let t = depth("x", " ns", [a, b].into_iter());
         let head = "| x | 4-level ns | 5-level ns | 5-level ÷ 4-level |\n|---|---:|---:|---:|\n";
         assert_eq!(t, format!("{head}| a | 100 | 125 | 1.25 |\n"));
