@@ -11,7 +11,7 @@ use crate::bench_core::{self, output};
 use crate::kernel::{self, Cache, Extra, Paging, Paging::Five, Paging::Four};
 use crate::{prereq, report::Report, root};
 use anyhow::{Context as _, Result, bail, ensure};
-use parse::{Figures, HOWS, Sweep};
+use parse::{Figures, HOWS, Sweep, WORKLOADS};
 use std::path::Path;
 use tables::describe;
 
@@ -197,7 +197,7 @@ fn document(f: &Figures, sweep: &[Sweep], machine: &[(String, String)]) -> Resul
             values.push((name, tables::micro(f, touch, cpus)));
         }
     }
-    for w in parse::WORKLOADS {
+    for w in WORKLOADS {
         values.push((format!("{w}_mib"), tables::mib(f, w).to_string()));
         values.push((format!("populate_{w}"), tables::population(f, w)));
     }
@@ -270,11 +270,9 @@ fn populate_plot(f: &Figures) -> String {
         let points = POPULATE_SMPS.into_iter().filter_map(ratio).collect();
         (format!("{w}, {c}"), points)
     };
-    let lines = parse::WORKLOADS
-        .into_iter()
-        .flat_map(|w| ["pool", "page"].map(|c| (w, c)));
+    let lines = WORKLOADS.map(|w| ["pool", "page"].map(|c| (w, c))).concat();
     let title = "population with the flag, time ÷ flag off (QEMU TCG, 4-level paging, median)";
-    plot::svg(title, "time ÷ flag off", lines.map(line))
+    plot::svg(title, "time ÷ flag off", lines.into_iter().map(line))
 }
 
 /// The CPU counts booted at `paging`: `1, 2, 4 and 8`.

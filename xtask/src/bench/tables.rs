@@ -224,10 +224,8 @@ fn pop<T: FromStr>(f: &Figures, smp: u32, w: &str, c: &str, k: &str) -> Option<T
 
 /// The MiB a round of `workload` populates (0 without a figure).
 pub fn mib(f: &Figures, w: &str) -> f64 {
-    let mib = POPULATE_SMPS
-        .into_iter()
-        .find_map(|s| pop(f, s, w, "off", "mib"));
-    mib.unwrap_or(0.0)
+    let mib = |s| pop(f, s, w, "off", "mib");
+    POPULATE_SMPS.into_iter().find_map(mib).unwrap_or(0.0)
 }
 
 /// Seconds of `c` over seconds of the flag off, if both were measured.
