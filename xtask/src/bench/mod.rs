@@ -60,8 +60,7 @@ pub fn run(from_logs: bool) -> bool {
             return report_results(report, &figures, &sweep, from_logs);
         }
     }
-    // A boot's log, kept in LOGS: booted, or with `--from-logs` read back.
-    // Each boot is a stage of its own: one failing leaves the others.
+    // A boot's log, kept in LOGS: booted, or read back; each boot its own stage, failing alone.
     let kept = |name, smp, paging| {
         let log = kernel::script_log(&cache, name, smp, paging);
         root().join(LOGS).join(log.file_name().expect("a log file"))
@@ -99,9 +98,8 @@ pub fn run(from_logs: bool) -> bool {
             Ok(())
         });
     }
-    // The instruction clock; of KUnit only `gmem_kmap`, which reports the
-    // paging depth (under this clock's timing `ndm_test_reuse_after_free`
-    // does not see the allocator reuse its pages).
+    // The instruction clock; of KUnit only `gmem_kmap`, which reports the paging depth (under
+    // this clock's timing `ndm_test_reuse_after_free` does not see the allocator reuse pages).
     let extra = Extra {
         qemu: &["-icount", "shift=0,sleep=off"],
         cmdline: "kunit.filter_glob=gmem_kmap",

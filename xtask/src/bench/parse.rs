@@ -14,8 +14,7 @@ pub const TOUCHES: [&str; 2] = ["read64", "copy4k"];
 pub const CPU_SETS: [&str; 2] = ["one", "all"];
 /// The end-to-end loop's configurations.
 pub const CONFIGS: [&str; 5] = ["shared", "flag-off", "window", "shared-window", "reinsert"];
-/// The population benchmark's workloads and configurations (without the
-/// flag, with the pool, on the single-page path).
+/// The population benchmark's workloads and configurations (flag off, pool, single-page path).
 pub const WORKLOADS: [&str; 2] = ["fallocate", "touch"];
 pub const POPULATE: [&str; 3] = ["off", "pool", "page"];
 
@@ -59,9 +58,8 @@ pub const EXITS: Group = Group {
     sums: &["stores", "window_maps", "reinsertions", "remote_flushes"],
     numbers: &[],
 };
-/// The population benchmark: splits summed (6.12 never merges a split
-/// mapping, so later rounds find them split already), the direct-map sizes
-/// (before / during / after) of the first round.
+/// The population benchmark: splits summed (6.12 never merges a split mapping: later rounds
+/// find them split), the direct-map sizes (before / during / after) of the first round.
 pub const POPULATION: Group = Group {
     words: &["populate"],
     keys: &[("workload", &WORKLOADS), ("config", &POPULATE)],
@@ -70,8 +68,7 @@ pub const POPULATION: Group = Group {
     numbers: &[("mib", 1), ("dm4k", 3), ("dm2m", 3), ("dm1g", 3)],
 };
 
-/// `g`'s rows from `log`; fails on a line with `error=` (of any kind), a
-/// number missing from a round, or a row without any round.
+/// `g`'s rows from `log`; fails on any `error=`, a number missing, or a row without a round.
 pub fn group(g: &Group, log: &str) -> Result<Rows> {
     let kind = g.words[0];
     let mut rounds: BTreeMap<String, Vec<BTreeMap<&str, &str>>> = BTreeMap::new();

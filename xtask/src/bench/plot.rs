@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Line charts of cost against CPU count, both axes logarithmic, as standalone SVG from
-//! `plotters`' SVG backend (its text stays `<text>`: no font is loaded). The legend goes below
-//! the plot, a row per series, so it never hides a line.
+//! Line charts of cost against CPU count, log axes, as SVG from `plotters` (text as `<text>`,
+//! no font loaded), the legend below the plot, a row per series, so it never hides a line.
 
 use plotters::coord::{ranged1d::DefaultFormatting, ranged1d::KeyPointHint, types::RangedCoordf64};
 use plotters::{element::DashedPathElement, prelude::*, style::text_anchor::*};
@@ -56,8 +55,7 @@ fn bounds(v: impl Iterator<Item = f64>) -> (f64, f64) {
     if l <= h { (l, h) } else { (0.0, 1.0) }
 }
 
-/// The chart as a standalone SVG document: x is the CPU count, in powers of two ticked at the
-/// data's x values (1, 2, 4, ... 256); y is in decades (1, 10, 100, ...).
+/// The chart as SVG: x the CPU count, ticked at the data's x values; y in decades (1, 10, ...).
 pub fn svg(title: &str, y_label: &str, series: impl IntoIterator<Item = Series>) -> String {
     // log2(x) and log10(y) on linear axes, without points a log axis cannot show, or empty lines.
     let ok = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite();

@@ -152,8 +152,7 @@ pub fn targets(f: &Figures) -> String {
         let what = format!("that gap grows with the CPU count (read64, {cpus})|");
         rows.push(what + &verdict(list(&gap, "×"), grows));
     }
-    // The emulator's own speed changes from boot to boot; the ratio to the
-    // floor measured in the same boot does not carry it.
+    // The emulator's speed changes from boot to boot; the ratio to the same boot's floor does not.
     let r = per_boot("window", Some("floor"), "read64", "one");
     let what = "window ÷ raw floor (same boot) flat within 10 % from 1 to 8 CPUs (read64, one)";
     rows.push(format!("{what}|{}", flat(list(&r, "×"), &r)));
@@ -162,8 +161,7 @@ pub fn targets(f: &Figures) -> String {
         let what = format!("window flat within 10 % from 1 to 8 CPUs (read64, {cpus})");
         rows.push(format!("{what}|{}", flat(list(&w, "") + " ns", &w)));
     }
-    // Each window within 100 instructions of the floor per map + unmap:
-    // through KVM's accessors (`window`, `shared`) and its own calls (`kmap`).
+    // Within 100 instructions of the floor: KVM's accessors (`window`, `shared`), `kmap` itself.
     let floor = f.insns("floor", "read64");
     for how in ["window", "shared", "kmap"] {
         let over = f.insns(how, "read64").zip(floor).map(|(x, f)| x - f);
