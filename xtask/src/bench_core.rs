@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! `cargo xtask bench-core`: runs the core's benchmarks on this machine and
-//! writes what they printed to docs/bench-core.md, with the machine and the
-//! method (benches/bench-core.md.in).
+//! `cargo xtask bench-core`: runs the core's benchmarks here and writes what they printed to
+//! docs/bench-core.md, with the machine and the method (benches/bench-core.md.in).
 
 use std::process::Command;
 

@@ -1,10 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! `cargo xtask bench`: the simulator sweep and the core's benchmarks on the
-//! host; the kernel `cargo xtask test` builds, booted per [`BOOTS`] entry and
-//! once under QEMU's instruction clock. The boots' logs and the machine are
-//! kept in [`LOGS`], for `--from-logs` to report from anywhere. The report:
-//! docs/results.md (benches/results.md.in filled), its tables on the
-//! terminal, and three plots.
+//! `cargo xtask bench`: the simulator sweep and the core's benchmarks on the host; the kernel
+//! `cargo xtask test` builds, booted per [`BOOTS`] entry and once under QEMU's instruction clock,
+//! its logs kept in [`LOGS`] for `--from-logs`. The report: docs/results.md, its tables, 3 plots.
 
 mod parse;
 mod plot;
@@ -14,37 +11,33 @@ use crate::bench_core::{self, output};
 use crate::kernel::{self, Cache, Extra, Paging, Paging::Five, Paging::Four};
 use crate::{prereq, report::Report, root};
 use anyhow::{Context as _, Result, bail, ensure};
-use parse::{Figures, HOWS, Sweep};
+use parse::{Figures, HOWS, Sweep, WORKLOADS};
 use std::path::Path;
 use tables::describe;
 
 /// The last run's boot logs and `machine.txt`, in the repository.
 const LOGS: &str = "benches/logs";
 
-/// The boots: each CPU count at 4-level (the depth of every table by CPU
-/// count, target and plot), then [`DEPTH_SMP`] CPUs at 5-level.
+/// Each CPU count at 4-level (of every table by CPU count, target and plot), then 5-level.
 const BOOTS: [(u32, Paging); 5] = [(1, Four), (2, Four), (4, Four), (8, Four), (2, Five)];
 /// The CPU count booted at both paging depths, to compare them.
 const DEPTH_SMP: u32 = BOOTS[4].0;
 /// The 4-level boots that run the population benchmark, as the issue asks.
 const POPULATE_SMPS: [u32; 2] = [2, 8];
-/// Operations per run, runs per figure, MMIO stores per end-to-end
-/// configuration: chosen for the run time under TCG, not for any result.
+/// Operations per run, runs per figure, MMIO stores per end-to-end configuration: for the time.
 const OPERATIONS: u32 = 4096;
 const ROUNDS: u32 = 3;
 const STORES: u32 = 5000;
 /// The series' benchmark program (in the initramfs' `/bin`).
 const PROGRAM: &str = "guest_memfd_no_direct_map_bench";
-/// The counting kernel: the boot configuration without the debug checks
-/// that make every `preempt_disable()` an out-of-line call, as Debian's.
+/// The counting kernel's boot configuration lacks, as Debian's: out-of-line `preempt_disable()`.
 const COUNT_DISABLE: [&str; 1] = ["DEBUG_PREEMPT"];
 
 fn runs_populate(smp: u32, paging: Paging) -> bool {
     paging == Four && POPULATE_SMPS.contains(&smp)
 }
 
-/// The whole comparison; with `from_logs`, only the report, from the logs
-/// in [`LOGS`] (and a new simulator sweep).
+/// The whole comparison; with `from_logs`, the report from [`LOGS`] (and a new sweep).
 pub fn run(from_logs: bool) -> bool {
     let mut report = Report::default();
     let cache = Cache::from_env();
@@ -59,9 +52,7 @@ pub fn run(from_logs: bool) -> bool {
     let mut built = None;
     if !from_logs {
         report.stage("host: the core's benchmarks (docs/bench-core.md)", || {
-            if !prereq::has_command("valgrind") {
-                prereq::apt_install(&["valgrind"])?;
-            }
+            prereq::apt_ensure(&["valgrind"])?;
             bench_core::measure()
         });
         built = kernel::build(&mut report, &cache, false);
@@ -69,8 +60,7 @@ pub fn run(from_logs: bool) -> bool {
             return report_results(report, &figures, &sweep, from_logs);
         }
     }
-    // A boot's log, kept in LOGS: booted, or with `--from-logs` read back.
-    // Each boot is a stage of its own: one failing leaves the others.
+    // A boot's log, kept in LOGS: booted, or read back; each boot its own stage, failing alone.
     let kept = |name, smp, paging| {
         let log = kernel::script_log(&cache, name, smp, paging);
         root().join(LOGS).join(log.file_name().expect("a log file"))
@@ -89,9 +79,8 @@ pub fn run(from_logs: bool) -> bool {
     let run = format!("#!/bin/sh\n/bin/{PROGRAM} -m {OPERATIONS} -r {ROUNDS}");
     for (smp, paging) in BOOTS {
         // Each of the population benchmark's rounds populates 256 MiB and faults in 64.
-        let populate =
-            runs_populate(smp, paging).then_some("/bin/guest_memfd_populate_bench -r 3\n");
-        let script = format!("{run} -b {STORES}\n{}", populate.unwrap_or_default());
+        let pop = runs_populate(smp, paging).then_some("/bin/guest_memfd_populate_bench -r 3\n");
+        let script = format!("{run} -b {STORES}\n{}", pop.unwrap_or_default());
         let what = format!("kernel: benchmark boot, {smp} CPU(s), {paging} paging");
         report.stage(&stage(&what, "bench", smp, paging), || {
             let log = log("bench", smp, paging, &script, Extra::default())?;
@@ -109,9 +98,8 @@ pub fn run(from_logs: bool) -> bool {
             Ok(())
         });
     }
-    // The instruction clock; of KUnit only `gmem_kmap`, which reports the
-    // paging depth (under this clock's timing `ndm_test_reuse_after_free`
-    // does not see the allocator reuse its pages).
+    // The instruction clock; of KUnit only `gmem_kmap`, which reports the paging depth (under
+    // this clock's timing `ndm_test_reuse_after_free` does not see the allocator reuse pages).
     let extra = Extra {
         qemu: &["-icount", "shift=0,sleep=off"],
         cmdline: "kunit.filter_glob=gmem_kmap",
@@ -169,9 +157,7 @@ fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))
 }
 
-/// Where the figures were made, for the page's Machine section: what
-/// `LOGS/machine.txt` says, as `key=value` lines; this machine's, written
-/// there first unless `from_logs`.
+/// The page's Machine section: `LOGS/machine.txt`, written first unless `from_logs`.
 fn machine(from_logs: bool) -> Result<Vec<(String, String)>> {
     let kept = root().join(LOGS).join("machine.txt");
     if !from_logs {
@@ -195,8 +181,7 @@ fn machine_of(text: &str) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// The results page's prose, with a `{{name}}` for each figure and table:
-/// built in, so that the text and the code filling it are one version.
+/// The results page, a `{{name}}` for each figure: built in, one version with its code.
 const TEMPLATE: &str = include_str!("../../../benches/results.md.in");
 
 /// docs/results.md: [`TEMPLATE`] filled with the figures.
@@ -210,7 +195,7 @@ fn document(f: &Figures, sweep: &[Sweep], machine: &[(String, String)]) -> Resul
             values.push((name, tables::micro(f, touch, cpus)));
         }
     }
-    for w in parse::WORKLOADS {
+    for w in WORKLOADS {
         values.push((format!("{w}_mib"), tables::mib(f, w).to_string()));
         values.push((format!("populate_{w}"), tables::population(f, w)));
     }
@@ -233,11 +218,8 @@ fn document(f: &Figures, sweep: &[Sweep], machine: &[(String, String)]) -> Resul
     fill(TEMPLATE, &values)
 }
 
-/// `template` with each `{{name}}` replaced by the value of `name`, its
-/// trailing newlines dropped (a table ends where its placeholder's line
-/// does). A template and its code that disagree are a bug: a placeholder
-/// without a value, a value without a placeholder and a name given twice
-/// are errors.
+/// `template` with each `{{name}}` replaced by its value less trailing newlines. A placeholder
+/// without a value, a value without a placeholder and a name given twice are errors (bugs).
 pub(crate) fn fill(
     template: &str,
     values: &[(impl AsRef<str>, impl AsRef<str>)],
@@ -263,10 +245,8 @@ pub(crate) fn fill(
 fn micro_plot(f: &Figures) -> String {
     let line = |how| {
         let ns = |s| Some((s, f.ns(Four, s, how, "read64", "all")?));
-        (
-            describe(how).into(),
-            f.smps(Four).into_iter().filter_map(ns).collect(),
-        )
+        let points = f.smps(Four).into_iter().filter_map(ns).collect();
+        (describe(how).into(), points)
     };
     let title = "map + read 64 bytes + unmap, every CPU at once (QEMU TCG, 4-level paging, median)";
     plot::svg(title, "ns per operation (TCG)", HOWS.map(line))
@@ -285,16 +265,12 @@ fn model_plot(sweep: &[Sweep]) -> String {
 fn populate_plot(f: &Figures) -> String {
     let line = |(w, c)| {
         let ratio = |s| Some((s, tables::pop_ratio(f, s, w, c)?));
-        (
-            format!("{w}, {c}"),
-            POPULATE_SMPS.into_iter().filter_map(ratio).collect(),
-        )
+        let points = POPULATE_SMPS.into_iter().filter_map(ratio).collect();
+        (format!("{w}, {c}"), points)
     };
-    let lines = parse::WORKLOADS
-        .into_iter()
-        .flat_map(|w| ["pool", "page"].map(|c| (w, c)));
+    let lines = WORKLOADS.map(|w| ["pool", "page"].map(|c| (w, c))).concat();
     let title = "population with the flag, time ÷ flag off (QEMU TCG, 4-level paging, median)";
-    plot::svg(title, "time ÷ flag off", lines.map(line))
+    plot::svg(title, "time ÷ flag off", lines.into_iter().map(line))
 }
 
 /// The CPU counts booted at `paging`: `1, 2, 4 and 8`.
@@ -330,15 +306,6 @@ mod tests {
         assert_eq!(page, expected);
         assert!(!page.contains("../"), "a path outside the repository");
         assert!(HOWS.iter().all(|how| describe(how) != "?"));
-    }
-
-    #[test]
-    fn a_boot_at_another_depth_fails_and_adds_nothing() {
-        let mut f = Figures::default();
-        let e = f.add(2, Five, &fixture("bench-smp2-4level.log"));
-        let asked = "asked for 5-level paging, the kernel reports 4-level";
-        assert_eq!(e.unwrap_err().to_string(), asked);
-        assert!(f.boots.is_empty());
     }
 
     #[test]

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Reading what the benchmark boots and the simulator sweep printed: a
-//! `gmem-bench: <kind> k=v ...` line per round of each figure, filed into
-//! rows as its kind's [`Group`] says. A boot's figures are filed under the
-//! paging depth it asked for, so its log must report that depth.
+//! What the benchmark boots printed, a `gmem-bench: <kind> k=v ...` line per round of each
+//! figure, filed into rows as its kind's [`Group`] says; and the simulator sweep's table.
 
 use std::{collections::BTreeMap, str::FromStr};
 
@@ -16,23 +14,19 @@ pub const TOUCHES: [&str; 2] = ["read64", "copy4k"];
 pub const CPU_SETS: [&str; 2] = ["one", "all"];
 /// The end-to-end loop's configurations.
 pub const CONFIGS: [&str; 5] = ["shared", "flag-off", "window", "shared-window", "reinsert"];
-/// The population benchmark's workloads and configurations (without the
-/// flag, with the pool, on the single-page path).
+/// The population benchmark's workloads and configurations (flag off, pool, single-page path).
 pub const WORKLOADS: [&str; 2] = ["fallocate", "touch"];
 pub const POPULATE: [&str; 3] = ["off", "pool", "page"];
 
-/// One figure's fields: its first round's as printed, the aggregated ones
-/// and `rounds` as Rust prints numbers (which parse back exactly).
+/// One figure's fields: its first round's, then the aggregated ones and `rounds` (as Rust prints).
 pub type Row = BTreeMap<String, String>;
-/// A log's figures: a row per group, named `<kind> <key value>...`, such
-/// as `micro window read64 all`.
+/// A log's figures, a row per group, named `<kind> <key value>...`: `micro window read64 all`.
 pub type Rows = BTreeMap<String, Row>;
 
 /// How one kind's lines become rows.
 pub struct Group {
-    kind: &'static str,
-    /// A word (without `=`) each line must have.
-    word: Option<&'static str>,
+    /// The words (without `=`) each line has: its kind first.
+    words: &'static [&'static str],
     /// The fields naming a row, each with the values it must take.
     keys: &'static [(&'static str, &'static [&'static str])],
     /// The fields taken as the median over the rounds, and as their sum.
@@ -44,8 +38,7 @@ pub struct Group {
 
 /// The kernel microbenchmark: its `all` lines (every CPU's samples).
 pub const MICRO: Group = Group {
-    kind: "micro",
-    word: Some("all"),
+    words: &["micro", "all"],
     keys: &[("how", &HOWS), ("touch", &TOUCHES), ("cpus", &CPU_SETS)],
     medians: &["median_ns", "p99_ns"],
     sums: &[],
@@ -59,28 +52,25 @@ pub const COUNT: Group = Group {
 };
 /// The end-to-end loop: exits per second, counts summed over the rounds.
 pub const EXITS: Group = Group {
-    kind: "exits",
-    word: None,
+    words: &["exits"],
     keys: &[("config", &CONFIGS)],
     medians: &["exits_per_sec"],
     sums: &["stores", "window_maps", "reinsertions", "remote_flushes"],
     numbers: &[],
 };
-/// The population benchmark: splits summed (6.12 never merges a split
-/// mapping, so later rounds find them split already), the direct-map sizes
-/// (before / during / after) of the first round.
+/// The population benchmark: splits summed (6.12 never merges a split mapping: later rounds
+/// find them split), the direct-map sizes (before / during / after) of the first round.
 pub const POPULATION: Group = Group {
-    kind: "populate",
-    word: None,
+    words: &["populate"],
     keys: &[("workload", &WORKLOADS), ("config", &POPULATE)],
     medians: &["seconds", "flushes", "fallbacks"],
     sums: &["l2_splits", "l3_splits"],
     numbers: &[("mib", 1), ("dm4k", 3), ("dm2m", 3), ("dm1g", 3)],
 };
 
-/// `g`'s rows from `log`; fails on a line with `error=` (of any kind), a
-/// number missing from a round, or a row without any round.
+/// `g`'s rows from `log`; fails on any `error=`, a number missing, or a row without a round.
 pub fn group(g: &Group, log: &str) -> Result<Rows> {
+    let kind = g.words[0];
     let mut rounds: BTreeMap<String, Vec<BTreeMap<&str, &str>>> = BTreeMap::new();
     for raw in log.lines() {
         let Some((_, line)) = raw.trim_end_matches('\r').split_once("gmem-bench: ") else {
@@ -91,7 +81,7 @@ pub fn group(g: &Group, log: &str) -> Result<Rows> {
         let pairs = pairs.iter().filter_map(|w| w.split_once('='));
         let kv: BTreeMap<_, _> = pairs.map(|(k, v)| (k, v.trim_matches('"'))).collect();
         ensure!(!kv.contains_key("error"), "the guest said: {}", line.trim());
-        if words.first() != Some(&g.kind) || g.word.is_some_and(|w| !words.contains(&w)) {
+        if words.first() != Some(&kind) || !g.words.iter().all(|w| words.contains(w)) {
             continue;
         }
         let name = |(k, shown): &(_, &[&str])| kv.get(k).filter(|v| shown.contains(v)).copied();
@@ -105,10 +95,10 @@ pub fn group(g: &Group, log: &str) -> Result<Rows> {
             let ok = numbers.len() == n && numbers.iter().all(Result::is_ok);
             ensure!(ok, "no number {k}= in `{line}`");
         }
-        let name = format!("{} {}", g.kind, names.join(" "));
+        let name = format!("{} {}", kind, names.join(" "));
         rounds.entry(name).or_default().push(kv);
     }
-    let mut names = vec![g.kind.to_string()];
+    let mut names = vec![kind.to_string()];
     for (_, values) in g.keys {
         names = (names.iter())
             .flat_map(|n| values.iter().map(move |v| format!("{n} {v}")))
@@ -116,7 +106,7 @@ pub fn group(g: &Group, log: &str) -> Result<Rows> {
     }
     let row = |name: String| {
         let r = (rounds.get(&name))
-            .with_context(|| format!("no `{}` result in the log", &name[g.kind.len() + 1..]))?;
+            .with_context(|| format!("no `{}` result in the log", &name[kind.len() + 1..]))?;
         let text = |(k, v): (&&str, &&str)| (k.to_string(), v.to_string());
         let mut row: Row = r[0].iter().map(text).collect();
         for k in g.medians.iter().chain(g.sums) {
@@ -150,8 +140,8 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// Adds a boot's figures, and returns how many; fails when its log
-    /// reports another depth (or none), and as [`group`] does.
+    /// Adds a boot's figures, and returns how many; fails as [`group`] does, and when its log
+    /// reports another depth than `paging` (or none).
     pub fn add(&mut self, smp: u32, paging: Paging, log: &str) -> Result<usize> {
         crate::kernel::check_paging(log, paging)?;
         let mut rows = group(&MICRO, log)?;
@@ -189,9 +179,8 @@ impl Figures {
     }
 }
 
-/// A line of the simulator sweep (`--tsv`): strategy, CPUs, and its seven
-/// figures (slot PTE writes, direct-map writes, local and kernel-wide
-/// flushes, IPIs, the model's initiator ns and machine ns).
+/// A line of the simulator sweep (`--tsv`): strategy, CPUs, and its seven figures (the
+/// columns of [`super::tables::sweep`]).
 pub type Sweep = (String, u32, Vec<f64>);
 
 pub fn sweep(tsv: &str) -> Result<Vec<Sweep>> {
@@ -223,7 +212,6 @@ pub(super) mod tests {
     fn rows_take_the_median_and_sum_of_their_rounds() {
         let log = fixture("bench-smp2-4level.log");
         let (micro, exits) = (group(&MICRO, &log).unwrap(), group(&EXITS, &log).unwrap());
-        assert_eq!(micro.len(), HOWS.len() * TOUCHES.len() * CPU_SETS.len());
         let (w, r) = (&micro["micro window read64 all"], &exits["exits reinsert"]);
         assert_eq!(fields(w, &["median_ns", "p99_ns", "rounds"]), "1098 2945 3");
         let counts = ["stores", "remote_flushes", "exits_per_sec"];
@@ -231,9 +219,6 @@ pub(super) mod tests {
         let p = &group(&POPULATION, &log).unwrap()["populate touch page"];
         let dm2m = "1040384/974848/974848";
         assert_eq!(fields(p, &["l2_splits", "dm2m"]), format!("38 {dm2m}"));
-        let (strategy, cpus, n) = &sweep(&fixture("sweep.tsv")).unwrap()[4];
-        assert_eq!((&**strategy, *cpus), ("window", 16));
-        assert_eq!(n, &[2.0, 0.0, 1.0, 0.0, 0.0, 100.0, 100.0]);
         assert!(sweep("header only\n").is_err());
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
     }
@@ -257,5 +242,14 @@ pub(super) mod tests {
             let e = group(g, &log).unwrap_err().to_string();
             assert!(e.contains(error), "{e}");
         }
+        let mut f = Figures::default();
+        let e = f
+            .add(2, Paging::Five, &fixture("bench-smp2-4level.log"))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "asked for 5-level paging, the kernel reports 4-level"
+        );
+        assert!(f.boots.is_empty(), "a boot at another depth adds nothing");
     }
 }

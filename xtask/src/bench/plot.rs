@@ -1,14 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! Line charts of cost against CPU count, both axes logarithmic, as standalone SVG from
-//! `plotters`' SVG backend (its text stays `<text>`: no font is loaded). The legend goes below
-//! the plot, a row per series, so it never hides a line.
+//! Line charts of cost against CPU count, log axes, as SVG from `plotters` (text as `<text>`,
+//! no font loaded), the legend below the plot, a row per series, so it never hides a line.
 
 use plotters::coord::{ranged1d::DefaultFormatting, ranged1d::KeyPointHint, types::RangedCoordf64};
 use plotters::{element::DashedPathElement, prelude::*, style::text_anchor::*};
 use std::error::Error;
 
-/// One line of the chart: its name and (CPUs, y) points, ascending; points not both > 0 are
-/// not drawn.
+/// One line of the chart: its name and (CPUs, y) points, ascending; those not > 0 not drawn.
 pub type Series = (String, Vec<(u32, f64)>);
 /// A series as drawn, at (log2 x, log10 y).
 type Line = (String, Vec<(f64, f64)>);
@@ -57,16 +55,17 @@ fn bounds(v: impl Iterator<Item = f64>) -> (f64, f64) {
     if l <= h { (l, h) } else { (0.0, 1.0) }
 }
 
-/// The chart as a standalone SVG document: x is the CPU count, in powers of two ticked at the
-/// data's x values (1, 2, 4, ... 256); y is in decades (1, 10, 100, ...).
+/// The chart as SVG: x the CPU count, ticked at the data's x values; y in decades (1, 10, ...).
 pub fn svg(title: &str, y_label: &str, series: impl IntoIterator<Item = Series>) -> String {
-    // Plotted as log2(x) and log10(y) on linear axes: drop the points a log axis cannot show,
-    // then the series left empty.
+    // log2(x) and log10(y) on linear axes, without points a log axis cannot show, or empty lines.
     let ok = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite();
     let log = |&(x, y): &(u32, f64)| (f64::from(x).log2(), y.log10());
     let points = |s: Series| (s.0, s.1.iter().map(log).filter(ok).collect::<Vec<_>>());
-    let lines = series.into_iter().map(points);
-    let lines: Vec<_> = lines.filter(|l| !l.1.is_empty()).collect();
+    let lines: Vec<_> = series
+        .into_iter()
+        .map(points)
+        .filter(|l| !l.1.is_empty())
+        .collect();
     let mut out = String::new();
     draw(&mut out, [title, y_label], &lines).expect("drawing to a String cannot fail");
     out
@@ -78,8 +77,7 @@ fn draw(out: &mut String, c: [&str; 2], lines: &[Line]) -> Result<(), Box<dyn Er
     let mut t: Vec<f64> = all.iter().map(|p| p.0).collect();
     t.sort_by(f64::total_cmp);
     t.dedup();
-    let (lo, hi) = bounds(t.iter().copied());
-    let x = axis((lo, hi), t);
+    let x = axis(bounds(t.iter().copied()), t);
     let (lo, hi) = bounds(all.iter().map(|p| p.1));
     let (a, b) = (lo.floor(), hi.ceil().max(lo.floor() + 1.0));
     let y = axis((a, b), (a as i32..=b as i32).map(f64::from).collect());
@@ -134,13 +132,12 @@ mod tests {
     fn plot(series: &[(&str, &[(u32, f64)])]) -> (String, Vec<(String, i32)>) {
         let s = |&(n, p): &(&str, &[_])| (n.into(), p.to_vec());
         let out = svg("x < y & z", "ns / op", series.iter().map(s));
+        let text = |t: &str| {
+            let y = t.split(" y=\"").nth(1)?.split('"').next()?.parse().ok()?;
+            Some((t.rsplit_once('>')?.1.trim().to_owned(), y))
+        };
         let texts = out.split("</text>").filter_map(text).collect();
         (out, texts)
-    }
-
-    fn text(t: &str) -> Option<(String, i32)> {
-        let y = t.split(" y=\"").nth(1)?.split('"').next()?.parse().ok()?;
-        Some((t.rsplit_once('>')?.1.trim().to_owned(), y))
     }
 
     /// Whether `texts` has `s` at `y` or below.
@@ -149,40 +146,35 @@ mod tests {
     }
 
     #[test]
-    fn every_nonempty_series_is_drawn_and_in_the_legend_below_the_plot() {
+    fn only_points_a_log_axis_shows_are_drawn_and_each_series_is_in_the_legend_below() {
         let a: &[_] = &[(1, 3.0), (2, 5.0), (4, 9.0)];
-        let (out, t) = plot(&[("a<b> & c", a), ("empty", &[]), ("flat", &a[1..])]);
-        assert_eq!(out.matches("<circle").count(), 5 + 2); // markers + legend dots
-        assert!(has(&t, "a&lt;b&gt; &amp; c", H) && has(&t, "flat", H)); // in the legend
+        let some = [("a<b> & c", a), ("empty", &[]), ("flat", &a[1..])];
+        // Of `one`, the zero and the negative value are dropped; `none` has no point to draw.
+        let (one, none): (&[_], &[_]) = (&[(1, 0.0), (2, 5.0), (4, -3.0)], &[(1, -1.0), (0, 5.0)]);
+        // Each chart's circles: a marker per point drawn, a legend dot per series drawn.
+        for (series, circles) in [
+            (&some[..], 5 + 2),
+            (&[("one", one)], 2),
+            (&[("none", none)], 0),
+        ] {
+            let (out, t) = plot(series);
+            assert_eq!(out.matches("<circle").count(), circles, "{out}");
+            assert_eq!(has(&t, "no data", 0), circles == 0);
+            assert!(!out.contains("NaN") && !out.contains("inf"), "{out}");
+            assert!(out.starts_with("<svg") && out.trim_end().ends_with("</svg>"));
+        }
+        let (out, t) = plot(&some);
+        assert!(has(&t, "a&lt;b&gt; &amp; c", H) && has(&t, "flat", H) && !out.contains("empty"));
         assert!(has(&t, "x &lt; y &amp; z", 0) && has(&t, "CPUs", 0) && has(&t, "ns / op", 0));
-        assert!(!out.contains("empty") && !out.contains("NaN") && !out.contains("inf"));
-        assert!(out.starts_with("<svg") && out.trim_end().ends_with("</svg>"));
     }
 
     #[test]
-    fn log_axes_tick_at_decades_and_data_x_values() {
-        let s = [(1, 3.0), (2, 40.0), (8, 4500.0), (256, 120.0)];
-        let (_, log) = plot(&[("s", &s)]);
+    fn log_axes_tick_at_decades_and_data_x_values_and_lines_after_the_sixth_are_dashed() {
+        let (_, log) = plot(&[("s", &[(1, 3.0), (2, 40.0), (8, 4500.0), (256, 120.0)])]);
         for t in ["1", "10", "100", "1000", "10000", "2", "8", "256"] {
             assert!(has(&log, t, 0), "missing tick {t}: {log:?}");
         }
         assert!(!has(&log, "4", 0) && !has(&log, "100000", 0) && !has(&log, "3", 0));
-    }
-
-    #[test]
-    fn degenerate_input_still_renders() {
-        let neg: &[_] = &[(1, -1.0), (0, 5.0)];
-        let (none, t) = plot(&[("e", &[]), ("neg", neg)]);
-        assert!(has(&t, "no data", 0) && !none.contains("<circle"));
-        let (part, _) = plot(&[("m", &[(1, 0.0), (2, 5.0), (4, -3.0)])]);
-        assert_eq!(part.matches("<circle").count(), 2); // one marker, one legend dot
-        let (one, _) = plot(&[("one", &[(4, 7.0)])]);
-        assert!(!one.contains("NaN") && !one.contains("inf"), "{one}");
-        assert_eq!(one.matches("<circle").count(), 2);
-    }
-
-    #[test]
-    fn lines_after_the_sixth_are_dashed() {
         let p: &[_] = &[(1, 1.0), (8, 1000.0)];
         let lines = |n| plot(&vec![("s", p); n]).0;
         let strokes = |n| lines(n).matches("stroke=\"#0072B2\"").count();

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-//! The comparison's Markdown tables and the verdicts on the targets:
-//! by CPU count at 4-level, and [`DEPTH_SMP`] CPUs at both depths.
+//! The results page's tables and the verdicts on the targets.
 
 use super::parse::{CONFIGS, Figures, HOWS, POPULATE, Sweep, WORKLOADS};
 use super::{DEPTH_SMP, POPULATE_SMPS};
@@ -14,8 +13,7 @@ pub fn describe(how: &str) -> &'static str {
     super::TEMPLATE.lines().find_map(line).unwrap_or("?")
 }
 
-/// A Markdown table: `spec` is its `|`-separated headers, with a `>` before
-/// each right-aligned one, and each row its `|`-separated cells.
+/// A Markdown table: `spec` its `|`-separated headers (`>` right-aligns), a row its cells.
 pub fn table(spec: &str, rows: impl IntoIterator<Item = String>) -> String {
     let line = |cells: &str| format!("| {} |\n", cells.replace('|', " | "));
     let align = |c: &str| if c.starts_with('>') { "---:|" } else { "---|" };
@@ -30,8 +28,7 @@ fn verdict(figure: String, met: bool) -> String {
     format!("{figure}|{}", if met { "yes" } else { "**no**" })
 }
 
-/// A row per 4-level boot and strategy, for one touch and CPU set, with
-/// ratios to the window and to the plain direct map of that boot.
+/// A row per 4-level boot and strategy, with ratios to the window and the plain direct map.
 pub fn micro(f: &Figures, touch: &str, cpus: &str) -> String {
     let mut rows = Vec::new();
     for smp in f.smps(Four) {
@@ -73,9 +70,8 @@ pub fn exits(f: &Figures) -> String {
     table(&format!(">CPUs|{configs}>window ÷ reinsert|>{per}"), rows)
 }
 
-/// `| what | 4-level | 5-level | 5-level ÷ 4-level |`, a row per figure
-/// (name, at each depth, decimals) measured at both; a sentence when there
-/// is none (the 5-level boot failed).
+/// `| what | 4-level | 5-level | 5-level ÷ 4-level |`, a row per figure measured at both
+/// depths (name, values, decimals); a sentence when there is none (the 5-level boot failed).
 fn depth(what: &str, unit: &str, rows: impl Iterator<Item = Depth>) -> String {
     let rows: Vec<String> = (rows.filter_map(|(name, [a, b], d)| Some((name, a?, b?, d))))
         .map(|(name, a, b, d)| format!("{name}|{a:.d$}|{b:.d$}|{:.2}", b / a))
@@ -95,8 +91,7 @@ pub fn micro_depth(f: &Figures, touch: &str, cpus: &str) -> String {
     depth("strategy", " median ns", rows)
 }
 
-/// At [`DEPTH_SMP`] CPUs, each configuration's exits per second, and window
-/// ÷ re-insertion.
+/// At [`DEPTH_SMP`] CPUs, each configuration's exits per second, and window ÷ re-insertion.
 pub fn exits_depth(f: &Figures) -> String {
     let rate = |p, c| f.get(p, DEPTH_SMP, &format!("exits {c}"), "exits_per_sec");
     let rates = CONFIGS.map(|c| (format!("{c} exits/s"), [Four, Five].map(|p| rate(p, c)), 0));
@@ -118,8 +113,7 @@ pub fn sweep(s: &[Sweep]) -> String {
     table(spec, rows)
 }
 
-/// The targets, on the read64 figures (the accesses KVM makes are
-/// small), for the window on copy4k too, and on the instruction counts.
+/// The targets, on read64 (KVM's accesses are small), copy4k and instruction counts.
 pub fn targets(f: &Figures) -> String {
     // `a` over `b` (or `a` alone), per 4-level boot.
     let per_boot = |a, b: Option<&str>, touch, cpus| -> Vec<(u32, f64)> {
@@ -158,8 +152,7 @@ pub fn targets(f: &Figures) -> String {
         let what = format!("that gap grows with the CPU count (read64, {cpus})|");
         rows.push(what + &verdict(list(&gap, "×"), grows));
     }
-    // The emulator's own speed changes from boot to boot; the ratio to the
-    // floor measured in the same boot does not carry it.
+    // The emulator's speed changes from boot to boot; the ratio to the same boot's floor does not.
     let r = per_boot("window", Some("floor"), "read64", "one");
     let what = "window ÷ raw floor (same boot) flat within 10 % from 1 to 8 CPUs (read64, one)";
     rows.push(format!("{what}|{}", flat(list(&r, "×"), &r)));
@@ -168,8 +161,7 @@ pub fn targets(f: &Figures) -> String {
         let what = format!("window flat within 10 % from 1 to 8 CPUs (read64, {cpus})");
         rows.push(format!("{what}|{}", flat(list(&w, "") + " ns", &w)));
     }
-    // Each window within 100 instructions of the floor per map + unmap:
-    // through KVM's accessors (`window`, `shared`) and its own calls (`kmap`).
+    // Within 100 instructions of the floor: KVM's accessors (`window`, `shared`), `kmap` itself.
     let floor = f.insns("floor", "read64");
     for how in ["window", "shared", "kmap"] {
         let over = f.insns(how, "read64").zip(floor).map(|(x, f)| x - f);
@@ -187,10 +179,7 @@ fn list(v: &[(u32, f64)], unit: &str) -> String {
     v.iter().map(one).collect::<Vec<_>>().join(", ")
 }
 
-/// The instruction model's assumptions (the results page says what they
-/// are): instructions retired per ns (3 GHz, one per cycle), one `invlpg`,
-/// waiting for one other CPU's shootdown, one CR3 write; and the CPU counts
-/// it is given for.
+/// The instruction model's assumptions (the results page tells them); the CPU counts it is for.
 pub const MODEL: [(&str, f64); 4] = [
     ("model_insns_per_ns", 3.0),
     ("model_invlpg_ns", 100.0),
@@ -233,10 +222,8 @@ fn pop<T: FromStr>(f: &Figures, smp: u32, w: &str, c: &str, k: &str) -> Option<T
 
 /// The MiB a round of `workload` populates (0 without a figure).
 pub fn mib(f: &Figures, w: &str) -> f64 {
-    let mib = POPULATE_SMPS
-        .into_iter()
-        .find_map(|s| pop(f, s, w, "off", "mib"));
-    mib.unwrap_or(0.0)
+    let mib = |s| pop(f, s, w, "off", "mib");
+    POPULATE_SMPS.into_iter().find_map(mib).unwrap_or(0.0)
 }
 
 /// Seconds of `c` over seconds of the flag off, if both were measured.
@@ -285,16 +272,12 @@ pub fn population_targets(f: &Figures) -> String {
             let mut row = |what, figure: String, met| {
                 rows.push(format!("{smp}|{w}|{what}|{}", verdict(figure, met)));
             };
-            let flushes = format!("{per_2m:.2}");
+            let (flushes, time) = (format!("{per_2m:.2}"), format!("{ratio:.2} ×"));
             row("≤ 1 kernel-wide flush per 2 MiB", flushes, per_2m <= 1.0);
             row("0 splits of a 2M mapping", format!("{l2:.0}"), l2 == 0.0);
             let back = format!("{before} → {after} kB");
             row("DirectMap2M back after close", back, after == before);
-            row(
-                "time ≤ 1.2 × flag off",
-                format!("{ratio:.2} ×"),
-                ratio <= 1.2,
-            );
+            row("time ≤ 1.2 × flag off", time, ratio <= 1.2);
         }
     }
     table(">CPUs|workload|target|>figure|met", rows)
@@ -306,10 +289,8 @@ mod tests {
 
     #[test]
     fn depth_tables_hold_the_figures_measured_at_both_depths() {
-        let (a, b) = (
-            ("a".into(), [Some(100.0), Some(125.0)], 0),
-            ("b".into(), [None, Some(1.0)], 0),
-        );
+        let a = ("a".into(), [Some(100.0), Some(125.0)], 0);
+        let b = ("b".into(), [None, Some(1.0)], 0);
         let t = depth("x", " ns", [a, b].into_iter());
         let head = "| x | 4-level ns | 5-level ns | 5-level ÷ 4-level |\n|---|---:|---:|---:|\n";
         assert_eq!(t, format!("{head}| a | 100 | 125 | 1.25 |\n"));
