@@ -5,11 +5,7 @@
 use std::process::Command;
 
 use crate::cargo;
-use anyhow::{Context as _, Result, ensure};
-
-pub fn run() -> bool {
-    measure().map_err(|e| eprintln!("bench-core: {e}")).is_ok()
-}
+use anyhow::Result;
 
 /// Runs both benches and writes docs/bench-core.md.
 pub fn measure() -> Result<()> {
@@ -46,13 +42,8 @@ pub fn host() -> Vec<(&'static str, String)> {
 
 /// `cargo bench --features <feature> --bench <name> -- <args>`: its output.
 pub fn cargo_bench(feature: &str, name: &str, args: &[&str]) -> Result<String> {
-    let mut cargo = cargo();
-    cargo.args(["bench", "--quiet", "--features", feature]);
-    let out = cargo.args(["--bench", name, "--"]).args(args).output();
-    let out = out.context("cannot run cargo bench")?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    ensure!(out.status.success(), "bench {name} failed: {stderr}");
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    let bench = format!("bench --quiet --features {feature} --bench {name} --");
+    crate::kernel::run::output(cargo().args(bench.split(' ')).args(args))
 }
 
 /// What `cmd args` printed, trimmed, or that it is unavailable.

@@ -116,15 +116,18 @@ fn main() -> ExitCode {
             kernel::test(&mut report, Some(&opts), |_| {});
             report.finish()
         }
-        Task::Header => test::bless_header(),
+        Task::Header => ok(test::bless_header()),
         Task::Bench { from_logs } => bench::run(from_logs),
-        Task::BenchCore => bench_core::run(),
-        Task::Series(task) => kernel::series(task)
-            .map_err(|e| eprintln!("error: {e:#}"))
-            .is_ok(),
+        Task::BenchCore => ok(bench_core::measure()),
+        Task::Series(task) => ok(kernel::series(task)),
     };
     // 0 when everything passed, 1 otherwise.
     ExitCode::from(u8::from(!passed))
+}
+
+/// Whether a one-step task passed; its error printed if not.
+fn ok(done: anyhow::Result<()>) -> bool {
+    done.map_err(|e| eprintln!("error: {e:#}")).is_ok()
 }
 
 /// The repository root (the xtask crate sits one level below it).

@@ -3,39 +3,37 @@
 
 use crate::kernel::run::output;
 use anyhow::{Context as _, Result, ensure};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 /// Installs what is missing, or says exactly how to.
 pub fn ensure() -> Result<()> {
-    rustup("target", "x86_64-unknown-none")?;
-    rustup("component", "rustfmt")?;
-    rustup("component", "clippy")?;
+    // Each says "up to date", offline too, when it has nothing to add.
+    rustup(&["target", "add", "x86_64-unknown-none"])?;
+    rustup(&["component", "add", "rustfmt", "clippy"])?;
     // cc, nm and readelf, which the checks run.
     apt_ensure(&["gcc", "binutils"])
 }
 
-/// `rustup <kind> add <item>` unless `rustup <kind> list --installed` has it.
-fn rustup(kind: &str, item: &str) -> Result<()> {
-    let listed = output(Command::new("rustup").args([kind, "list", "--installed"]));
-    let listed = listed.context("rustup not found; install Rust with rustup first")?;
-    if listed.lines().any(|l| l.starts_with(item)) {
-        return Ok(());
-    }
-    println!("    installing {item}: rustup {kind} add {item}");
-    let added = Command::new("rustup").args([kind, "add", item]).status();
-    let added = added.is_ok_and(|s| s.success());
-    ensure!(added, "`rustup {kind} add {item}` failed");
+fn rustup(args: &[&str]) -> Result<()> {
+    let ran = Command::new("rustup").args(args).status();
+    let ran = ran.context("rustup not found; install Rust with rustup first")?;
+    ensure!(ran.success(), "`rustup {}` failed", args.join(" "));
     Ok(())
+}
+
+/// The version of package `name` that dpkg has installed.
+pub fn version(name: &str) -> Option<String> {
+    let query = ["-W", "-f=${Status} ${Version}", name];
+    let text = output(Command::new("dpkg-query").args(query)).ok()?;
+    text.split_once(" installed ").map(|(_, v)| v.into())
 }
 
 /// True when dpkg says `pkg` (`name` or `name=version`) is installed.
 pub fn installed(pkg: &str) -> bool {
     let (name, wanted) = pkg.split_once('=').unwrap_or((pkg, ""));
-    let query = ["-W", "-f=${Status} ${Version}", name];
-    let text = output(Command::new("dpkg-query").args(query)).unwrap_or_default();
-    let version = text.split_once(" installed ").map(|(_, v)| v);
-    version.is_some_and(|v| wanted.is_empty() || v == wanted)
+    version(name).is_some_and(|v| wanted.is_empty() || v == wanted)
 }
 
 /// Installs those of `packages` dpkg lacks, printing what and how long it took.
@@ -63,17 +61,12 @@ pub fn apt_install(packages: &[&str]) -> Result<()> {
     let install = format!("apt-get install -y --allow-downgrades --no-install-recommends {list}");
     let root = output(Command::new("id").arg("-u")).is_ok_and(|id| id == "0\n");
     let how = format!("missing {list}; run: sudo apt-get update && sudo {install}");
-    ensure!(root && has_command("apt-get"), how);
+    ensure!(root && Path::new("/usr/bin/apt-get").exists(), how);
     println!("    installing {list}: {install}");
     let script = format!("apt-get update -qq && DEBIAN_FRONTEND=noninteractive {install}");
     let ran = Command::new("sh").args(["-c", &script]).status();
     ensure!(ran.is_ok_and(|s| s.success()), "`{install}` failed");
     Ok(())
-}
-
-/// Whether `cmd` is on the PATH.
-pub fn has_command(cmd: &str) -> bool {
-    output(Command::new("sh").args(["-c", &format!("command -v {cmd}")])).is_ok()
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ pub fn run(from_logs: bool) -> bool {
     };
     let log = |name, smp, paging, script: &str, extra| match &built {
         Some(b) => {
-            let text = kernel::boot_script(&cache, b, smp, paging, name, script, extra)?;
+            let text = kernel::boot_script(&cache, b, (smp, paging), name, script, extra)?;
             write(kept(name, smp, paging), &text).map(|()| text)
         }
         None => read(&kept(name, smp, paging)),
@@ -122,19 +122,9 @@ fn report_results(mut report: Report, f: &Figures, sweep: &[Sweep], from_logs: b
         let measured = !f.boots.is_empty() && !sweep.is_empty();
         ensure!(measured, "nothing measured to report");
         let doc = document(f, sweep, &machine(from_logs)?)?;
-        // The page's tables, each under its heading.
-        let mut heading = None;
-        for line in doc.lines() {
-            if line.starts_with('#') {
-                heading = Some(line);
-            } else if line.starts_with('|') || line.starts_with("No figures") {
-                if let Some(h) = heading.take() {
-                    println!("\n    {h}");
-                }
-                println!("    {line}");
-            }
-        }
-        println!();
+        // The page's headings and tables.
+        let shown = |l: &&str| l.starts_with(['#', '|']) || l.starts_with("No figures");
+        doc.lines().filter(shown).for_each(|l| println!("    {l}"));
         write("docs/results.md", &doc)?;
         write("docs/results-micro.svg", &micro_plot(f))?;
         write("docs/results-model.svg", &model_plot(sweep))?;

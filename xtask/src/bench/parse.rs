@@ -246,10 +246,8 @@ pub(super) mod tests {
         let e = f
             .add(2, Paging::Five, &fixture("bench-smp2-4level.log"))
             .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "asked for 5-level paging, the kernel reports 4-level"
-        );
+        let want = "asked for 5-level paging, the kernel reports 4-level";
+        assert_eq!(e.to_string(), want);
         assert!(f.boots.is_empty(), "a boot at another depth adds nothing");
     }
 }

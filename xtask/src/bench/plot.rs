@@ -61,11 +61,8 @@ pub fn svg(title: &str, y_label: &str, series: impl IntoIterator<Item = Series>)
     let ok = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite();
     let log = |&(x, y): &(u32, f64)| (f64::from(x).log2(), y.log10());
     let points = |s: Series| (s.0, s.1.iter().map(log).filter(ok).collect::<Vec<_>>());
-    let lines: Vec<_> = series
-        .into_iter()
-        .map(points)
-        .filter(|l| !l.1.is_empty())
-        .collect();
+    let lines = series.into_iter().map(points);
+    let lines: Vec<_> = lines.filter(|l| !l.1.is_empty()).collect();
     let mut out = String::new();
     draw(&mut out, [title, y_label], &lines).expect("drawing to a String cannot fail");
     out
@@ -145,8 +142,10 @@ mod tests {
         texts.iter().any(|(t, at)| t == s && *at >= y as i32)
     }
 
+    /// Only points a log axis shows are drawn, each series is in the legend below, the
+    /// axes tick at decades and the data's x values, and lines after the sixth are dashed.
     #[test]
-    fn only_points_a_log_axis_shows_are_drawn_and_each_series_is_in_the_legend_below() {
+    fn the_chart_shows_its_data_on_log_axes_with_a_legend() {
         let a: &[_] = &[(1, 3.0), (2, 5.0), (4, 9.0)];
         let some = [("a<b> & c", a), ("empty", &[]), ("flat", &a[1..])];
         // Of `one`, the zero and the negative value are dropped; `none` has no point to draw.
@@ -166,10 +165,6 @@ mod tests {
         let (out, t) = plot(&some);
         assert!(has(&t, "a&lt;b&gt; &amp; c", H) && has(&t, "flat", H) && !out.contains("empty"));
         assert!(has(&t, "x &lt; y &amp; z", 0) && has(&t, "CPUs", 0) && has(&t, "ns / op", 0));
-    }
-
-    #[test]
-    fn log_axes_tick_at_decades_and_data_x_values_and_lines_after_the_sixth_are_dashed() {
         let (_, log) = plot(&[("s", &[(1, 3.0), (2, 40.0), (8, 4500.0), (256, 120.0)])]);
         for t in ["1", "10", "100", "1000", "10000", "2", "8", "256"] {
             assert!(has(&log, t, 0), "missing tick {t}: {log:?}");

@@ -75,7 +75,7 @@ impl Boots<'_> {
             one_thread: true,
         };
         let image = self.image.expect("built before booting");
-        qemu::boot(image, initrd, at.0, at.1, log, extra)
+        qemu::boot(image, initrd, at, log, extra)
     }
 
     /// Boots `program` alone (KUnit off; it ran already), logged as `<kernel>-<name>`: the log.
@@ -139,8 +139,7 @@ pub fn script_log(cache: &Cache, name: &str, smp: u32, paging: Paging) -> PathBu
 pub fn boot_script(
     cache: &Cache,
     built: &Built,
-    smp: u32,
-    paging: Paging,
+    (smp, paging): (u32, Paging),
     name: &str,
     script: &str,
     extra: Extra<'_>,
@@ -152,6 +151,6 @@ pub fn boot_script(
     write_initramfs(&initrd, false, &tools, &[(&test, script)])?;
     let log = script_log(cache, name, smp, paging);
     let image = extra.kernel.unwrap_or(&built.kernel);
-    qemu::boot(image, &initrd, smp, paging, &log, extra)?;
+    qemu::boot(image, &initrd, (smp, paging), &log, extra)?;
     verdict_of(&log, paging, None)
 }

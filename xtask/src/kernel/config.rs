@@ -12,7 +12,7 @@ use super::run::{logged, output};
 use anyhow::{Context as _, Result, ensure};
 
 /// `kernel-patch/configs/<name>.config`, or the `--<name>-config` file.
-fn fragment(name: &str) -> PathBuf {
+pub fn fragment(name: &str) -> PathBuf {
     let s = crate::settings();
     let chosen = match name {
         "boot" => &s.boot_config,
@@ -44,8 +44,13 @@ fn merge(tree: &Path, frags: &[PathBuf], out: &Path) -> Result<String> {
 pub fn configure(cache: &Cache, tree: &Path, name: &str) -> Result<PathBuf> {
     let base = (name == "debug").then(|| fragment("boot"));
     let frags: Vec<_> = base.into_iter().chain([fragment(name)]).collect();
+    layered(cache, tree, name, &frags)
+}
+
+/// Configures `<cache>/build/<name>` from `frags` (later values win), and checks it.
+pub fn layered(cache: &Cache, tree: &Path, name: &str, frags: &[PathBuf]) -> Result<PathBuf> {
     let out = cache.build(name);
-    let text = merge(tree, &frags, &out)?;
+    let text = merge(tree, frags, &out)?;
     // Kconfig leaves an unchanged .config alone (no relink).
     let config = allnoconfig(cache, tree, name, &[])?;
     let (wanted, frag) = (parse_fragment(&text), out.join("fragment.config"));

@@ -2,14 +2,12 @@
 //! `kernel-patch/` from a branch: [`refresh`] puts the generated files (the core
 //! crate, vendored, and its header) into the commits, [`format`] exports them.
 
-use std::collections::BTreeSet;
-use std::ffi::OsStr;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use super::run::output;
-use super::source::{BASE, COVER, git, patch_files, run};
+use super::source::{BASE, COVER, git, run};
 use crate::{cargo, root};
 use anyhow::{Context as _, Result, bail, ensure};
 
@@ -73,25 +71,16 @@ fn cover(text: &str, subjects: &[&str]) -> Result<(String, String)> {
     Ok((subject.to_string(), body))
 }
 
-/// Where the `.patch` files of `have` and `want` first differ, if they do.
+/// `diff -q`'s first line on a `.patch` file of `have` and `want` (in name order), if any.
 pub fn first_difference(have: &Path, want: &Path) -> Result<Option<String>> {
-    let files = patch_files(have)?.into_iter().chain(patch_files(want)?);
-    let name = |f: PathBuf| f.file_name().map(OsStr::to_owned);
-    let names: BTreeSet<_> = files.filter_map(name).collect();
-    for name in names {
-        let why = match (fs::read(have.join(&name)), fs::read(want.join(&name))) {
-            (Ok(a), Ok(b)) if a == b => continue,
-            (Ok(a), Ok(b)) => {
-                let same = a.split(|&c| c == b'\n').zip(b.split(|&c| c == b'\n'));
-                let same = same.take_while(|(x, y)| x == y).count();
-                format!("differs from line {}", same + 1)
-            }
-            (Ok(_), Err(_)) => "is not in what the series exports".into(),
-            (Err(_), _) => "is missing".into(),
-        };
-        return Ok(Some(format!("{} {why}", name.display())));
-    }
-    Ok(None)
+    let mut diff = Command::new("diff");
+    diff.arg("-q").args([have, want]).env("LC_ALL", "C");
+    let out = diff.output().context("diff")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let error = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.code().is_some_and(|c| c < 2), "diff -q: {error}");
+    let on_patch = |l: &&str| l.ends_with(".patch") || l.ends_with(".patch differ");
+    Ok(text.lines().find(on_patch).map(String::from))
 }
 
 /// Writes the generated files into `out`, laid out as in the kernel tree.
@@ -197,8 +186,7 @@ fn recommit(repo: &Path, commit: &str, tree: &str, parent: &str, dir: &Path) -> 
     let raw = output(git(repo).args(["cat-file", "commit", commit]))?;
     let (headers, message) = raw.split_once("\n\n").unwrap_or((&raw, ""));
     let who = |l: &&str| l.starts_with("author ") || l.starts_with("committer ");
-    let who: Vec<&str> = headers.lines().filter(who).collect();
-    let who = who.join("\n");
+    let who = headers.lines().filter(who).collect::<Vec<_>>().join("\n");
     let text = format!("tree {tree}\nparent {parent}\n{who}\n\n{message}");
     fs::write(dir.join("commit"), text)?;
     let path = dir.join("commit").display().to_string();
@@ -223,14 +211,17 @@ mod tests {
             fs::write(dir.join("0001-x.patch"), "same\n").unwrap();
             fs::write(dir.join("0002-y.patch"), y).unwrap();
         }
+        fs::write(b.join("cover-letter.txt"), "not a patch\n").unwrap();
         let first = |a: &Path, b: &Path| first_difference(a, b).unwrap();
-        assert_eq!(first(a, b).unwrap(), "0002-y.patch differs from line 2");
+        let (ya, yb) = (a.join("0002-y.patch"), b.join("0002-y.patch"));
+        let (ya, yb) = (ya.display(), yb.display());
+        assert_eq!(first(a, b).unwrap(), format!("Files {ya} and {yb} differ"));
         fs::write(a.join("0002-y.patch"), "one\ntwo\n").unwrap();
         assert_eq!(first(a, b), None);
         fs::write(a.join("0003-z.patch"), "").unwrap();
-        let extra = "0003-z.patch is not in what the series exports";
-        assert_eq!(first(a, b).unwrap(), extra);
-        assert_eq!(first(b, a).unwrap(), "0003-z.patch is missing");
+        let only = format!("Only in {}: 0003-z.patch", a.display());
+        assert_eq!(first(a, b).unwrap(), only);
+        assert!(first_difference(a, &b.join("none")).is_err());
 
         let root_lock = fs::read_to_string(root().join("Cargo.lock")).unwrap();
         assert!(pinned_by_root_lock(&root_lock).is_ok());

@@ -174,19 +174,17 @@ fn result_line(line: &str) -> Option<(&str, &'static str)> {
     Some((name.trim().trim_start_matches("- "), status))
 }
 
-/// The suite that prints the paging depth (`# paging: 5-level`).
-const PAGING_SUITE: &str = "gmem_kmap";
-
 /// Everything wrong with a boot at `paging`, and kunit.py's and the
 /// programs' report. `expected`: a boot test's suites (None: a benchmark
-/// script's boot); without [`PAGING_SUITE`] among them (`--expected-suites`
-/// trying a kernel without the series) the depth may go unreported.
+/// script's boot); without `gmem_kmap`, which prints `# paging: 5-level`,
+/// among them (`--expected-suites` trying a kernel without the series) the
+/// depth may go unreported.
 pub fn problems(
     log: &str,
     paging: Paging,
     expected: Option<&[String]>,
 ) -> Result<(Vec<String>, String)> {
-    let quiet = expected.is_some_and(|e| !e.iter().any(|s| s == PAGING_SUITE));
+    let quiet = expected.is_some_and(|e| !e.iter().any(|s| s == "gmem_kmap"));
     let expected = expected.unwrap_or_default();
     let (mut suites, report) = kunit(log)?;
     // kunit.py's own findings on the KTAP's shape (a result line missing).

@@ -22,9 +22,8 @@ mod toolchain;
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use anyhow::{Context as _, Result, ensure};
+use anyhow::{Context as _, Result};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 
 use crate::report::Report;
@@ -124,10 +123,6 @@ fn guest_file(v: &str) -> Result<(String, PathBuf)> {
     Ok((guest.into(), host.into()))
 }
 
-fn boot_timeout() -> Duration {
-    Duration::from_secs(crate::settings().timeout)
-}
-
 /// `kernel-patch/`, or `--series-dir`.
 pub fn series_dir() -> PathBuf {
     let dir = crate::settings().series_dir.clone();
@@ -210,19 +205,16 @@ fn build_kernel(p: &mut Pipeline, cache: &Cache, k: Kernel, dir: Option<&Path>) 
 /// in `unset` (without `CONFIG_`) off, from the tree `built` was made from:
 /// a kernel that differs from the tested one only where a measurement needs it.
 pub fn build_variant(cache: &Cache, built: &Built, name: &str, unset: &[&str]) -> Result<PathBuf> {
-    let tree = &built.tree.dir;
-    config::configure_with(cache, tree, name, &[])?;
-    let dot_config = cache.build(name).join(".config");
-    let mut edit = std::process::Command::new(tree.join("scripts/config"));
-    edit.arg("--file").arg(&dot_config);
-    edit.args(unset.iter().flat_map(|symbol| ["-d", symbol]));
-    run::output(&mut edit)?;
-    build::make(cache, tree, name, &["olddefconfig"])?;
-    let text = std::fs::read_to_string(&dot_config)?;
-    for symbol in unset {
-        let off = format!("# CONFIG_{symbol} is not set");
-        ensure!(text.contains(&off), "{name}: CONFIG_{symbol} is still set");
-    }
+    let (tree, off) = (
+        &built.tree.dir,
+        cache.root.join(format!("{name}-unset.config")),
+    );
+    let text: String = unset
+        .iter()
+        .map(|s| format!("# CONFIG_{s} is not set\n"))
+        .collect();
+    std::fs::write(&off, text).with_context(|| format!("write {}", off.display()))?;
+    config::layered(cache, tree, name, &[config::fragment("boot"), off])?;
     bzimage(&build::make(cache, tree, name, &["bzImage"])?)
 }
 

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use super::ktap;
 use super::run::logged;
@@ -63,11 +64,11 @@ fn append(paging: Paging, extra: &str) -> String {
 pub fn boot(
     kernel: &Path,
     initrd: &Path,
-    smp: u32,
-    paging: Paging,
+    at: (u32, Paging),
     log: &Path,
     extra: Extra<'_>,
 ) -> Result<()> {
+    let (smp, paging) = at;
     let threads = extra.one_thread.then_some(",thread=single");
     let accel = format!("tcg{}", threads.unwrap_or(""));
     let mut qemu = Command::new("qemu-system-x86_64");
@@ -76,7 +77,7 @@ pub fn boot(
     qemu.args(["-nic", "none"]).arg("-kernel").arg(kernel);
     qemu.arg("-initrd").arg(initrd).arg("-append");
     qemu.arg(append(paging, extra.cmdline)).args(extra.qemu);
-    let timeout = Some(super::boot_timeout());
+    let timeout = Some(Duration::from_secs(crate::settings().timeout));
     for attempt in 1..=UPSTREAM_RETRIES {
         let ended = logged(&mut qemu, log, timeout);
         let Some(what) = ktap::upstream_false_positive(&ktap::read_log(log)?) else {

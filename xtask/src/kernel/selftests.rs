@@ -56,9 +56,8 @@ pub fn build(tree: &Path, build: &Path) -> Result<Vec<(String, PathBuf)>> {
     found.iter().for_each(|l| println!("    | {l}"));
     let n = found.len();
     ensure!(n == 0, "{n} warning(s) building the selftests");
-    for (guest, bin) in &built {
-        println!("    {} ({guest})", bin.display());
-    }
+    let show = |(guest, bin): &(String, PathBuf)| println!("    {} ({guest})", bin.display());
+    built.iter().for_each(show);
     Ok(built)
 }
 

@@ -28,14 +28,9 @@ pub struct Tree {
     pub version: String,
 }
 
-/// The installed version of [`PACKAGE`].
-fn installed() -> Result<String> {
-    output(Command::new("dpkg-query").args(["-W", "-f=${Version}", PACKAGE]))
-}
-
 /// The tree, when the cache holds the installed version already.
 pub fn cached(cache: &Cache) -> Option<Tree> {
-    let (version, dir) = (installed().ok()?, cache.linux());
+    let (version, dir) = (crate::prereq::version(PACKAGE)?, cache.linux());
     let stamp = fs::read_to_string(cache.root.join("linux.version")).ok()?;
     let tagged = run(&dir, &["rev-parse", "-q", "--verify", "refs/tags/base"]);
     (stamp == version && tagged.is_ok()).then_some(Tree { dir, version })
@@ -51,7 +46,8 @@ pub fn prepare(cache: &Cache) -> Result<Tree> {
     if !super::packages::installed(PACKAGE) {
         super::packages::ensure()?;
     }
-    let (version, dir) = (installed()?, cache.linux());
+    let version = crate::prereq::version(PACKAGE).with_context(|| format!("no {PACKAGE}"))?;
+    let dir = cache.linux();
     // `series edit`'s work is never removed behind the user's back.
     let refs = ["for-each-ref", "refs/heads/gmem-kmap", "refs/gmem-kmap/"];
     let work = run(&dir, &refs).is_ok_and(|refs| !refs.is_empty());
