@@ -5,7 +5,6 @@ use crate::kernel::run::output;
 use anyhow::{Context as _, Result, ensure};
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
 
 /// Installs what is missing, or says exactly how to.
 pub fn ensure() -> Result<()> {
@@ -36,7 +35,7 @@ pub fn installed(pkg: &str) -> bool {
     version(name).is_some_and(|v| wanted.is_empty() || v == wanted)
 }
 
-/// Installs those of `packages` dpkg lacks, printing what and how long it took.
+/// Installs those of `packages` dpkg lacks, printing what.
 pub fn apt_ensure(packages: &[&str]) -> Result<()> {
     let missing = || packages.iter().copied().filter(|p| !installed(p));
     let wanted: Vec<&str> = missing().collect();
@@ -44,13 +43,11 @@ pub fn apt_ensure(packages: &[&str]) -> Result<()> {
         println!("    all {} packages installed", packages.len());
         return Ok(());
     }
-    let start = Instant::now();
     let done = apt_install(&wanted);
     let still: Vec<&str> = missing().collect();
     done.with_context(|| format!("still missing: {still:?}"))?;
     ensure!(still.is_empty(), "installed, but still missing: {still:?}");
-    let took = start.elapsed().as_secs();
-    println!("    installed {} in {took}s", wanted.join(" "));
+    println!("    installed {}", wanted.join(" "));
     Ok(())
 }
 

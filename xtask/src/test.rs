@@ -41,7 +41,8 @@ pub fn run(boot: bool) -> bool {
 /// Runs `cargo <args>` (split at spaces) as the stage of that name.
 fn check(report: &mut Report, args: &[&str]) {
     let args: Vec<_> = args.iter().flat_map(|a| a.split_whitespace()).collect();
-    let run = || run_ok(cargo().args(&args));
+    // The environment's RUSTDOCFLAGS would outrank the doc check's `build.rustdocflags`.
+    let run = || run_ok(cargo().args(&args).env_remove("RUSTDOCFLAGS"));
     report.stage(&format!("cargo {}", args.join(" ")), run);
 }
 

@@ -41,8 +41,9 @@ impl Boots<'_> {
         p.run(Stage::Initramfs(k), initramfs);
         let ours = super::EXPECTED_SUITES.iter().map(|&s| s.into());
         let fault = debug.then(|| format!("selftest {FAULT}"));
+        let given = |s: &String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
         let expected: Vec<String> = match &crate::settings().expected_suites {
-            Some(list) => list.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            Some(list) => list.iter().filter_map(given).collect(),
             None => ours.chain(fault).collect(),
         };
         for &paging in opts.paging {
@@ -112,7 +113,8 @@ impl Boots<'_> {
 
 /// Writes to `path` an initramfs of `files` and `texts`; debug: debug tests and kmemleak's scan.
 fn write_initramfs(path: &Path, debug: bool, files: &Files, texts: &[(&str, &str)]) -> Result<()> {
-    let mut archive = Initramfs::standard()?;
+    let busybox = Path::new("/bin/busybox");
+    let mut archive = Initramfs::new(busybox).context("package busybox-static")?;
     for (guest, host) in files {
         let guest = match guest.strip_prefix(selftests::DEBUG_TESTS) {
             Some(name) if debug => format!("/tests{name}"),

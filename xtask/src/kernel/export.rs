@@ -71,7 +71,7 @@ fn cover(text: &str, subjects: &[&str]) -> Result<(String, String)> {
     Ok((subject.to_string(), body))
 }
 
-/// `diff -q`'s first line on a `.patch` file of `have` and `want` (in name order), if any.
+/// `diff -q`'s first line on the `.patch` files of `have` and `want` (in name order), if any.
 pub fn first_difference(have: &Path, want: &Path) -> Result<Option<String>> {
     let mut diff = Command::new("diff");
     diff.arg("-q").args([have, want]).env("LC_ALL", "C");
@@ -79,7 +79,7 @@ pub fn first_difference(have: &Path, want: &Path) -> Result<Option<String>> {
     let text = String::from_utf8_lossy(&out.stdout);
     let error = String::from_utf8_lossy(&out.stderr);
     ensure!(out.status.code().is_some_and(|c| c < 2), "diff -q: {error}");
-    let on_patch = |l: &&str| l.ends_with(".patch") || l.ends_with(".patch differ");
+    let on_patch = |l: &&str| l.contains(".patch");
     Ok(text.lines().find(on_patch).map(String::from))
 }
 

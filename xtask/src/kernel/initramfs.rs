@@ -37,13 +37,8 @@ fn dir() -> Entry {
 }
 
 impl Initramfs {
-    /// busybox (Debian's busybox-static), `/init` and the directories they use.
-    pub fn standard() -> Result<Self> {
-        Self::with_busybox(Path::new("/bin/busybox")).context("package busybox-static")
-    }
-
-    /// [`Self::standard`] with the busybox binary at `busybox`.
-    fn with_busybox(busybox: &Path) -> Result<Self> {
+    /// `busybox` (`/bin/busybox`: Debian's busybox-static), `/init` and their directories.
+    pub fn new(busybox: &Path) -> Result<Self> {
         let mut a = Initramfs::default();
         for d in ["bin", "dev", "proc", "sys", "tmp", "root", "tests"] {
             a.push(d, dir());
@@ -143,7 +138,7 @@ mod tests {
         let host = dir.join("host");
         fs::write(&host, "host").unwrap();
         fs::set_permissions(&host, fs::Permissions::from_mode(0o640)).unwrap();
-        let mut a = Initramfs::with_busybox(&host).unwrap();
+        let mut a = Initramfs::new(&host).unwrap();
         a.host_file("/tests/host", &host).unwrap();
         a.file("/tests/sub/t", b"old".to_vec(), 0o644);
         a.file("tests/sub/t", b"abc".to_vec(), 0o4755);

@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, bail, ensure};
 use serde::Deserialize;
 
 use super::initramfs::{DONE, RUNNING, STARTED, TEST_EXIT};
@@ -75,9 +75,6 @@ pub fn clean(line: &str) -> &str {
     }
 }
 
-/// kunit.py, in the kernel tree.
-const KUNIT_PY: &str = "tools/testing/kunit/kunit.py";
-
 /// KUnit's suites as kunit.py reads them, and its report.
 pub fn kunit(log: &str) -> Result<(Vec<Node>, String)> {
     // The programs' TAP after `/init` starts would read as more of KUnit's;
@@ -102,9 +99,10 @@ pub fn kunit(log: &str) -> Result<(Vec<Node>, String)> {
     }
     let input = tempfile::NamedTempFile::new().context("a temporary file")?;
     std::fs::write(input.path(), text).context("write kunit.py's input")?;
+    let tree = super::Cache::from_env().linux();
     // Its exit status says whether the tests passed, which is judged here.
     let out = Command::new("python3")
-        .arg(super::Cache::from_env().linux().join(KUNIT_PY))
+        .arg(tree.join("tools/testing/kunit/kunit.py"))
         .args(["parse", "--json"])
         .arg(input.path())
         .output()
@@ -289,6 +287,8 @@ pub fn read_log(log: &Path) -> Result<String> {
 /// and, for a boot test's boot, the reports: the log, or why not.
 pub fn verdict_of(log: &Path, paging: Paging, expected: Option<&[String]>) -> Result<String> {
     let text = read_log(log)?;
+    let never = "the log is empty: QEMU never started (see the boot stage)";
+    ensure!(!text.is_empty(), never);
     let (problems, report) = problems(&text, paging, expected)?;
     if let Some(expected) = expected {
         println!("    expected suites: {}", expected.join(", "));

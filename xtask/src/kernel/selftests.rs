@@ -56,8 +56,10 @@ pub fn build(tree: &Path, build: &Path) -> Result<Vec<(String, PathBuf)>> {
     found.iter().for_each(|l| println!("    | {l}"));
     let n = found.len();
     ensure!(n == 0, "{n} warning(s) building the selftests");
-    let show = |(guest, bin): &(String, PathBuf)| println!("    {} ({guest})", bin.display());
-    built.iter().for_each(show);
+    for (guest, bin) in &built {
+        ensure!(bin.is_file(), "make did not build {}", bin.display());
+        println!("    {} ({guest})", bin.display());
+    }
     Ok(built)
 }
 

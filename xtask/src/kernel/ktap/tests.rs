@@ -53,4 +53,6 @@ fn each_log_has_the_problems_expected_txt_lists() {
             assert_eq!(got.unwrap().join("\n"), want.trim_end(), "{head}");
         }
     }
+    let empty = verdict_of(Path::new("/dev/null"), Paging::Five, None).unwrap_err();
+    assert!(empty.to_string().contains("QEMU never started"), "{empty}");
 }
