@@ -205,14 +205,10 @@ fn build_kernel(p: &mut Pipeline, cache: &Cache, k: Kernel, dir: Option<&Path>) 
 /// in `unset` (without `CONFIG_`) off, from the tree `built` was made from:
 /// a kernel that differs from the tested one only where a measurement needs it.
 pub fn build_variant(cache: &Cache, built: &Built, name: &str, unset: &[&str]) -> Result<PathBuf> {
-    let (tree, off) = (
-        &built.tree.dir,
-        cache.root.join(format!("{name}-unset.config")),
-    );
-    let text: String = unset
-        .iter()
-        .map(|s| format!("# CONFIG_{s} is not set\n"))
-        .collect();
+    let tree = &built.tree.dir;
+    let off = cache.root.join(format!("{name}-unset.config"));
+    let lines = unset.iter().map(|s| format!("# CONFIG_{s} is not set\n"));
+    let text: String = lines.collect();
     std::fs::write(&off, text).with_context(|| format!("write {}", off.display()))?;
     config::layered(cache, tree, name, &[config::fragment("boot"), off])?;
     bzimage(&build::make(cache, tree, name, &["bzImage"])?)
